@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "netsock",
+      "sources": ["native/netsock.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}

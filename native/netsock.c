@@ -1,0 +1,111 @@
+/*
+ * netsock: opens a UDP/IPv4 socket that is bound to one network interface
+ * (SO_BINDTODEVICE) before it is bound to its port, and hands the fd to
+ * node:dgram (socket.bind({ fd })).
+ *
+ * Why native: a DHCP server must bind 0.0.0.0:67 to receive broadcasts from
+ * clients that have no address yet, and node:dgram offers no way to restrict
+ * such a socket to one interface. SO_BINDTODEVICE makes the kernel deliver
+ * only packets that arrived on that interface and route replies out of it,
+ * so metalboot never answers on an interface it was not told to serve.
+ * Setting it before bind() leaves no window in which other interfaces'
+ * packets are queued. A raw/packet socket would do too, but would need us to
+ * build IP/UDP headers and would bypass the kernel's UDP demultiplexing.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char msg[256];
+  char code[32];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  snprintf(code, sizeof code, "E%d", err);
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+/* openUdp4(address: string, port: number, device: string | '', broadcast: boolean, reuse: boolean): number */
+static napi_value open_udp4(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) {
+    napi_throw_type_error(env, NULL, "openUdp4(address, port, device, broadcast, reuse)");
+    return NULL;
+  }
+  char address[INET_ADDRSTRLEN + 1] = {0};
+  char device[IFNAMSIZ + 1] = {0};
+  size_t len = 0;
+  uint32_t port = 0;
+  bool broadcast = false, reuse = false;
+  if (napi_get_value_string_utf8(env, argv[0], address, sizeof address, &len) != napi_ok ||
+      napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], device, sizeof device, &len) != napi_ok ||
+      napi_get_value_bool(env, argv[3], &broadcast) != napi_ok ||
+      napi_get_value_bool(env, argv[4], &reuse) != napi_ok || port > 65535) {
+    napi_throw_type_error(env, NULL, "openUdp4: bad argument types");
+    return NULL;
+  }
+  if (len >= IFNAMSIZ) {
+    napi_throw_range_error(env, NULL, "openUdp4: interface name too long");
+    return NULL;
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
+    napi_throw_range_error(env, NULL, "openUdp4: bad IPv4 address");
+    return NULL;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int one = 1;
+  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+    int e = errno; close(fd); return throw_errno(env, "setsockopt(SO_REUSEADDR)", e);
+  }
+  if (broadcast && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) < 0) {
+    int e = errno; close(fd); return throw_errno(env, "setsockopt(SO_BROADCAST)", e);
+  }
+  if (device[0] != '\0' &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, (socklen_t)strlen(device) + 1) < 0) {
+    int e = errno; close(fd); return throw_errno(env, "setsockopt(SO_BINDTODEVICE)", e);
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno; close(fd); return throw_errno(env, "bind", e);
+  }
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
+/* closeFd(fd): for error paths before node:dgram owns the fd. */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1 &&
+      napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd > 2) {
+    close(fd);
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"openUdp4", NULL, open_udp4, NULL, NULL, NULL, napi_default, NULL},
+    {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

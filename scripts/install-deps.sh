@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything metalboot needs to build, run and test on Debian, as root:
+# system packages (apt-get), node modules (npm ci), the native helper and dist/.
+# Idempotent; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Runtime: node, a C toolchain for the small native socket helper, iputils-ping
+# for the DHCP conflict check. Tests and benchmarks: the real DHCP peers.
+RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping)
+TEST_PKGS=(kea-admin kea-dhcp4-server busybox udhcpc dnsmasq-base isc-dhcp-relay
+           qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl)
+
+want=("${RUNTIME_PKGS[@]}")
+if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  # node may come from outside Debian (e.g. a NodeSource build); accept any node >= 20.
+  if [[ $p == nodejs || $p == npm ]] && command -v node >/dev/null && command -v npm >/dev/null; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d stops Debian from starting kea/dnsmasq services we only want as binaries.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rm_policy=1; fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [[ ${rm_policy:-0} == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj < 20) { console.error("metalboot needs Node >= 20, found " + process.version); process.exit(1) }'
+
+# Debian's node ships its headers in /usr/include/node; point node-gyp there
+# instead of letting it download headers.
+if [[ -f /usr/include/node/node_api.h ]]; then export npm_config_nodedir=/usr; fi
+npm ci --no-audit --no-fund
+npm run build

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds, runs every test,
+# and ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
+
+out=$(mktemp)
+status=0
+# Unit tests in parallel; integration tests (root, namespaces, QEMU) one at a time.
+npx tap --disable-coverage --reporter=tap --timeout=60 'dist/test/unit/**/*.test.js' 2>&1 | tee "$out" || status=1
+if [[ -d dist/test/integration ]]; then
+  npx tap --disable-coverage --reporter=tap --jobs=1 --timeout=900 'dist/test/integration/**/*.test.js' 2>&1 | tee -a "$out" || status=1
+fi
+# tap's own totals are lines like "# { total: 29, pass: 29, fail: 1 }".
+read -r pass fail < <(node -e '
+  const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(l => /^# \{ total:/.test(l));
+  let p = 0, f = 0;
+  for (const l of lines) { p += +((/pass: (\d+)/.exec(l) || [])[1] || 0); f += +((/fail: (\d+)/.exec(l) || [])[1] || 0); }
+  if (lines.length === 0) f = 1;
+  console.log(p, f);' "$out")
+rm -f "$out"
+if [[ $fail != 0 ]]; then status=1; fi
+echo "$pass passed, $fail failed"
+exit $status
