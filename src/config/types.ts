@@ -1,0 +1,80 @@
+/**
+ * The validated, typed configuration. The YAML file is parsed and checked by
+ * config/load.ts; everything past that boundary trusts these types.
+ */
+import type { Cidr, Ipv4, Ipv4Range } from '../net/ipv4.js';
+import type { Mac } from '../net/mac.js';
+
+export type DhcpMode = 'server' | 'proxy' | 'off';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface SubnetConfig {
+  readonly cidr: Cidr;
+  /** Inclusive address pool inside cidr; absent = reservations only. */
+  readonly pool?: Ipv4Range;
+  readonly router?: Ipv4;
+  readonly dns: readonly Ipv4[];
+  readonly domainName?: string;
+  /** Seconds. */
+  readonly leaseTime: number;
+}
+
+export interface ReservationConfig {
+  readonly mac: Mac;
+  readonly ip: Ipv4;
+  readonly hostname?: string;
+}
+
+export interface BootFilesConfig {
+  /** Non-iPXE BIOS PXE ROMs (arch 0). */
+  readonly bios: string;
+  /** Non-iPXE UEFI x64 (arch 7, 9). */
+  readonly efiX64: string;
+  /** Non-iPXE UEFI IA32 (arch 6). */
+  readonly efiIa32: string;
+  /** Non-iPXE UEFI arm64 (arch 11). */
+  readonly efiArm64: string;
+  /** HTTP-boot x64 (arch 16), a path under http.publicUrl. */
+  readonly httpX64: string;
+  /** HTTP-boot arm64 (arch 19), a path under http.publicUrl. */
+  readonly httpArm64: string;
+}
+
+export interface ConflictCheckConfig {
+  readonly method: 'ping' | 'off';
+  readonly timeoutMs: number;
+}
+
+export interface DhcpConfig {
+  readonly mode: DhcpMode;
+  /** The one interface served (SO_BINDTODEVICE). Required unless mode is off. */
+  readonly interface: string;
+  /** Server identifier (option 54) and next-server; default: the interface's first IPv4. */
+  readonly serverAddress?: Ipv4;
+  readonly subnets: readonly SubnetConfig[];
+  readonly reservations: readonly ReservationConfig[];
+  readonly bootFiles: BootFilesConfig;
+  readonly conflictCheck: ConflictCheckConfig;
+  /** Seconds an offered address stays held for the client it was offered to. */
+  readonly offerHoldSeconds: number;
+  /** Seconds a declined or conflicting address is kept out of the pool. */
+  readonly quarantineSeconds: number;
+}
+
+export interface HttpConfig {
+  readonly listen: HostPort;
+  /** Base URL machines use to reach metalboot's HTTP server, no trailing slash. */
+  readonly publicUrl: string;
+}
+
+export interface Config {
+  readonly dataDir: string;
+  readonly logLevel: LogLevel;
+  readonly http: HttpConfig;
+  readonly dhcp: DhcpConfig;
+}
