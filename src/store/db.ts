@@ -1,0 +1,237 @@
+/**
+ * The level database adapter: one ClassicLevel at `${dataDir}/db` with typed
+ * sublevels. Services depend on the `Store` interface, not on this file.
+ *
+ * Every lease write goes through one GroupCommitter whose write is a
+ * `sync: true` batch, so a resolved putLeases/deleteLeases is on disk (a
+ * crash right after cannot lose it) while a DHCP storm still costs few fsyncs.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import type { Lease, LeaseState } from '../leases/lease.js';
+import type { Ipv4 } from '../net/ipv4.js';
+import { formatIpv4 } from '../net/ipv4.js';
+import type { Mac } from '../net/mac.js';
+import { tryParseMac } from '../net/mac.js';
+import { GroupCommitter, StoreClosedError, type GroupCommitStats } from './group-commit.js';
+
+export { StoreClosedError } from './group-commit.js';
+
+/** The on-disk layout version this code writes and understands. */
+export const SCHEMA_VERSION = 1;
+
+export type StoreOpenFailure = 'unavailable' | 'newer-schema' | 'bad-meta';
+
+/** The store could not be opened; names the path and, for I/O failures, the underlying cause. */
+export class StoreOpenError extends Error {
+  constructor(readonly path: string, readonly reason: StoreOpenFailure, detail: string, options?: { cause?: unknown }) {
+    super(`cannot open store at ${path}: ${detail}`, options);
+    this.name = 'StoreOpenError';
+  }
+}
+
+export interface StoreStats {
+  readonly groupCommit: GroupCommitStats;
+  /** Lease records skipped by loadLeases because they failed validation (cumulative). */
+  readonly corrupt: number;
+}
+
+export interface Store {
+  /** All valid leases, in address order. Corrupt records are skipped and counted. */
+  loadLeases(): Promise<Lease[]>;
+  /** Upserts; resolves once durably written. One call is atomic (one batch). */
+  putLeases(leases: readonly Lease[]): Promise<void>;
+  /** Deletes by address (absent ones are fine); resolves once durably written. */
+  deleteLeases(ips: readonly Ipv4[]): Promise<void>;
+  /** Waits for queued writes, then closes the database. Idempotent. */
+  close(): Promise<void>;
+  stats(): StoreStats;
+}
+
+export interface OpenStoreOptions {
+  /** Called for each lease record skipped as corrupt (e.g. to log it). */
+  readonly onCorrupt?: (key: string, reason: string) => void;
+  /** GroupCommitter cap on ops per batch. */
+  readonly maxBatch?: number;
+}
+
+type Db = ClassicLevel<string, unknown>;
+type Op = { type: 'put'; key: string; value: Lease } | { type: 'del'; key: string };
+
+/** 8 lower-case hex digits: fixed width, so lexicographic key order is address order. */
+export function leaseKey(ip: Ipv4): string {
+  if (!Number.isInteger(ip) || ip < 0 || ip > 0xffffffff) throw new RangeError(`not an IPv4 address: ${ip}`);
+  return ip.toString(16).padStart(8, '0');
+}
+
+export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): Promise<Store> {
+  const path = join(dataDir, 'db');
+  let db: Db;
+  try {
+    await mkdir(dataDir, { recursive: true });
+    db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json' });
+    await db.open();
+  } catch (err) {
+    throw new StoreOpenError(path, 'unavailable', describeError(err), { cause: err });
+  }
+  try {
+    await checkSchema(db, path);
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    if (err instanceof StoreOpenError) throw err;
+    throw new StoreOpenError(path, 'unavailable', describeError(err), { cause: err });
+  }
+  return new LevelStore(db, opts);
+}
+
+async function checkSchema(db: Db, path: string): Promise<void> {
+  const meta = db.sublevel<string, unknown>('meta', { valueEncoding: 'json' });
+  const version = await meta.get('schemaVersion');
+  if (version === undefined) {
+    // Sublevel put() has no sync option; a root batch aimed at the sublevel does.
+    await db.batch([{ type: 'put', sublevel: meta, key: 'schemaVersion', value: SCHEMA_VERSION }], { sync: true });
+    return;
+  }
+  if (!Number.isInteger(version) || (version as number) < 1) {
+    throw new StoreOpenError(path, 'bad-meta', `schemaVersion is ${JSON.stringify(version)}, expected a positive integer`);
+  }
+  if ((version as number) > SCHEMA_VERSION) {
+    throw new StoreOpenError(
+      path,
+      'newer-schema',
+      `schema version ${version} was written by a newer metalboot (this one understands up to ${SCHEMA_VERSION}); refusing to open`,
+    );
+  }
+}
+
+class LevelStore implements Store {
+  private readonly leases;
+  private readonly committer: GroupCommitter<Op>;
+  private corrupt = 0;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly db: Db, private readonly opts: OpenStoreOptions) {
+    this.leases = db.sublevel<string, Lease>('leases', { valueEncoding: 'json' });
+    const leases = this.leases;
+    this.committer = new GroupCommitter<Op>(
+      (ops) => db.batch(ops.map((op) => ({ ...op, sublevel: leases })), { sync: true }),
+      opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch },
+    );
+  }
+
+  async loadLeases(): Promise<Lease[]> {
+    if (this.closing) throw new StoreClosedError();
+    const out: Lease[] = [];
+    // Read raw text rather than through the json encoding: one undecodable
+    // value would otherwise abort the whole iteration.
+    for await (const [key, raw] of this.leases.iterator<string, string>({ valueEncoding: 'utf8' })) {
+      const result = decodeLease(key, raw);
+      if (typeof result === 'string') {
+        this.corrupt++;
+        this.opts.onCorrupt?.(key, result);
+      } else {
+        out.push(result);
+      }
+    }
+    return out;
+  }
+
+  putLeases(leases: readonly Lease[]): Promise<void> {
+    let ops: Op[];
+    try {
+      ops = leases.map((l) => ({ type: 'put', key: leaseKey(l.ip), value: l }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.committer.submit(ops);
+  }
+
+  deleteLeases(ips: readonly Ipv4[]): Promise<void> {
+    let ops: Op[];
+    try {
+      ops = ips.map((ip) => ({ type: 'del', key: leaseKey(ip) }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.committer.submit(ops);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.committer.close().then(() => this.db.close());
+    return this.closing;
+  }
+
+  stats(): StoreStats {
+    return { groupCommit: this.committer.stats, corrupt: this.corrupt };
+  }
+}
+
+const STATES: ReadonlySet<string> = new Set<LeaseState>(['bound', 'released', 'declined']);
+
+/** A validated Lease, or the reason the record is unusable. Unknown fields are dropped. */
+export function decodeLease(key: string, raw: string): Lease | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return 'value is not JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'value is not an object';
+  const r = v as Record<string, unknown>;
+  const ip = r['ip'];
+  if (typeof ip !== 'number' || !Number.isInteger(ip) || ip < 0 || ip > 0xffffffff) return 'ip is not a uint32';
+  if (leaseKey(ip as Ipv4) !== key) return `ip ${formatIpv4(ip as Ipv4)} does not match its key`;
+  if (typeof r['state'] !== 'string' || !STATES.has(r['state'])) return 'state is not a lease state';
+  const { expiresAt, updatedAt } = r;
+  if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt)) return 'expiresAt is not a number';
+  if (typeof updatedAt !== 'number' || !Number.isFinite(updatedAt)) return 'updatedAt is not a number';
+
+  const lease: { -readonly [K in keyof Lease]: Lease[K] } = {
+    ip: ip as Ipv4,
+    state: r['state'] as LeaseState,
+    expiresAt,
+    updatedAt,
+  };
+  const { mac, hostname, clientArch, vendorClass, clientId } = r;
+  if (mac !== undefined) {
+    if (typeof mac !== 'string' || tryParseMac(mac) !== mac) return 'mac is not a normalised MAC';
+    lease.mac = mac as Mac;
+  }
+  if (hostname !== undefined) {
+    if (typeof hostname !== 'string') return 'hostname is not a string';
+    lease.hostname = hostname;
+  }
+  if (clientArch !== undefined) {
+    if (typeof clientArch !== 'number' || !Number.isInteger(clientArch) || clientArch < 0 || clientArch > 0xffff) {
+      return 'clientArch is not a uint16';
+    }
+    lease.clientArch = clientArch;
+  }
+  if (vendorClass !== undefined) {
+    if (typeof vendorClass !== 'string') return 'vendorClass is not a string';
+    lease.vendorClass = vendorClass;
+  }
+  if (clientId !== undefined) {
+    if (typeof clientId !== 'string' || !/^([0-9a-f]{2})*$/i.test(clientId)) return 'clientId is not hex';
+    lease.clientId = clientId;
+  }
+  return lease;
+}
+
+/** "Database failed to open (LEVEL_DATABASE_NOT_OPEN) <- IO error: lock .../LOCK: already held by process (LEVEL_LOCKED)" */
+function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    if (e instanceof Error) {
+      const code = (e as { code?: unknown }).code;
+      parts.push(typeof code === 'string' ? `${e.message} (${code})` : e.message);
+      e = e.cause;
+    } else {
+      parts.push(String(e));
+      break;
+    }
+  }
+  return parts.join(' <- ');
+}
