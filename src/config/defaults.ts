@@ -1,0 +1,48 @@
+/**
+ * Defaults and bounds for the config file, in one place so the loader, the
+ * docs and the tests agree on them.
+ */
+import type { BootFilesConfig, ConflictCheckConfig, DhcpMode, LogLevel } from './types.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/metalboot/metalboot.yaml';
+
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+export const DHCP_MODES: readonly DhcpMode[] = ['server', 'proxy', 'off'];
+
+export const DEFAULT_DATA_DIR = '/var/lib/metalboot';
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+export const DEFAULT_HTTP_LISTEN = '0.0.0.0:8080';
+export const DEFAULT_DHCP_MODE: DhcpMode = 'server';
+export const DEFAULT_OFFER_HOLD_SECONDS = 30;
+export const DEFAULT_QUARANTINE_SECONDS = 600;
+export const DEFAULT_LEASE_TIME = 3600;
+
+export const DEFAULT_CONFLICT_CHECK: ConflictCheckConfig = { method: 'ping', timeoutMs: 500 };
+
+export const DEFAULT_BOOT_FILES: BootFilesConfig = {
+  bios: 'undionly.kpxe',
+  efiX64: 'ipxe.efi',
+  efiIa32: 'ipxe-ia32.efi',
+  efiArm64: 'ipxe-arm64.efi',
+  httpX64: '/boot-assets/ipxe.efi',
+  httpArm64: '/boot-assets/ipxe-arm64.efi',
+};
+
+/** Inclusive [min, max] bounds for integer settings. */
+export const LIMITS = {
+  /** A minute to a year: shorter leases flood the server, longer ones never give addresses back. */
+  leaseTime: [60, 31_536_000],
+  /** An offer not answered within an hour is abandoned by any real client. */
+  offerHoldSeconds: [1, 3600],
+  /** 0 disables quarantine; a week is already longer than any lab wants an address parked. */
+  quarantineSeconds: [0, 604_800],
+  /** A ping slower than 10 s is not an answer a DHCP client will wait for. */
+  conflictTimeoutMs: [10, 10_000],
+  port: [1, 65_535],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** A subnet smaller than /30 has no room for a host besides network and broadcast. */
+export const MAX_SUBNET_PREFIX = 30;
+
+/** The BOOTP `file` field is 128 bytes including the terminating NUL. */
+export const MAX_BOOT_FILE_BYTES = 127;

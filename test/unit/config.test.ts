@@ -1,0 +1,299 @@
+import t from 'tap';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile, parseConfig, type ConfigEnv } from '../../src/config/load.js';
+import { parseIpv4 as ip, parseCidr } from '../../src/net/ipv4.js';
+
+/** A host with br0 at 10.99.0.1 and eth1 without an address. */
+const env: ConfigEnv = {
+  interfaceExists: (n) => n === 'br0' || n === 'eth1',
+  interfaceAddress: (n) => (n === 'br0' ? ip('10.99.0.1') : undefined),
+};
+
+const FULL = `
+dataDir: /srv/metalboot
+logLevel: debug
+http: { listen: "127.0.0.1:9090", publicUrl: "http://10.99.0.1:9090/" }
+dhcp:
+  mode: server
+  interface: br0
+  serverAddress: 10.99.0.2
+  offerHoldSeconds: 45
+  quarantineSeconds: 0
+  conflictCheck: { method: off, timeoutMs: 250 }
+  bootFiles: { bios: undionly.kpxe, efiX64: snponly.efi, efiIa32: ipxe-ia32.efi, efiArm64: ipxe-arm64.efi, httpX64: /assets/ipxe.efi, httpArm64: /assets/ipxe-arm64.efi }
+  subnets:
+    - cidr: 10.99.0.0/24
+      pool: [10.99.0.100, 10.99.0.200]
+      router: 10.99.0.1
+      dns: [10.99.0.1, 1.1.1.1]
+      domainName: lab.example
+      leaseTime: 7200
+    - cidr: 10.99.1.0/24
+  reservations:
+    - { mac: "52:54:00:00:00:01", ip: 10.99.0.10, hostname: vm1 }
+    - { mac: "52-54-00-00-00-02", ip: 10.99.0.150 }
+    - { mac: "52:54:00:00:00:03", ip: 10.99.1.7 }
+`;
+
+/** The smallest valid server-mode file, to which error cases add one mistake. */
+const MIN = `
+http: { publicUrl: "http://10.99.0.1:8080" }
+dhcp:
+  interface: br0
+  subnets:
+    - cidr: 10.99.0.0/24
+      pool: [10.99.0.100, 10.99.0.200]
+`;
+
+function errorOf(text: string, e: ConfigEnv = env): ConfigError {
+  try {
+    parseConfig(text, e);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError, config was accepted');
+}
+
+t.test('a full example parses to typed values', async (t) => {
+  const c = parseConfig(FULL, env);
+  t.equal(c.dataDir, '/srv/metalboot');
+  t.equal(c.logLevel, 'debug');
+  t.same(c.http, { listen: { host: '127.0.0.1', port: 9090 }, publicUrl: 'http://10.99.0.1:9090' });
+  t.equal(c.dhcp.mode, 'server');
+  t.equal(c.dhcp.interface, 'br0');
+  t.equal(c.dhcp.serverAddress, ip('10.99.0.2'));
+  t.equal(c.dhcp.offerHoldSeconds, 45);
+  t.equal(c.dhcp.quarantineSeconds, 0);
+  t.same(c.dhcp.conflictCheck, { method: 'off', timeoutMs: 250 });
+  t.equal(c.dhcp.bootFiles.efiX64, 'snponly.efi');
+  t.equal(c.dhcp.bootFiles.httpArm64, '/assets/ipxe-arm64.efi');
+  t.equal(c.dhcp.subnets.length, 2);
+  t.strictSame(c.dhcp.subnets[0], {
+    cidr: parseCidr('10.99.0.0/24'),
+    pool: { first: ip('10.99.0.100'), last: ip('10.99.0.200') },
+    router: ip('10.99.0.1'),
+    dns: [ip('10.99.0.1'), ip('1.1.1.1')],
+    domainName: 'lab.example',
+    leaseTime: 7200,
+  });
+  // Optional subnet fields are absent, not undefined-valued.
+  t.strictSame(c.dhcp.subnets[1], { cidr: parseCidr('10.99.1.0/24'), dns: [], leaseTime: 3600 });
+  t.strictSame(c.dhcp.reservations, [
+    { mac: '52:54:00:00:00:01', ip: ip('10.99.0.10'), hostname: 'vm1' },
+    // Inside the pool is allowed; the MAC is normalised.
+    { mac: '52:54:00:00:00:02', ip: ip('10.99.0.150') },
+    { mac: '52:54:00:00:00:03', ip: ip('10.99.1.7') },
+  ]);
+  t.equal(DEFAULT_CONFIG_PATH, '/etc/metalboot/metalboot.yaml');
+});
+
+t.test('defaults fill in', async (t) => {
+  const c = parseConfig(MIN, env);
+  t.equal(c.dataDir, '/var/lib/metalboot');
+  t.equal(c.logLevel, 'info');
+  t.same(c.http.listen, { host: '0.0.0.0', port: 8080 });
+  t.equal(c.dhcp.mode, 'server');
+  t.equal(c.dhcp.serverAddress, ip('10.99.0.1'), 'from the interface address');
+  t.equal(c.dhcp.offerHoldSeconds, 30);
+  t.equal(c.dhcp.quarantineSeconds, 600);
+  t.same(c.dhcp.conflictCheck, { method: 'ping', timeoutMs: 500 });
+  t.same(c.dhcp.bootFiles, {
+    bios: 'undionly.kpxe', efiX64: 'ipxe.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'ipxe-arm64.efi',
+    httpX64: '/boot-assets/ipxe.efi', httpArm64: '/boot-assets/ipxe-arm64.efi',
+  });
+  t.same(c.dhcp.reservations, []);
+  t.equal(c.dhcp.subnets[0]!.leaseTime, 3600);
+  t.same(c.dhcp.subnets[0]!.dns, []);
+
+  const partial = parseConfig(`${MIN}  bootFiles: { bios: custom.kpxe }\n  conflictCheck: { timeoutMs: 100 }\n`, env);
+  t.equal(partial.dhcp.bootFiles.bios, 'custom.kpxe');
+  t.equal(partial.dhcp.bootFiles.efiX64, 'ipxe.efi');
+  t.same(partial.dhcp.conflictCheck, { method: 'ping', timeoutMs: 100 });
+});
+
+t.test('mode off and proxy', async (t) => {
+  const off = parseConfig('dhcp: { mode: off }\n', { interfaceExists: () => false, interfaceAddress: () => undefined });
+  t.equal(off.dhcp.mode, 'off');
+  t.equal(off.dhcp.interface, '');
+  t.equal(off.dhcp.serverAddress, undefined);
+  t.same(off.dhcp.subnets, []);
+  t.equal(off.http.publicUrl, 'http://127.0.0.1:8080', 'derived from listen when DHCP does not need it');
+
+  const proxy = parseConfig('http: { publicUrl: "https://boot.lab.example/mb/" }\ndhcp: { mode: proxy, interface: br0 }\n', env);
+  t.equal(proxy.dhcp.mode, 'proxy');
+  t.same(proxy.dhcp.subnets, []);
+  t.equal(proxy.http.publicUrl, 'https://boot.lab.example/mb');
+
+  const v6 = parseConfig('http: { listen: "[::]:80" }\ndhcp: { mode: off }\n', env);
+  t.same(v6.http.listen, { host: '::', port: 80 });
+  t.equal(v6.http.publicUrl, 'http://[::1]:80');
+});
+
+t.test('empty file: defaults, then the missing interface', async (t) => {
+  for (const text of ['', '\n', '# nothing here\n']) {
+    t.equal(errorOf(text).message, 'config: dhcp.interface: is required when dhcp.mode is server');
+  }
+});
+
+t.test('ConfigError carries path and reason', async (t) => {
+  const e = errorOf(MIN.replace('10.99.0.200]', '10.99.1.5]'));
+  t.ok(e instanceof Error);
+  t.equal(e.name, 'ConfigError');
+  t.equal(e.path, 'dhcp.subnets[0].pool');
+  t.equal(e.reason, '10.99.1.5 is outside 10.99.0.0/24');
+  t.equal(e.message, 'config: dhcp.subnets[0].pool: 10.99.1.5 is outside 10.99.0.0/24');
+});
+
+/** [what, config text, exact message] */
+const CASES: [string, string, string][] = [
+  // unknown keys, at every level
+  ['unknown top key', `${MIN}dhpc: {}\n`, 'config: dhpc: unknown key'],
+  ['unknown dhcp key', MIN.replace('  subnets:', '  subnet: []\n  subnets:'), 'config: dhcp.subnet: unknown key'],
+  ['unknown subnet key', `${MIN}      gateway: 10.99.0.1\n`, 'config: dhcp.subnets[0].gateway: unknown key'],
+  ['unknown reservation key', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01", ip: 10.99.0.9, name: x }]\n`, 'config: dhcp.reservations[0].name: unknown key'],
+  ['unknown bootFiles key', `${MIN}  bootFiles: { efi: x.efi }\n`, 'config: dhcp.bootFiles.efi: unknown key'],
+  ['unknown http key', MIN.replace('http: {', 'http: { port: 1, '), 'config: http.port: unknown key'],
+
+  // types
+  ['top level is a list', '- a\n- b\n', 'config: (top level): expected a mapping, got a list'],
+  ['dhcp is a string', 'dhcp: server\n', 'config: dhcp: expected a mapping, got string "server"'],
+  ['bad mode', MIN.replace('  interface: br0', '  mode: relay\n  interface: br0'), 'config: dhcp.mode: expected one of server, proxy, off, got string "relay"'],
+  ['bad log level', `logLevel: verbose\n${MIN}`, 'config: logLevel: expected one of fatal, error, warn, info, debug, trace, got string "verbose"'],
+  ['number as string', `${MIN}  offerHoldSeconds: "30"\n`, 'config: dhcp.offerHoldSeconds: expected an integer, got string "30"'],
+  ['fraction', `${MIN}  quarantineSeconds: 1.5\n`, 'config: dhcp.quarantineSeconds: expected an integer, got number 1.5'],
+  ['subnets not a list', MIN.replace(/  subnets:[\s\S]*$/, '  subnets: 10.99.0.0/24\n'), 'config: dhcp.subnets: expected a list, got string "10.99.0.0/24"'],
+  ['ip as number', `${MIN}  serverAddress: 10\n`, 'config: dhcp.serverAddress: expected an IPv4 address string, got number 10'],
+  ['bad ip', `${MIN}      router: 10.99.0.256\n`, 'config: dhcp.subnets[0].router: "10.99.0.256" has an octet above 255'],
+  ['bad dns entry', `${MIN}      dns: [10.99.0.1, ns1]\n`, 'config: dhcp.subnets[0].dns[1]: "ns1" is not a dotted-quad IPv4 address'],
+  ['relative dataDir', `dataDir: var/lib\n${MIN}`, 'config: dataDir: "var/lib" must be an absolute path'],
+  ['empty string', `dataDir: ""\n${MIN}`, 'config: dataDir: must not be empty'],
+  ['bad domain name', `${MIN}      domainName: "lab_example"\n`, 'config: dhcp.subnets[0].domainName: "lab_example" is not a valid DNS name'],
+  ['http boot path', `${MIN}  bootFiles: { httpX64: ipxe.efi }\n`, 'config: dhcp.bootFiles.httpX64: "ipxe.efi" must be a path starting with /'],
+  ['tftp name with ..', `${MIN}  bootFiles: { bios: ../etc/passwd }\n`, 'config: dhcp.bootFiles.bios: "../etc/passwd" must not contain ".."'],
+  ['conflict method', `${MIN}  conflictCheck: { method: arp }\n`, 'config: dhcp.conflictCheck.method: expected one of ping, off, got string "arp"'],
+
+  // number ranges
+  ['lease too short', `${MIN}      leaseTime: 59\n`, 'config: dhcp.subnets[0].leaseTime: 59 is out of range 60..31536000'],
+  ['lease too long', `${MIN}      leaseTime: 31536001\n`, 'config: dhcp.subnets[0].leaseTime: 31536001 is out of range 60..31536000'],
+  ['offer hold 0', `${MIN}  offerHoldSeconds: 0\n`, 'config: dhcp.offerHoldSeconds: 0 is out of range 1..3600'],
+  ['timeout', `${MIN}  conflictCheck: { timeoutMs: 60000 }\n`, 'config: dhcp.conflictCheck.timeoutMs: 60000 is out of range 10..10000'],
+
+  // CIDRs
+  ['cidr host bits', MIN.replace('10.99.0.0/24', '10.99.0.1/24'), 'config: dhcp.subnets[0].cidr: "10.99.0.1/24" has host bits set (network is 10.99.0.0/24)'],
+  ['cidr bad prefix', MIN.replace('10.99.0.0/24', '10.99.0.0/33'), 'config: dhcp.subnets[0].cidr: "10.99.0.0/33" has a bad prefix length'],
+  ['cidr no prefix', MIN.replace('10.99.0.0/24', '10.99.0.0'), 'config: dhcp.subnets[0].cidr: "10.99.0.0" is not a CIDR (missing /prefix)'],
+  ['cidr too small', MIN.replace(/cidr: 10.99.0.0\/24\n.*\n/, 'cidr: 10.99.0.4/31\n'), 'config: dhcp.subnets[0].cidr: /31 is too small to serve (at most /30)'],
+  ['cidr missing', MIN.replace('    - cidr: 10.99.0.0/24\n      pool', '    - pool'), 'config: dhcp.subnets[0].cidr: is required'],
+
+  // pools
+  ['pool outside', MIN.replace('10.99.0.200]', '10.99.1.5]'), 'config: dhcp.subnets[0].pool: 10.99.1.5 is outside 10.99.0.0/24'],
+  ['pool reversed', MIN.replace('[10.99.0.100, 10.99.0.200]', '[10.99.0.200, 10.99.0.100]'), 'config: dhcp.subnets[0].pool: first address 10.99.0.200 is after last address 10.99.0.100'],
+  ['pool network', MIN.replace('10.99.0.100,', '10.99.0.0,'), 'config: dhcp.subnets[0].pool: 10.99.0.0 is the network address of 10.99.0.0/24'],
+  ['pool broadcast', MIN.replace('10.99.0.200]', '10.99.0.255]'), 'config: dhcp.subnets[0].pool: 10.99.0.255 is the broadcast address of 10.99.0.0/24'],
+  ['pool arity', MIN.replace('[10.99.0.100, 10.99.0.200]', '[10.99.0.100]'), 'config: dhcp.subnets[0].pool: expected [first, last] (two addresses), got 1'],
+  ['pool has router', `${MIN}      router: 10.99.0.150\n`, 'config: dhcp.subnets[0].pool: 10.99.0.100-10.99.0.200 contains the router 10.99.0.150'],
+  ['pool has server', `${MIN}  serverAddress: 10.99.0.120\n`, 'config: dhcp.subnets[0].pool: 10.99.0.100-10.99.0.200 contains the server address 10.99.0.120'],
+  ['router outside', `${MIN}      router: 10.98.0.1\n`, 'config: dhcp.subnets[0].router: 10.98.0.1 is outside 10.99.0.0/24'],
+  ['pools overlap across subnets',
+    `${MIN}    - cidr: 10.99.0.0/16\n      pool: [10.99.0.150, 10.99.2.10]\n`,
+    'config: dhcp.subnets[1].pool: 10.99.0.150-10.99.2.10 overlaps dhcp.subnets[0].pool 10.99.0.100-10.99.0.200'],
+  ['subnets overlap', `${MIN}    - cidr: 10.99.0.128/25\n`, 'config: dhcp.subnets[1].cidr: 10.99.0.128/25 overlaps dhcp.subnets[0].cidr 10.99.0.0/24'],
+  ['no subnets in server mode', 'http: { publicUrl: "http://x:1" }\ndhcp: { interface: br0 }\n', 'config: dhcp.subnets: at least one subnet is required when dhcp.mode is server'],
+
+  // reservations
+  ['reservation outside subnets', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01", ip: 10.98.0.9 }]\n`, 'config: dhcp.reservations[0].ip: 10.98.0.9 is outside every subnet in dhcp.subnets'],
+  ['reservation on broadcast', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01", ip: 10.99.0.255 }]\n`, 'config: dhcp.reservations[0].ip: 10.99.0.255 is the broadcast address of 10.99.0.0/24'],
+  ['reservation on server', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01", ip: 10.99.0.1 }]\n`, 'config: dhcp.reservations[0].ip: 10.99.0.1 is the server address'],
+  ['duplicate MAC (differently written)',
+    `${MIN}  reservations:\n    - { mac: "52:54:00:00:00:01", ip: 10.99.0.9 }\n    - { mac: "52-54-00-00-00-01", ip: 10.99.0.8 }\n`,
+    'config: dhcp.reservations[1].mac: 52:54:00:00:00:01 is already reserved by dhcp.reservations[0]'],
+  ['duplicate IP',
+    `${MIN}  reservations:\n    - { mac: "52:54:00:00:00:01", ip: 10.99.0.9 }\n    - { mac: "52:54:00:00:00:02", ip: 10.99.0.9 }\n`,
+    'config: dhcp.reservations[1].ip: 10.99.0.9 is already reserved by dhcp.reservations[0]'],
+  ['bad MAC', `${MIN}  reservations: [{ mac: "52:54:00:00:00", ip: 10.99.0.9 }]\n`, 'config: dhcp.reservations[0].mac: not a MAC address: "52:54:00:00:00"'],
+  ['multicast MAC', `${MIN}  reservations: [{ mac: "01:00:5e:00:00:01", ip: 10.99.0.9 }]\n`, 'config: dhcp.reservations[0].mac: 01:00:5e:00:00:01 is a multicast address'],
+  ['missing reservation ip', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01" }]\n`, 'config: dhcp.reservations[0].ip: is required'],
+  ['bad hostname', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01", ip: 10.99.0.9, hostname: "-vm" }]\n`, 'config: dhcp.reservations[0].hostname: "-vm" is not a valid DNS name'],
+
+  // interface and server address
+  ['nonexistent interface', MIN.replace('interface: br0', 'interface: br9'), 'config: dhcp.interface: network interface br9 does not exist'],
+  ['bad interface name', MIN.replace('interface: br0', 'interface: "../../etc"'), 'config: dhcp.interface: "../../etc" is not a valid interface name'],
+  ['no address to default to', MIN.replace('interface: br0', 'interface: eth1'), 'config: dhcp.serverAddress: not set, and interface eth1 has no IPv4 address to default to'],
+  ['server address not unicast', `${MIN}  serverAddress: 255.255.255.255\n`, 'config: dhcp.serverAddress: 255.255.255.255 is not a usable unicast address'],
+  ['proxy needs interface', 'http: { publicUrl: "http://x:1" }\ndhcp: { mode: proxy }\n', 'config: dhcp.interface: is required when dhcp.mode is proxy'],
+
+  // http
+  ['publicUrl missing', MIN.replace('http: { publicUrl: "http://10.99.0.1:8080" }\n', ''), 'config: http.publicUrl: is required when dhcp.mode is server'],
+  ['publicUrl scheme', MIN.replace('http://10.99.0.1:8080', 'tftp://10.99.0.1'), 'config: http.publicUrl: "tftp://10.99.0.1" must start with http:// or https://'],
+  ['publicUrl not a URL', MIN.replace('http://10.99.0.1:8080', '10.99.0.1:8080/x'), 'config: http.publicUrl: "10.99.0.1:8080/x" must start with http:// or https://'],
+  ['publicUrl garbage', MIN.replace('http://10.99.0.1:8080', 'http://'), 'config: http.publicUrl: "http://" is not a URL'],
+  ['publicUrl wildcard', MIN.replace('http://10.99.0.1:8080', 'http://0.0.0.0:8080'), 'config: http.publicUrl: 0.0.0.0 is a listen address; use an address machines can reach'],
+  ['publicUrl query', MIN.replace('http://10.99.0.1:8080', 'http://10.99.0.1:8080/?a=1'), 'config: http.publicUrl: must not have a query or fragment'],
+  ['listen no port', MIN.replace('http: {', 'http: { listen: "0.0.0.0",'), 'config: http.listen: "0.0.0.0" is not host:port (IPv6 hosts go in brackets)'],
+  ['listen port 0', MIN.replace('http: {', 'http: { listen: "0.0.0.0:0",'), 'config: http.listen: port 0 is out of range 1..65535'],
+  ['listen port too big', MIN.replace('http: {', 'http: { listen: "0.0.0.0:65536",'), 'config: http.listen: port 65536 is out of range 1..65535'],
+  ['listen bad ip', MIN.replace('http: {', 'http: { listen: "10.0.0.300:80",'), 'config: http.listen: "10.0.0.300" has an octet above 255'],
+  ['listen bare ipv6', MIN.replace('http: {', 'http: { listen: ":::80",'), 'config: http.listen: ":::80" is not host:port (IPv6 hosts go in brackets)'],
+  ['listen as number', MIN.replace('http: {', 'http: { listen: 8080,'), 'config: http.listen: expected a string, got number 8080'],
+
+  // YAML itself
+  ['duplicate key', MIN.replace('  interface: br0', '  interface: br0\n  interface: br1'), 'config: invalid YAML at line 5, column 3: Map keys must be unique'],
+  ['syntax error', 'dhcp:\n  mode: [server\n  interface: br0\n', 'config: invalid YAML at line 3, column 3: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+  ['two documents', `${MIN}---\nlogLevel: info\n`, 'config: invalid YAML at line 8, column 1: Source contains multiple documents; please use YAML.parseAllDocuments()'],
+];
+
+t.test('each mistake is named precisely', async (t) => {
+  for (const [what, text, message] of CASES) {
+    let e: ConfigError;
+    try {
+      e = errorOf(text);
+    } catch (err) {
+      t.fail(`${what}: ${(err as Error).message}`);
+      continue;
+    }
+    t.equal(e.message, message, what);
+    t.notOk(e.message.includes('\n'), `${what}: one line`);
+    t.ok(e.message.startsWith(`config: ${e.path ? `${e.path}: ` : ''}`), `${what}: message starts with the path`);
+  }
+});
+
+t.test('YAML errors carry the line number', async (t) => {
+  const e = errorOf('a: 1\nb: [\n');
+  t.equal(e.path, '');
+  t.type(e.line, 'number');
+  t.match(e.message, /^config: invalid YAML at line \d+, column \d+: /);
+});
+
+t.test('loadConfigFile reads a file', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'metalboot-config-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'metalboot.yaml');
+  await writeFile(file, FULL);
+  const c = await loadConfigFile(file, env);
+  t.equal(c.dhcp.subnets.length, 2);
+  t.equal(c.http.publicUrl, 'http://10.99.0.1:9090');
+
+  // With the real host's interfaces: mode off needs none.
+  await writeFile(file, 'dhcp: { mode: off }\nlogLevel: warn\n');
+  const off = await loadConfigFile(file);
+  t.equal(off.logLevel, 'warn');
+
+  // The real lookup knows the loopback interface, and that its address cannot serve DHCP.
+  await writeFile(file, 'http: { publicUrl: "http://10.0.0.1:8080" }\ndhcp: { mode: proxy, interface: lo, serverAddress: 10.0.0.1 }\n');
+  const proxy = await loadConfigFile(file);
+  t.equal(proxy.dhcp.interface, 'lo');
+  await writeFile(file, 'http: { publicUrl: "http://10.0.0.1:8080" }\ndhcp: { mode: proxy, interface: lo }\n');
+  await t.rejects(loadConfigFile(file), {
+    message: "config: dhcp.serverAddress: not set, and interface lo's address 127.0.0.1 is not a usable unicast address",
+  });
+  await writeFile(file, 'http: { publicUrl: "http://10.0.0.1:8080" }\ndhcp: { mode: proxy, interface: nosuchif0 }\n');
+  await t.rejects(loadConfigFile(file), { message: 'config: dhcp.interface: network interface nosuchif0 does not exist' });
+
+  await t.rejects(loadConfigFile(join(dir, 'missing.yaml'), env), {
+    name: 'ConfigError',
+    message: /^config: cannot read .*missing\.yaml: ENOENT/,
+  });
+});
