@@ -1,0 +1,93 @@
+#!/usr/bin/env node
+/**
+ * metalbootd: the daemon. Exit codes: 0 clean stop, 1 runtime failure,
+ * 2 bad command line or configuration (one line on stderr says why).
+ */
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG_PATH, loadConfigFile, ConfigError } from '../config/load.js';
+import { LOG_LEVELS } from '../config/defaults.js';
+import type { LogLevel } from '../config/types.js';
+import { createLogger } from '../log.js';
+import { startDaemon } from '../daemon.js';
+import { packageVersion } from '../version.js';
+
+function usage(): string {
+  return `usage: metalbootd [--config PATH] [--log-level ${LOG_LEVELS.join('|')}] [--version]\n  default config: ${DEFAULT_CONFIG_PATH}\n`;
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c', default: DEFAULT_CONFIG_PATH },
+        'log-level': { type: 'string' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`metalbootd: ${e instanceof Error ? e.message : String(e)}\n${usage()}`);
+    return 2;
+  }
+  if (args.help) { process.stdout.write(usage()); return 0; }
+  if (args.version) { process.stdout.write(`metalbootd ${packageVersion()}\n`); return 0; }
+  const level = args['log-level'];
+  if (level !== undefined && !LOG_LEVELS.includes(level as LogLevel)) {
+    process.stderr.write(`metalbootd: --log-level: must be one of ${LOG_LEVELS.join(', ')}\n`);
+    return 2;
+  }
+
+  let config;
+  try {
+    config = await loadConfigFile(args.config!);
+  } catch (e) {
+    const msg = e instanceof ConfigError ? e.message : `config: ${args.config}: ${e instanceof Error ? e.message : String(e)}`;
+    process.stderr.write(`metalbootd: ${msg}\n`);
+    return 2;
+  }
+  const log = createLogger({ level: (level as LogLevel | undefined) ?? config.logLevel });
+  log.info({ event: 'daemon.starting', version: packageVersion(), config: args.config }, 'metalboot starting');
+
+  process.on('uncaughtException', (e) => {
+    log.fatal({ event: 'daemon.crash', err: e.message, stack: e.stack }, 'uncaught exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (e) => {
+    log.fatal({ event: 'daemon.crash', err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection');
+    process.exit(1);
+  });
+
+  let daemon;
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (e) {
+    log.fatal({ event: 'daemon.start-failed', err: e instanceof Error ? e.message : String(e) }, 'start failed');
+    return 1;
+  }
+
+  // Graceful stop: stop receiving, finish in-flight requests (lease writes
+  // and their replies), close the database, exit 0. A second signal forces.
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (stopping) { log.warn({ event: 'daemon.forced-exit', signal: sig }, 'second signal, exiting now'); process.exit(1); }
+      stopping = true;
+      log.info({ event: 'daemon.stopping', signal: sig }, 'stopping');
+      daemon.stop().then(resolve, (e: unknown) => {
+        log.error({ event: 'daemon.stop-error', err: e instanceof Error ? e.message : String(e) }, 'error while stopping');
+        resolve();
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  log.info({ event: 'daemon.stopped' }, 'metalboot stopped');
+  return 0;
+}
+
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  process.stderr.write(`metalbootd: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,76 @@
+/**
+ * The composition root: builds every service from the config, starts the
+ * edges, and stops them in reverse order. Nothing else constructs services.
+ */
+import type { Config } from './config/types.js';
+import type { Logger } from './log.js';
+import { openStore, type Store } from './store/db.js';
+import { LeaseTable } from './leases/table.js';
+import { LeaseService } from './leases/service.js';
+import { PingProber, noConflictCheck } from './net/ping.js';
+import { runCommand } from './exec/run.js';
+import { DhcpServer } from './dhcp/server.js';
+import { buildHttpApp, listen } from './http/server.js';
+import { formatIpv4 } from './net/ipv4.js';
+
+export interface RunningDaemon {
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<RunningDaemon> {
+  const clock = () => Date.now();
+  const store: Store = await openStore(config.dataDir, {
+    onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
+  });
+  const stops: (() => Promise<void>)[] = [() => store.close()];
+  const stopAll = async () => {
+    for (const s of stops.splice(0).reverse()) {
+      try { await s(); } catch (e) { log.error({ event: 'daemon.stop-error', err: e instanceof Error ? e.message : String(e) }, 'error while stopping'); }
+    }
+  };
+
+  try {
+    let leases: LeaseService | undefined;
+    if (config.dhcp.mode === 'server') {
+      const saved = await store.loadLeases();
+      const table = new LeaseTable({
+        subnets: config.dhcp.subnets,
+        reservations: config.dhcp.reservations,
+        offerHoldMs: config.dhcp.offerHoldSeconds * 1000,
+        quarantineMs: config.dhcp.quarantineSeconds * 1000,
+      }, saved);
+      const prober = config.dhcp.conflictCheck.method === 'ping'
+        ? new PingProber(runCommand, config.dhcp.interface, config.dhcp.conflictCheck.timeoutMs)
+        : noConflictCheck;
+      leases = new LeaseService(table, store, prober, clock, {
+        conflict: (ip, mac) => log.warn({ event: 'dhcp.conflict', ip: formatIpv4(ip), mac }, 'address answered the conflict check; quarantined'),
+      });
+      log.info({ event: 'leases.loaded', count: saved.length }, 'leases loaded');
+      const sweeper = setInterval(() => leases?.sweep(), 10_000);
+      sweeper.unref();
+      stops.push(async () => clearInterval(sweeper));
+    }
+
+    const app = buildHttpApp({ log, clock, ...(leases ? { leases: () => leases!.list() } : {}) });
+    await listen(app, config.http.listen);
+    stops.push(() => app.close());
+    log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');
+
+    if (config.dhcp.mode !== 'off') {
+      const serverId = config.dhcp.serverAddress;
+      if (serverId === undefined) throw new Error('dhcp.serverAddress is not known');
+      const dhcp = new DhcpServer({ config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}) });
+      await dhcp.start();
+      stops.push(async () => {
+        await dhcp.stop();
+        log.info({ event: 'dhcp.stopped', ...Object.fromEntries([['received', dhcp.counters.received], ['malformed', dhcp.counters.malformed], ['replies', dhcp.counters.replies]]) }, 'DHCP stopped');
+      });
+    }
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+
+  log.info({ event: 'daemon.ready', dataDir: config.dataDir, dhcpMode: config.dhcp.mode }, 'metalboot ready');
+  return { stop: stopAll };
+}

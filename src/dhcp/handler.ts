@@ -1,0 +1,135 @@
+/**
+ * The DHCP protocol decisions: one decoded request in, at most one reply out,
+ * plus an outcome for logs and counters. Server mode follows RFC 2131 §4.3;
+ * ProxyDHCP follows PXE 2.1 §2.2. No sockets here: dhcp/server.ts sends.
+ */
+import type { BootFilesConfig } from '../config/types.js';
+import { cidrContains, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
+import type { Mac } from '../net/mac.js';
+import type { LeaseService } from '../leases/service.js';
+import { selectBoot, type BootTarget } from './bootfile.js';
+import type { ClientInfo } from './classify.js';
+import { MessageType, messageTypeName } from './options.js';
+import { BOOTREQUEST, type DhcpPacket } from './packet.js';
+import { buildInformAck, buildLeaseReply, buildNak, buildProxyReply, PROXY_PORT, type Destination, type Reply } from './reply.js';
+
+export interface HandlerContext {
+  readonly serverId: Ipv4;
+  readonly bootFiles: BootFilesConfig;
+  readonly publicUrl: string;
+}
+
+export interface Outcome {
+  readonly reply?: Reply;
+  /** Stable event name for logs and metrics, e.g. "dhcp.ack", "dhcp.ignored". */
+  readonly event: string;
+  readonly mac?: Mac;
+  readonly ip?: Ipv4;
+  readonly reason?: string;
+  readonly boot?: BootTarget;
+}
+
+const ignore = (c: ClientInfo, reason: string): Outcome => ({ event: 'dhcp.ignored', mac: c.mac, reason });
+
+function bootFor(c: ClientInfo, ctx: HandlerContext): BootTarget {
+  return selectBoot(c, ctx.bootFiles, ctx.publicUrl);
+}
+
+/** Server mode: leases and, for network-boot clients, boot information. */
+export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerContext, leases: LeaseService): Promise<Outcome> {
+  if (req.op !== BOOTREQUEST) return ignore(c, 'not a BOOTREQUEST');
+  if (c.messageType === undefined) return ignore(c, 'no message type (BOOTP is not served)');
+  const mac = c.mac;
+  if (!mac) return ignore(c, 'not an Ethernet client');
+  // The client's network: the relay's subnet, else ours (RFC 2131 §4.3.1).
+  const netAddr = c.relayed ? c.giaddr : ctx.serverId;
+  const subnet = leases.subnetOf(netAddr);
+  const details = {
+    hostname: leases.hostnameFor(mac, c.hostname),
+    clientArch: c.archCode,
+    vendorClass: c.vendorClass,
+    clientId: c.clientId,
+  };
+  const boot = bootFor(c, ctx);
+  const ours = (sid: Ipv4 | undefined) => sid === ctx.serverId;
+
+  switch (c.messageType) {
+    case MessageType.Discover: {
+      if (!subnet) return ignore(c, `no subnet for ${c.relayed ? 'relay' : 'interface'} address`);
+      const choice = await leases.offer(mac, subnet, c.requestedIp);
+      if (!choice.ok) return { event: 'dhcp.no-address', mac, reason: choice.reason };
+      const reply = buildLeaseReply(req, c, MessageType.Offer, { ip: choice.ip, subnet, leaseTime: subnet.leaseTime, hostname: details.hostname }, boot, ctx.serverId);
+      return { event: 'dhcp.offer', mac, ip: choice.ip, reply, boot };
+    }
+    case MessageType.Request: {
+      let ip: Ipv4;
+      if (c.serverId !== undefined) {
+        // SELECTING: the client picked a server.
+        if (!ours(c.serverId)) {
+          leases.forgetOffer(mac);
+          return ignore(c, 'client selected another server');
+        }
+        if (c.requestedIp === undefined) return ignore(c, 'SELECTING request without requested address');
+        ip = c.requestedIp;
+      } else if (c.requestedIp !== undefined && c.ciaddr === IPV4_ZERO) {
+        // INIT-REBOOT: verify the remembered address; we answer only for our subnets.
+        ip = c.requestedIp;
+        if (!subnet) return ignore(c, 'INIT-REBOOT on a network we do not serve');
+        if (!cidrContains(subnet.cidr, ip)) {
+          if (leases.subnetOf(ip)) return { event: 'dhcp.nak', mac, ip, reason: 'wrong network', reply: buildNak(req, ctx.serverId, 'wrong network') };
+          return ignore(c, 'INIT-REBOOT for an address we do not own');
+        }
+      } else if (c.ciaddr !== IPV4_ZERO) {
+        // RENEWING (unicast to us) or REBINDING (broadcast).
+        ip = c.ciaddr;
+        if (!leases.subnetOf(ip)) return ignore(c, 'renewal of an address we do not own');
+      } else {
+        return ignore(c, 'REQUEST with neither server id, requested address nor ciaddr');
+      }
+      const s = leases.subnetOf(ip);
+      if (!s || (subnet && s !== subnet)) {
+        return { event: 'dhcp.nak', mac, ip, reason: 'wrong network', reply: buildNak(req, ctx.serverId, 'wrong network') };
+      }
+      const a = leases.assignable(mac, ip, s);
+      if (a !== 'ok') return { event: 'dhcp.nak', mac, ip, reason: a, reply: buildNak(req, ctx.serverId, `address ${a}`) };
+      await leases.bind(mac, ip, s, details);
+      const reply = buildLeaseReply(req, c, MessageType.Ack, { ip, subnet: s, leaseTime: s.leaseTime, hostname: details.hostname }, boot, ctx.serverId);
+      return { event: 'dhcp.ack', mac, ip, reply, boot };
+    }
+    case MessageType.Decline: {
+      if (!ours(c.serverId) || c.requestedIp === undefined || !leases.subnetOf(c.requestedIp)) return ignore(c, 'DECLINE not for us');
+      await leases.decline(mac, c.requestedIp);
+      return { event: 'dhcp.decline', mac, ip: c.requestedIp };
+    }
+    case MessageType.Release: {
+      if (c.serverId !== undefined && !ours(c.serverId)) return ignore(c, 'RELEASE for another server');
+      const l = await leases.release(mac, c.ciaddr);
+      return l ? { event: 'dhcp.release', mac, ip: c.ciaddr } : ignore(c, 'RELEASE of an address this client does not hold');
+    }
+    case MessageType.Inform: {
+      const s = c.ciaddr !== IPV4_ZERO ? leases.subnetOf(c.ciaddr) : undefined;
+      if (!s) return ignore(c, 'INFORM from an address we do not serve');
+      return { event: 'dhcp.inform', mac, ip: c.ciaddr, reply: buildInformAck(req, c, s, boot, ctx.serverId), boot };
+    }
+    default:
+      return ignore(c, `unexpected ${messageTypeName(c.messageType)}`);
+  }
+}
+
+/**
+ * ProxyDHCP: PXE clients only, never an address. DISCOVER on port 67 gets an
+ * OFFER; REQUEST (or DISCOVER) on port 4011 gets an ACK sent back to its source.
+ */
+export function handleProxy(req: DhcpPacket, c: ClientInfo, ctx: HandlerContext, port: number, source: Destination): Outcome {
+  if (req.op !== BOOTREQUEST) return ignore(c, 'not a BOOTREQUEST');
+  if (!c.isPxe) return ignore(c, 'not a PXE client');
+  if (!c.mac) return ignore(c, 'not an Ethernet client');
+  const boot = bootFor(c, ctx);
+  if (boot.kind === 'none') return ignore(c, boot.reason);
+  if (port === PROXY_PORT) {
+    if (c.messageType !== MessageType.Request && c.messageType !== MessageType.Discover) return ignore(c, `unexpected ${messageTypeName(c.messageType)} on 4011`);
+    return { event: 'dhcp.proxy-ack', mac: c.mac, reply: buildProxyReply(req, c, MessageType.Ack, boot, ctx.serverId, source), boot };
+  }
+  if (c.messageType !== MessageType.Discover) return ignore(c, `proxy answers only DISCOVER on 67 (got ${messageTypeName(c.messageType)})`);
+  return { event: 'dhcp.proxy-offer', mac: c.mac, reply: buildProxyReply(req, c, MessageType.Offer, boot, ctx.serverId, source), boot };
+}

@@ -1,0 +1,146 @@
+/**
+ * The DHCP socket shell: receives on the configured interface only, decodes
+ * with bounds checks, hands the packet to the handler and sends its reply.
+ * Nothing thrown by a packet escapes a socket handler: malformed input is
+ * dropped and counted, handler failures are logged and counted.
+ */
+import type dgram from 'node:dgram';
+import type { DhcpConfig } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { formatIpv4, parseIpv4, type Ipv4 } from '../net/ipv4.js';
+import { openInterfaceSocket } from '../net/udp-socket.js';
+import type { LeaseService } from '../leases/service.js';
+import { classify } from './classify.js';
+import { handleProxy, handleServer, type HandlerContext, type Outcome } from './handler.js';
+import { messageTypeName } from './options.js';
+import { decodePacket, encodePacket } from './packet.js';
+import { PROXY_PORT, SERVER_PORT } from './reply.js';
+
+export interface DhcpCounters {
+  received: number;
+  malformed: number;
+  replies: number;
+  ignored: number;
+  errors: number;
+  byEvent: Map<string, number>;
+}
+
+export interface DhcpServerDeps {
+  readonly config: DhcpConfig;
+  readonly serverId: Ipv4;
+  readonly publicUrl: string;
+  /** Required in server mode. */
+  readonly leases?: LeaseService;
+  readonly log: Logger;
+  /** Called for every outcome (event bus hook for later issues). */
+  readonly onOutcome?: (o: Outcome) => void;
+}
+
+export class DhcpServer {
+  readonly counters: DhcpCounters = { received: 0, malformed: 0, replies: 0, ignored: 0, errors: 0, byEvent: new Map() };
+  private readonly sockets: dgram.Socket[] = [];
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closing = false;
+  private readonly ctx: HandlerContext;
+
+  constructor(private readonly deps: DhcpServerDeps) {
+    this.ctx = { serverId: deps.serverId, bootFiles: deps.config.bootFiles, publicUrl: deps.publicUrl };
+    if (deps.config.mode === 'server' && !deps.leases) throw new Error('DHCP server mode needs a lease service');
+  }
+
+  async start(): Promise<void> {
+    const { config } = this.deps;
+    const ports = config.mode === 'proxy' ? [SERVER_PORT, PROXY_PORT] : [SERVER_PORT];
+    for (const port of ports) {
+      const sock = await openInterfaceSocket({ address: '0.0.0.0', port, device: config.interface, broadcast: true });
+      sock.on('message', (msg, rinfo) => this.onMessage(sock, port, msg, rinfo));
+      sock.on('error', (e) => this.deps.log.error({ event: 'dhcp.socket-error', port, err: e.message }, 'DHCP socket error'));
+      this.sockets.push(sock);
+    }
+    this.deps.log.info({ event: 'dhcp.listening', mode: config.mode, interface: config.interface, ports, serverId: formatIpv4(this.deps.serverId) }, 'DHCP listening');
+  }
+
+  /** Stops receiving, waits for in-flight requests (their lease writes and replies), closes. */
+  async stop(): Promise<void> {
+    this.closing = true;
+    for (const s of this.sockets) s.removeAllListeners('message');
+    if (this.inFlight > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+    await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.sockets.length = 0;
+  }
+
+  private count(event: string): void {
+    this.counters.byEvent.set(event, (this.counters.byEvent.get(event) ?? 0) + 1);
+  }
+
+  private onMessage(sock: dgram.Socket, port: number, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.closing) return;
+    this.counters.received++;
+    const decoded = decodePacket(msg);
+    if (!decoded.ok) {
+      this.counters.malformed++;
+      this.deps.log.debug({ event: 'dhcp.malformed', from: rinfo.address, len: msg.length, reason: decoded.reason }, 'malformed DHCP packet dropped');
+      return;
+    }
+    const req = decoded.packet;
+    let client;
+    try {
+      client = classify(req);
+    } catch (e) {
+      this.counters.malformed++;
+      this.deps.log.debug({ event: 'dhcp.malformed', from: rinfo.address, reason: String(e) }, 'unclassifiable DHCP packet dropped');
+      return;
+    }
+    let source: { address: Ipv4; port: number };
+    try {
+      source = { address: parseIpv4(rinfo.address), port: rinfo.port };
+    } catch {
+      this.counters.malformed++;
+      return;
+    }
+    this.inFlight++;
+    const work: Promise<Outcome> = this.deps.config.mode === 'proxy'
+      ? Promise.resolve().then(() => handleProxy(req, client, this.ctx, port, source))
+      : handleServer(req, client, this.ctx, this.deps.leases!);
+    work.then(
+      (o) => this.finish(sock, o, client.messageType),
+      (e: unknown) => {
+        this.counters.errors++;
+        this.deps.log.error({ event: 'dhcp.error', mac: client.mac, type: messageTypeName(client.messageType), err: e instanceof Error ? e.message : String(e) }, 'DHCP request failed');
+      },
+    ).finally(() => {
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+  }
+
+  private finish(sock: dgram.Socket, o: Outcome, type: number | undefined): void {
+    this.count(o.event);
+    this.deps.onOutcome?.(o);
+    const fields = {
+      event: o.event,
+      mac: o.mac,
+      ip: o.ip !== undefined ? formatIpv4(o.ip) : undefined,
+      type: messageTypeName(type),
+      reason: o.reason,
+      boot: o.boot && o.boot.kind !== 'none' ? ('file' in o.boot ? o.boot.file : o.boot.url) : undefined,
+    };
+    if (!o.reply) {
+      if (o.event === 'dhcp.ignored') this.counters.ignored++;
+      this.deps.log.debug(fields, 'no reply');
+      return;
+    }
+    const buf = encodePacket(o.reply.packet);
+    const to = o.reply.to;
+    sock.send(buf, to.port, formatIpv4(to.address), (err) => {
+      if (err) {
+        this.counters.errors++;
+        this.deps.log.warn({ ...fields, event: 'dhcp.send-error', to: formatIpv4(to.address), err: err.message }, 'DHCP reply not sent');
+      }
+    });
+    this.counters.replies++;
+    if (o.event === 'dhcp.offer') this.deps.log.debug(fields, 'offer');
+    else this.deps.log.info(fields, o.event);
+  }
+}

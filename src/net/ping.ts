@@ -1,0 +1,49 @@
+/**
+ * Conflict check before an address is first offered (RFC 2131 §2.2: the
+ * server SHOULD probe a reused address, e.g. with ICMP echo). One `ping`
+ * (iputils) per probe: unprivileged ICMP needs either a raw socket or the
+ * ping_group sysctl, and iputils already handles both; probes are rare (only
+ * addresses never leased before) and bounded in number at once.
+ */
+import type { Ipv4 } from './ipv4.js';
+import { formatIpv4 } from './ipv4.js';
+import { CommandError, type Runner } from '../exec/run.js';
+
+export interface ConflictProber {
+  /** true when something answered at ip (the address is in use). */
+  inUse(ip: Ipv4): Promise<boolean>;
+}
+
+export class PingProber implements ConflictProber {
+  private inFlight = 0;
+
+  constructor(
+    private readonly run: Runner,
+    private readonly iface: string,
+    private readonly timeoutMs: number,
+    private readonly maxInFlight = 64,
+  ) {}
+
+  async inUse(ip: Ipv4): Promise<boolean> {
+    // Too many probes at once (a flood of new clients): skip the check rather
+    // than queue replies behind it; the client's DECLINE still protects us.
+    if (this.inFlight >= this.maxInFlight) return false;
+    this.inFlight++;
+    try {
+      const secs = Math.max(this.timeoutMs / 1000, 0.1).toFixed(1);
+      // ping exits 0 when a reply came, 1 when none did, 2 on other errors.
+      const r = await this.run(['ping', '-n', '-q', '-c', '1', '-W', secs, '-I', this.iface, formatIpv4(ip)], {
+        timeoutMs: this.timeoutMs + 2000,
+        okCodes: [0, 1],
+      });
+      return r.code === 0;
+    } catch (e) {
+      if (e instanceof CommandError) return false;
+      throw e;
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+export const noConflictCheck: ConflictProber = { inUse: async () => false };

@@ -1,0 +1,54 @@
+/**
+ * UDP sockets bound to one interface: the fd is opened by the native helper
+ * (native/netsock.c, SO_BINDTODEVICE before bind) and handed to node:dgram.
+ */
+import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface NetsockAddon {
+  openUdp4(address: string, port: number, device: string, broadcast: boolean, reuse: boolean): number;
+  closeFd(fd: number): void;
+}
+
+let addon: NetsockAddon | undefined;
+function loadAddon(): NetsockAddon {
+  if (!addon) {
+    // dist/src/net/udp-socket.js -> <root>/build/Release/netsock.node
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+    addon = createRequire(import.meta.url)(path.join(root, 'build/Release/netsock.node')) as NetsockAddon;
+  }
+  return addon;
+}
+
+export class SocketOpenError extends Error {
+  constructor(readonly what: string, cause: unknown) {
+    super(`cannot open ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'SocketOpenError';
+  }
+}
+
+export interface InterfaceSocketOptions {
+  readonly address: string;
+  readonly port: number;
+  /** Interface name; '' for none. */
+  readonly device: string;
+  readonly broadcast?: boolean;
+}
+
+export async function openInterfaceSocket(opts: InterfaceSocketOptions): Promise<dgram.Socket> {
+  const what = `UDP ${opts.address}:${opts.port}${opts.device ? ` on ${opts.device}` : ''}`;
+  let fd: number;
+  try {
+    fd = loadAddon().openUdp4(opts.address, opts.port, opts.device, opts.broadcast ?? false, true);
+  } catch (e) {
+    throw new SocketOpenError(what, e);
+  }
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('error', (e) => { loadAddon().closeFd(fd); reject(new SocketOpenError(what, e)); });
+    sock.bind({ fd }, () => resolve());
+  });
+  return sock;
+}
