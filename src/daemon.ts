@@ -2,6 +2,7 @@
  * The composition root: builds every service from the config, starts the
  * edges, and stops them in reverse order. Nothing else constructs services.
  */
+import { readFile } from 'node:fs/promises';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
 import { openStore, type Store } from './store/db.js';
@@ -12,6 +13,25 @@ import { runCommand } from './exec/run.js';
 import { DhcpServer } from './dhcp/server.js';
 import { buildHttpApp, listen } from './http/server.js';
 import { formatIpv4 } from './net/ipv4.js';
+
+export class ApiTokenError extends Error {
+  constructor(readonly path: string, reason: string) {
+    super(`http.apiTokenFile ${path}: ${reason}`);
+    this.name = 'ApiTokenError';
+  }
+}
+
+async function readApiToken(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ApiTokenError(path, e instanceof Error ? e.message : String(e));
+  }
+  const token = text.trim();
+  if (token.length < 16 || /\s/.test(token)) throw new ApiTokenError(path, 'must hold one token of at least 16 characters, no spaces');
+  return token;
+}
 
 export interface RunningDaemon {
   stop(): Promise<void>;
@@ -46,12 +66,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         conflict: (ip, mac) => log.warn({ event: 'dhcp.conflict', ip: formatIpv4(ip), mac }, 'address answered the conflict check; quarantined'),
       });
       log.info({ event: 'leases.loaded', count: saved.length }, 'leases loaded');
+      for (const r of await store.loadReservations()) {
+        const res = await leases.reserve(r);
+        if (!res.ok) log.warn({ event: 'dhcp.reservation-skipped', mac: r.mac, ip: formatIpv4(r.ip), reason: res.reason }, 'stored reservation conflicts with the config; skipped');
+      }
       const sweeper = setInterval(() => leases?.sweep(), 10_000);
       sweeper.unref();
       stops.push(async () => clearInterval(sweeper));
     }
 
-    const app = buildHttpApp({ log, clock, ...(leases ? { leases: () => leases!.list() } : {}) });
+    const auth = { ...(config.http.apiTokenFile !== undefined ? { token: await readApiToken(config.http.apiTokenFile) } : {}) };
+    const app = buildHttpApp({ log, clock, auth, ...(leases ? { leases } : {}) });
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');

@@ -80,7 +80,7 @@ export class ConfigError extends Error {
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
   const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp']);
-  const dataDir = opt(top, 'dataDir', '', readDataDir) ?? DEFAULT_DATA_DIR;
+  const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
   const dhcp = readDhcp(top['dhcp'] ?? {}, 'dhcp', env);
@@ -92,7 +92,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
     if (dhcp.mode !== 'off') throw new ConfigError('http.publicUrl', `is required when dhcp.mode is ${dhcp.mode}`);
     publicUrl = urlFromListen(http.listen);
   }
-  return { dataDir, logLevel, http: { listen: http.listen, publicUrl }, dhcp };
+  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp };
 }
 
 /** Reads and parses the file; the host's interfaces come from the running system. */
@@ -249,7 +249,7 @@ function isUsableUnicast(ip: Ipv4): boolean {
 
 // ---------------------------------------------------------------- top level and http
 
-function readDataDir(v: unknown, path: string): string {
+function readAbsolutePath(v: unknown, path: string): string {
   const s = str(v, path);
   if (!s.startsWith('/')) throw new ConfigError(path, `${JSON.stringify(s)} must be an absolute path`);
   return s;
@@ -258,13 +258,16 @@ function readDataDir(v: unknown, path: string): string {
 interface RawHttp {
   readonly listen: HostPort;
   readonly publicUrl: string | undefined;
+  readonly apiTokenFile: string | undefined;
 }
 
 function readHttp(v: unknown, path: string): RawHttp {
-  const m = mapping(v, path, ['listen', 'publicUrl']);
+  const m = mapping(v, path, ['listen', 'publicUrl', 'apiTokenFile']);
   return {
     listen: opt(m, 'listen', path, readHostPort) ?? readHostPort(DEFAULT_HTTP_LISTEN, key(path, 'listen')),
     publicUrl: opt(m, 'publicUrl', path, readPublicUrl),
+    // The token itself never sits in the config file (which is world-readable on many systems).
+    apiTokenFile: opt(m, 'apiTokenFile', path, readAbsolutePath),
   };
 }
 

@@ -70,6 +70,11 @@ export interface HttpConfig {
   readonly listen: HostPort;
   /** Base URL machines use to reach metalboot's HTTP server, no trailing slash. */
   readonly publicUrl: string;
+  /**
+   * File holding the API token for changes through the API (Bearer). Without
+   * it, only clients on loopback may change anything.
+   */
+  readonly apiTokenFile?: string;
 }
 
 export interface Config {

@@ -7,7 +7,7 @@ import type { SubnetConfig } from '../config/types.js';
 import type { Ipv4 } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
 import type { ConflictProber } from '../net/ping.js';
-import type { Store } from '../store/db.js';
+import type { Store, StoredReservation } from '../store/db.js';
 import type { Lease } from './lease.js';
 import type { Assignable, ClientDetails, LeaseTable, OfferChoice } from './table.js';
 
@@ -97,6 +97,24 @@ export class LeaseService {
     const l = this.table.quarantine(ip, this.clock(), mac);
     await this.store.putLeases([l]);
     return l;
+  }
+
+  reservations(): ReturnType<LeaseTable['reservations']> {
+    return this.table.reservations();
+  }
+
+  /** Adds or replaces an API reservation and persists it. */
+  async reserve(r: StoredReservation): Promise<ReturnType<LeaseTable['reserve']>> {
+    const res = this.table.reserve(r, this.clock());
+    if (res.ok) await this.store.putReservation(r);
+    return res;
+  }
+
+  /** Removes an API reservation; false when there is none (or it is a config one). */
+  async unreserve(mac: Mac): Promise<boolean> {
+    if (!this.table.unreserve(mac)) return false;
+    await this.store.deleteReservation(mac);
+    return true;
   }
 
   sweep(): number {

@@ -49,11 +49,13 @@ export class LeaseTable {
   private readonly reservedByIp = new Map<Ipv4, ReservationConfig>();
   private readonly probedClean = new Set<Ipv4>();
   private readonly cursors = new Map<SubnetConfig, number>();
+  private readonly configReserved = new Set<Mac>();
 
   constructor(private readonly opts: LeaseTableOptions, leases: Iterable<Lease> = []) {
     for (const r of opts.reservations) {
       this.reservedByMac.set(r.mac, r);
       this.reservedByIp.set(r.ip, r);
+      this.configReserved.add(r.mac);
     }
     for (const l of leases) this.record(l);
   }
@@ -244,6 +246,39 @@ export class LeaseTable {
     this.byIp.set(ip, l);
     this.probedClean.delete(ip);
     return l;
+  }
+
+  /** Reservations, config ones first; `source` tells which may be changed through the API. */
+  reservations(): { mac: Mac; ip: Ipv4; hostname?: string; source: 'config' | 'api' }[] {
+    return [...this.reservedByMac.values()].map((r) => ({ ...r, source: this.configReserved.has(r.mac) ? 'config' as const : 'api' as const }));
+  }
+
+  /**
+   * Adds or replaces an API reservation. Refused when the address is outside
+   * every subnet, reserved for another MAC, or bound to another client now.
+   */
+  reserve(r: ReservationConfig, now: number): { ok: true } | { ok: false; reason: 'config-owned' | 'not-in-subnet' | 'reserved' | 'in-use' } {
+    if (this.configReserved.has(r.mac)) return { ok: false, reason: 'config-owned' };
+    const subnet = this.subnetOf(r.ip);
+    if (!subnet || r.ip === subnet.cidr.network || r.ip === cidrBroadcast(subnet.cidr)) return { ok: false, reason: 'not-in-subnet' };
+    const other = this.reservedByIp.get(r.ip);
+    if (other && other.mac !== r.mac) return { ok: false, reason: 'reserved' };
+    const l = this.byIp.get(r.ip);
+    if (l && l.state === 'bound' && l.expiresAt > now && l.mac !== r.mac) return { ok: false, reason: 'in-use' };
+    this.unreserve(r.mac);
+    this.reservedByMac.set(r.mac, r);
+    this.reservedByIp.set(r.ip, r);
+    return { ok: true };
+  }
+
+  /** Removes an API reservation; config ones stay (they belong to the config file). */
+  unreserve(mac: Mac): boolean {
+    if (this.configReserved.has(mac)) return false;
+    const r = this.reservedByMac.get(mac);
+    if (!r) return false;
+    this.reservedByMac.delete(mac);
+    if (this.reservedByIp.get(r.ip)?.mac === mac) this.reservedByIp.delete(r.ip);
+    return true;
   }
 
   /** Drops held offers that have run out; returns how many. */

@@ -44,6 +44,10 @@ export interface Store {
   putLeases(leases: readonly Lease[]): Promise<void>;
   /** Deletes by address (absent ones are fine); resolves once durably written. */
   deleteLeases(ips: readonly Ipv4[]): Promise<void>;
+  /** Reservations made through the API; corrupt records are skipped and counted. */
+  loadReservations(): Promise<StoredReservation[]>;
+  putReservation(r: StoredReservation): Promise<void>;
+  deleteReservation(mac: Mac): Promise<void>;
   /** Waits for queued writes, then closes the database. Idempotent. */
   close(): Promise<void>;
   stats(): StoreStats;
@@ -57,7 +61,15 @@ export interface OpenStoreOptions {
 }
 
 type Db = ClassicLevel<string, unknown>;
-type Op = { type: 'put'; key: string; value: Lease } | { type: 'del'; key: string };
+type Sub = 'leases' | 'reservations';
+type Op = { type: 'put'; sub: Sub; key: string; value: unknown } | { type: 'del'; sub: Sub; key: string };
+
+/** A reservation made through the API (config reservations live in the config file). */
+export interface StoredReservation {
+  readonly mac: Mac;
+  readonly ip: Ipv4;
+  readonly hostname?: string;
+}
 
 /** 8 lower-case hex digits: fixed width, so lexicographic key order is address order. */
 export function leaseKey(ip: Ipv4): string {
@@ -107,15 +119,17 @@ async function checkSchema(db: Db, path: string): Promise<void> {
 
 class LevelStore implements Store {
   private readonly leases;
+  private readonly reservations;
   private readonly committer: GroupCommitter<Op>;
   private corrupt = 0;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly db: Db, private readonly opts: OpenStoreOptions) {
     this.leases = db.sublevel<string, Lease>('leases', { valueEncoding: 'json' });
-    const leases = this.leases;
+    this.reservations = db.sublevel<string, StoredReservation>('reservations', { valueEncoding: 'json' });
+    const subs = { leases: this.leases, reservations: this.reservations };
     this.committer = new GroupCommitter<Op>(
-      (ops) => db.batch(ops.map((op) => ({ ...op, sublevel: leases })), { sync: true }),
+      (ops) => db.batch(ops.map(({ sub, ...op }) => ({ ...op, sublevel: subs[sub] }) as never), { sync: true }),
       opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch },
     );
   }
@@ -140,7 +154,7 @@ class LevelStore implements Store {
   putLeases(leases: readonly Lease[]): Promise<void> {
     let ops: Op[];
     try {
-      ops = leases.map((l) => ({ type: 'put', key: leaseKey(l.ip), value: l }));
+      ops = leases.map((l) => ({ type: 'put', sub: 'leases', key: leaseKey(l.ip), value: l }));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -150,11 +164,34 @@ class LevelStore implements Store {
   deleteLeases(ips: readonly Ipv4[]): Promise<void> {
     let ops: Op[];
     try {
-      ops = ips.map((ip) => ({ type: 'del', key: leaseKey(ip) }));
+      ops = ips.map((ip) => ({ type: 'del', sub: 'leases', key: leaseKey(ip) }));
     } catch (err) {
       return Promise.reject(err);
     }
     return this.committer.submit(ops);
+  }
+
+  async loadReservations(): Promise<StoredReservation[]> {
+    if (this.closing) throw new StoreClosedError();
+    const out: StoredReservation[] = [];
+    for await (const [key, raw] of this.reservations.iterator<string, string>({ valueEncoding: 'utf8' })) {
+      const r = decodeReservation(key, raw);
+      if (typeof r === 'string') {
+        this.corrupt++;
+        this.opts.onCorrupt?.(`reservations/${key}`, r);
+      } else {
+        out.push(r);
+      }
+    }
+    return out;
+  }
+
+  putReservation(r: StoredReservation): Promise<void> {
+    return this.committer.submit({ type: 'put', sub: 'reservations', key: r.mac, value: r });
+  }
+
+  deleteReservation(mac: Mac): Promise<void> {
+    return this.committer.submit({ type: 'del', sub: 'reservations', key: mac });
   }
 
   close(): Promise<void> {
@@ -234,4 +271,20 @@ function describeError(err: unknown): string {
     }
   }
   return parts.join(' <- ');
+}
+
+/** A validated reservation record, or why it is unusable. */
+export function decodeReservation(key: string, raw: string): StoredReservation | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return 'value is not JSON';
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'value is not an object';
+  const { mac, ip, hostname } = v as Record<string, unknown>;
+  if (typeof mac !== 'string' || tryParseMac(mac) !== mac || mac !== key) return 'mac is not a normalised MAC matching its key';
+  if (typeof ip !== 'number' || !Number.isInteger(ip) || ip < 0 || ip > 0xffffffff) return 'ip is not a uint32';
+  if (hostname !== undefined && typeof hostname !== 'string') return 'hostname is not a string';
+  return { mac: mac as Mac, ip: ip as Ipv4, ...(typeof hostname === 'string' ? { hostname } : {}) };
 }

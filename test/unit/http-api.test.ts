@@ -1,0 +1,114 @@
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { buildHttpApp } from '../../src/http/server.js';
+import { mayChange } from '../../src/http/auth.js';
+import { LeaseTable } from '../../src/leases/table.js';
+import { LeaseService } from '../../src/leases/service.js';
+import { noConflictCheck } from '../../src/net/ping.js';
+import { openStore } from '../../src/store/db.js';
+import { parseCidr, parseIpv4 } from '../../src/net/ipv4.js';
+import { parseMac } from '../../src/net/mac.js';
+import { createLogger } from '../../src/log.js';
+import type { SubnetConfig } from '../../src/config/types.js';
+
+const subnet: SubnetConfig = {
+  cidr: parseCidr('10.60.0.0/24'),
+  pool: { first: parseIpv4('10.60.0.100'), last: parseIpv4('10.60.0.110') },
+  dns: [],
+  leaseTime: 600,
+};
+
+async function setup(t: { teardown(fn: () => unknown): void }, token?: string) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-http-'));
+  const store = await openStore(dir);
+  let now = 1_000_000;
+  const table = new LeaseTable({
+    subnets: [subnet],
+    reservations: [{ mac: parseMac('52:54:00:00:00:0c'), ip: parseIpv4('10.60.0.12') }],
+    offerHoldMs: 30_000,
+    quarantineMs: 600_000,
+  });
+  const leases = new LeaseService(table, store, noConflictCheck, () => now);
+  let logged = '';
+  const log = createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logged += c.toString(); cb(); } }) });
+  const app = buildHttpApp({ log, leases, clock: () => now, auth: token ? { token } : {} });
+  t.teardown(async () => { await app.close(); await store.close(); await rm(dir, { recursive: true, force: true }); });
+  return { app, leases, store, dir, advance: (ms: number) => { now += ms; }, logs: () => logged };
+}
+
+t.test('leases are listed with state and expiry', async (t) => {
+  const { app, leases, advance } = await setup(t);
+  await leases.bind(parseMac('52:54:00:00:00:01'), parseIpv4('10.60.0.100'), subnet, { hostname: 'vm1', clientArch: 7, vendorClass: 'PXEClient:Arch:00007' });
+  let res = await app.inject({ method: 'GET', url: '/api/v1/leases' });
+  t.equal(res.statusCode, 200);
+  t.same(res.json(), { leases: [{ mac: '52:54:00:00:00:01', ip: '10.60.0.100', state: 'bound', expiresAt: new Date(1_000_000 + 600_000).toISOString(), hostname: 'vm1', clientArch: 7, vendorClass: 'PXEClient:Arch:00007' }] });
+  advance(600_001);
+  res = await app.inject({ method: 'GET', url: '/api/v1/leases' });
+  t.equal(res.json().leases[0].state, 'expired');
+  t.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+});
+
+t.test('reservations through the API, persisted, with conflicts refused', async (t) => {
+  const { app, leases, store } = await setup(t);
+  let res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/52-54-00-00-00-02', payload: { ip: '10.60.0.50', hostname: 'db1' } });
+  t.equal(res.statusCode, 200, res.body);
+  t.same(res.json(), { mac: '52:54:00:00:00:02', ip: '10.60.0.50', hostname: 'db1', source: 'api' });
+  t.same((await store.loadReservations()).map((r) => r.mac), ['52:54:00:00:00:02'], 'stored');
+  // The reserved MAC is offered its address, outside the pool.
+  const offer = await leases.offer(parseMac('52:54:00:00:00:02'), subnet, undefined);
+  t.same(offer, { ok: true, ip: parseIpv4('10.60.0.50'), needsProbe: false });
+  // Another MAC can neither reserve nor be offered it.
+  res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:03', payload: { ip: '10.60.0.50' } });
+  t.equal(res.statusCode, 409);
+  t.match(res.json().error, /reserved for another MAC/);
+  // An address bound to someone else cannot be reserved.
+  await leases.bind(parseMac('52:54:00:00:00:04'), parseIpv4('10.60.0.101'), subnet, {});
+  res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:05', payload: { ip: '10.60.0.101' } });
+  t.equal(res.statusCode, 409);
+  t.match(res.json().error, /leased to another client/);
+  res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:05', payload: { ip: '10.61.0.1' } });
+  t.equal(res.statusCode, 400);
+  res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/nonsense', payload: { ip: '10.60.0.60' } });
+  t.equal(res.statusCode, 400);
+  res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:05', payload: { ip: '10.60.0.60', extra: 1 } });
+  t.equal(res.statusCode, 400, 'unknown body keys refused');
+  // Config reservations are listed but not changeable here.
+  res = await app.inject({ method: 'GET', url: '/api/v1/reservations' });
+  t.same(res.json().reservations.map((r: { mac: string; source: string }) => [r.mac, r.source]).sort(), [['52:54:00:00:00:02', 'api'], ['52:54:00:00:00:0c', 'config']]);
+  t.equal((await app.inject({ method: 'DELETE', url: '/api/v1/reservations/52:54:00:00:00:0c' })).statusCode, 409);
+  t.equal((await app.inject({ method: 'DELETE', url: '/api/v1/reservations/52:54:00:00:00:02' })).statusCode, 204);
+  t.equal((await app.inject({ method: 'DELETE', url: '/api/v1/reservations/52:54:00:00:00:02' })).statusCode, 404);
+  t.same(await store.loadReservations(), [], 'deleted from the store');
+});
+
+t.test('changes need loopback or the token; the token never reaches the log', async (t) => {
+  const token = 'a-long-secret-token-123456';
+  const { app, logs } = await setup(t, token);
+  const put = (headers: Record<string, string>, remoteAddress = '127.0.0.1') =>
+    app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:07', payload: { ip: '10.60.0.70' }, headers, remoteAddress });
+  t.equal((await put({})).statusCode, 401, 'token configured: loopback alone is not enough');
+  t.equal((await put({ authorization: 'Bearer wrong' })).statusCode, 401);
+  t.equal((await put({ authorization: `Bearer ${token}` }, '10.60.0.9')).statusCode, 200);
+  t.notMatch(logs(), token);
+
+  const { app: open } = await setup(t);
+  const res = await open.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:07', payload: { ip: '10.60.0.70' }, remoteAddress: '10.60.0.9' });
+  t.equal(res.statusCode, 403, 'no token configured: remote clients may not change');
+  t.ok(mayChange({}, '::1', undefined));
+  t.ok(mayChange({}, '::ffff:127.0.0.1', undefined));
+  t.notOk(mayChange({}, '::ffff:10.0.0.1', undefined));
+});
+
+t.test('boot script endpoint', async (t) => {
+  const { app, logs } = await setup(t);
+  const res = await app.inject({ method: 'GET', url: '/boot/52:54:00:AA:bb:01.ipxe' });
+  t.equal(res.statusCode, 200);
+  t.match(res.body, /^#!ipxe\n/);
+  t.match(res.body, /52:54:00:aa:bb:01/);
+  t.match(logs(), /"event":"http.boot-script","mac":"52:54:00:aa:bb:01"/);
+  t.equal((await app.inject({ method: 'GET', url: '/boot/..%2f..%2fetc%2fpasswd' })).statusCode, 404);
+  t.equal((await app.inject({ method: 'GET', url: '/boot/zz.ipxe' })).statusCode, 404);
+});
