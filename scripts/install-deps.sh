@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Runtime: node, a C toolchain for the small native socket helper, iputils-ping
 # for the DHCP conflict check. Tests and benchmarks: the real DHCP peers.
-RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping)
+RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping ipxe)
 TEST_PKGS=(kea-admin kea-dhcp4-server busybox udhcpc dnsmasq-base isc-dhcp-relay
            qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl)
 
@@ -37,3 +37,4 @@ node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj < 20)
 if [[ -f /usr/include/node/node_api.h ]]; then export npm_config_nodedir=/usr; fi
 npm ci --no-audit --no-fund
 npm run build
+bash scripts/boot-assets.sh

@@ -3,6 +3,8 @@
  * edges, and stops them in reverse order. Nothing else constructs services.
  */
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
 import { openStore, type Store } from './store/db.js';
@@ -32,6 +34,9 @@ async function readApiToken(path: string): Promise<string> {
   if (token.length < 16 || /\s/.test(token)) throw new ApiTokenError(path, 'must hold one token of at least 16 characters, no spaces');
   return token;
 }
+
+/** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
+const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
 
 export interface RunningDaemon {
   stop(): Promise<void>;
@@ -76,7 +81,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     }
 
     const auth = { ...(config.http.apiTokenFile !== undefined ? { token: await readApiToken(config.http.apiTokenFile) } : {}) };
-    const app = buildHttpApp({ log, clock, auth, ...(leases ? { leases } : {}) });
+    const app = buildHttpApp({ log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}) });
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');

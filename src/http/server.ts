@@ -10,6 +10,7 @@ import type { ApiAuth } from './auth.js';
 import { leaseRoutes } from './routes/leases.js';
 import { reservationRoutes } from './routes/reservations.js';
 import { bootRoutes } from './routes/boot.js';
+import { bootAssetRoutes } from './routes/boot-assets.js';
 
 export { leaseView, type LeaseView } from './routes/leases.js';
 
@@ -19,6 +20,8 @@ export interface HttpDeps {
   readonly leases?: LeaseService;
   readonly auth: ApiAuth;
   readonly clock: () => number;
+  /** Directory of the iPXE programs served under /boot-assets/. */
+  readonly bootAssetsDir: string;
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -33,6 +36,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   leaseRoutes(app, deps.leases ? () => deps.leases!.list() : undefined, deps.clock);
   reservationRoutes(app, deps.leases, deps.auth, deps.log);
   bootRoutes(app, deps.log);
+  bootAssetRoutes(app, deps.bootAssetsDir, deps.log);
   return app;
 }
 

@@ -34,7 +34,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, token?: string) {
   const leases = new LeaseService(table, store, noConflictCheck, () => now);
   let logged = '';
   const log = createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logged += c.toString(); cb(); } }) });
-  const app = buildHttpApp({ log, leases, clock: () => now, auth: token ? { token } : {} });
+  const app = buildHttpApp({ log, leases, clock: () => now, auth: token ? { token } : {}, bootAssetsDir: dir });
   t.teardown(async () => { await app.close(); await store.close(); await rm(dir, { recursive: true, force: true }); });
   return { app, leases, store, dir, advance: (ms: number) => { now += ms; }, logs: () => logged };
 }
@@ -111,4 +111,18 @@ t.test('boot script endpoint', async (t) => {
   t.match(logs(), /"event":"http.boot-script","mac":"52:54:00:aa:bb:01"/);
   t.equal((await app.inject({ method: 'GET', url: '/boot/..%2f..%2fetc%2fpasswd' })).statusCode, 404);
   t.equal((await app.inject({ method: 'GET', url: '/boot/zz.ipxe' })).statusCode, 404);
+});
+
+t.test('boot assets over HTTP: plain names only', async (t) => {
+  const { app, dir } = await setup(t);
+  const { writeFile, mkdir } = await import('node:fs/promises');
+  await writeFile(path.join(dir, 'ipxe.efi'), Buffer.alloc(5000, 7));
+  await mkdir(path.join(dir, 'sub'));
+  const res = await app.inject({ method: 'GET', url: '/boot-assets/ipxe.efi' });
+  t.equal(res.statusCode, 200);
+  t.equal(res.rawPayload.length, 5000);
+  t.equal(res.headers['content-length'], '5000');
+  for (const bad of ['..%2fpackage.json', '%2e%2e', '.hidden', 'sub', 'nope.efi', 'a%00b']) {
+    t.equal((await app.inject({ method: 'GET', url: `/boot-assets/${bad}` })).statusCode, 404, bad);
+  }
 });
