@@ -63,6 +63,8 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
     }
     case MessageType.Request: {
       let ip: Ipv4;
+      // The subnet the client must be on, when we can tell.
+      let clientNet = subnet;
       if (c.serverId !== undefined) {
         // SELECTING: the client picked a server.
         if (!ours(c.serverId)) {
@@ -83,11 +85,15 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
         // RENEWING (unicast to us) or REBINDING (broadcast).
         ip = c.ciaddr;
         if (!leases.subnetOf(ip)) return ignore(c, 'renewal of an address we do not own');
+        // RENEWING is unicast straight to us, so a client of a relayed subnet
+        // arrives with giaddr 0: RFC 2131 §4.3.2 says trust ciaddr then, rather
+        // than NAK it for not being on our own interface's subnet.
+        if (!c.relayed) clientNet = undefined;
       } else {
         return ignore(c, 'REQUEST with neither server id, requested address nor ciaddr');
       }
       const s = leases.subnetOf(ip);
-      if (!s || (subnet && s !== subnet)) {
+      if (!s || (clientNet && s !== clientNet)) {
         return { event: 'dhcp.nak', mac, ip, reason: 'wrong network', reply: buildNak(req, ctx.serverId, 'wrong network') };
       }
       const a = leases.assignable(mac, ip, s);
@@ -97,7 +103,14 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
       return { event: 'dhcp.ack', mac, ip, reply, boot };
     }
     case MessageType.Decline: {
-      if (!ours(c.serverId) || c.requestedIp === undefined || !leases.subnetOf(c.requestedIp)) return ignore(c, 'DECLINE not for us');
+      if (!ours(c.serverId) || c.requestedIp === undefined) return ignore(c, 'DECLINE not for us');
+      const ds = leases.subnetOf(c.requestedIp);
+      if (!ds) return ignore(c, 'DECLINE not for us');
+      // Only the client holding (or offered) the address may decline it: a
+      // DECLINE from anyone else would strip the owner's lease and, once the
+      // quarantine ran out, hand its still-valid address to a second client.
+      const held = leases.assignable(mac, c.requestedIp, ds);
+      if (held === 'in-use' || held === 'reserved') return ignore(c, 'DECLINE of an address held by another client');
       await leases.decline(mac, c.requestedIp);
       return { event: 'dhcp.decline', mac, ip: c.requestedIp };
     }

@@ -3,6 +3,7 @@
  * packet and where it goes. RFC 2131 §4.3 (table 3: fields and options per
  * message), §4.1 (destination), PXE 2.1 §2.2 (ProxyDHCP), RFC 4578 §2.5.
  */
+import { MAX_BOOT_FILE_BYTES } from '../config/defaults.js';
 import type { SubnetConfig } from '../config/types.js';
 import { cidrBroadcast, cidrMask, IPV4_BROADCAST, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
 import type { BootTarget } from './bootfile.js';
@@ -53,13 +54,14 @@ export function replyDestination(req: DhcpPacket, type: MessageType): Destinatio
 /** Boot fields and options for a network-boot client. */
 function applyBoot(p: DhcpPacket, c: ClientInfo, boot: BootTarget, nextServer: Ipv4, inServerMode: boolean): void {
   if (boot.kind === 'none') return;
-  if (boot.kind === 'tftp') {
-    p.siaddr = nextServer;
-    p.file = boot.file;
-  } else {
-    p.file = boot.url;
-  }
-  if (c.paramRequestList.includes(Opt.BootfileName)) setText(p.options, Opt.BootfileName, p.file);
+  const name = boot.kind === 'tftp' ? boot.file : boot.url;
+  if (boot.kind === 'tftp') p.siaddr = nextServer;
+  // publicUrl has no length limit, so a script/HTTP-boot URL can exceed the
+  // 127-byte file field (encodePacket would throw on it): then the name goes
+  // in option 67 only, which iPXE and UEFI HTTP boot both read, asked or not.
+  const fits = Buffer.byteLength(name, 'latin1') <= MAX_BOOT_FILE_BYTES;
+  if (fits) p.file = name;
+  if (!fits || c.paramRequestList.includes(Opt.BootfileName)) setText(p.options, Opt.BootfileName, name);
   if (boot.kind === 'http') setText(p.options, Opt.VendorClass, 'HTTPClient');
   if (c.isPxe) {
     // PXE 2.1: echo "PXEClient" so the ROM takes this offer's boot file, and

@@ -82,8 +82,13 @@ export class LeaseService {
 
   /** Binds and persists; resolves once the lease is on disk. */
   async bind(mac: Mac, ip: Ipv4, subnet: SubnetConfig, details: ClientDetails): Promise<Lease> {
+    const before = this.table.leaseOf(mac);
     const lease = this.table.bind(mac, ip, subnet.leaseTime, details, this.clock());
-    await this.store.putLeases([lease]);
+    // A client that moved had its old lease marked released by the table;
+    // write that too (same batch), or after a restart the old address would
+    // still load as bound to this client and stay unusable until it expired.
+    const old = before && before.ip !== ip ? this.table.get(before.ip) : undefined;
+    await this.store.putLeases(old && old !== before ? [old, lease] : [lease]);
     return lease;
   }
 

@@ -121,6 +121,11 @@ export class LeaseTable {
     if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === cidrBroadcast(subnet.cidr)) return 'not-in-subnet';
     const res = this.reservedByIp.get(ip);
     if (res && res.mac !== mac) return 'reserved';
+    // A client with a reservation here must not keep renewing a dynamic
+    // address it got before the reservation existed, or it would never move
+    // to it; but only push it off when the reserved address is available.
+    const own = this.reservedByMac.get(mac);
+    if (own && own.ip !== ip && cidrContains(subnet.cidr, own.ip) && this.assignable(mac, own.ip, subnet, now) === 'ok') return 'reserved';
     const offeredTo = this.offeredTo.get(ip);
     if (offeredTo !== undefined && offeredTo !== mac && (this.offers.get(offeredTo)?.expiresAt ?? 0) > now) return 'in-use';
     const l = this.byIp.get(ip);
@@ -156,7 +161,11 @@ export class LeaseTable {
   }
 
   private needsProbe(ip: Ipv4): boolean {
-    return !this.byIp.has(ip) && !this.probedClean.has(ip) && !this.reservedByIp.has(ip);
+    // A declined record is not a use: the address was found taken by someone
+    // we do not know (quarantine() forgets its clean probe for that reason),
+    // so once the quarantine passes it is probed again before an offer.
+    const history = this.byIp.get(ip);
+    return (history === undefined || history.state === 'declined') && !this.probedClean.has(ip) && !this.reservedByIp.has(ip);
   }
 
   /**
