@@ -103,13 +103,12 @@ export class DhcpServer {
     const work: Promise<Outcome> = this.deps.config.mode === 'proxy'
       ? Promise.resolve().then(() => handleProxy(req, client, this.ctx, port, source))
       : handleServer(req, client, this.ctx, this.deps.leases!);
-    work.then(
-      (o) => this.finish(sock, o, client.messageType),
-      (e: unknown) => {
-        this.counters.errors++;
-        this.deps.log.error({ event: 'dhcp.error', mac: client.mac, type: messageTypeName(client.messageType), err: e instanceof Error ? e.message : String(e) }, 'DHCP request failed');
-      },
-    ).finally(() => {
+    // finish() runs inside the chain too, so an encode failure is caught here
+    // instead of becoming an unhandled rejection.
+    work.then((o) => this.finish(sock, o, client.messageType)).catch((e: unknown) => {
+      this.counters.errors++;
+      this.deps.log.error({ event: 'dhcp.error', mac: client.mac, type: messageTypeName(client.messageType), err: e instanceof Error ? e.message : String(e) }, 'DHCP request failed');
+    }).finally(() => {
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
     });
@@ -118,17 +117,21 @@ export class DhcpServer {
   private finish(sock: dgram.Socket, o: Outcome, type: number | undefined): void {
     this.count(o.event);
     this.deps.onOutcome?.(o);
-    const fields = {
+    const log = this.deps.log;
+    // Built only when it will be written: at thousands of packets per second
+    // the object costs more than the reply.
+    const level = o.reply && o.event !== 'dhcp.offer' ? 'info' : 'debug';
+    const fields = () => ({
       event: o.event,
       mac: o.mac,
       ip: o.ip !== undefined ? formatIpv4(o.ip) : undefined,
       type: messageTypeName(type),
       reason: o.reason,
       boot: o.boot && o.boot.kind !== 'none' ? ('file' in o.boot ? o.boot.file : o.boot.url) : undefined,
-    };
+    });
     if (!o.reply) {
       if (o.event === 'dhcp.ignored') this.counters.ignored++;
-      this.deps.log.debug(fields, 'no reply');
+      if (log.isLevelEnabled('debug')) log.debug(fields(), 'no reply');
       return;
     }
     const buf = encodePacket(o.reply.packet);
@@ -136,11 +139,10 @@ export class DhcpServer {
     sock.send(buf, to.port, formatIpv4(to.address), (err) => {
       if (err) {
         this.counters.errors++;
-        this.deps.log.warn({ ...fields, event: 'dhcp.send-error', to: formatIpv4(to.address), err: err.message }, 'DHCP reply not sent');
+        log.warn({ ...fields(), event: 'dhcp.send-error', to: formatIpv4(to.address), err: err.message }, 'DHCP reply not sent');
       }
     });
     this.counters.replies++;
-    if (o.event === 'dhcp.offer') this.deps.log.debug(fields, 'offer');
-    else this.deps.log.info(fields, o.event);
+    if (log.isLevelEnabled(level)) log[level](fields(), o.event);
   }
 }
