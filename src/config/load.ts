@@ -9,6 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { parseDocument } from 'yaml';
@@ -107,9 +108,11 @@ export async function loadConfigFile(path: string, env: ConfigEnv = systemConfig
 }
 
 /**
- * os.networkInterfaces() lists only interfaces that have an address, so
- * existence also consults /sys/class/net (a bridge may be up before it is
- * addressed). The name was validated by parseConfig before we get here.
+ * os.networkInterfaces() lists only interfaces that are running with an
+ * address: a bridge whose only port is a tap with no carrier yet (no VM
+ * started) is missing from it. So existence also consults /sys/class/net and
+ * the address falls back to the kernel's own view (`ip -j -4 addr show`).
+ * The name was validated by parseConfig before we get here.
  */
 export function systemConfigEnv(): ConfigEnv {
   const ifaces = networkInterfaces();
@@ -117,9 +120,20 @@ export function systemConfigEnv(): ConfigEnv {
     interfaceExists: (name) => name in ifaces || existsSync(`/sys/class/net/${name}`),
     interfaceAddress: (name) => {
       const v4 = ifaces[name]?.find((a) => a.family === 'IPv4');
-      return v4 ? parseIpv4(v4.address) : undefined;
+      return v4 ? parseIpv4(v4.address) : kernelIpv4Address(name);
     },
   };
+}
+
+function kernelIpv4Address(name: string): Ipv4 | undefined {
+  try {
+    const out = execFileSync('ip', ['-j', '-4', 'addr', 'show', 'dev', name], { timeout: 5000, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const parsed = JSON.parse(out) as { addr_info?: { family?: string; local?: string }[] }[];
+    const local = parsed[0]?.addr_info?.find((a) => a.family === 'inet')?.local;
+    return local ? parseIpv4(local) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------- YAML

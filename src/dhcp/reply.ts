@@ -140,6 +140,9 @@ export function buildProxyReply(
   setIpv4(p.options, Opt.ServerId, serverId);
   setText(p.options, Opt.VendorClass, 'PXEClient');
   applyBoot(p, c, boot, serverId, false);
+  // iPXE takes boot information from a ProxyDHCP reply only when it has both
+  // next-server and a file name (its dhcp_has_pxeopts), even for an HTTP URL.
+  p.siaddr = serverId;
   setText(p.options, Opt.VendorClass, 'PXEClient');
   if (!p.options.has(Opt.VendorSpecific)) p.options.set(Opt.VendorSpecific, PXE_VENDOR_BOOT_FILE_DIRECTLY);
   if (type === MessageType.Ack) {

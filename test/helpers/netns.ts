@@ -124,6 +124,8 @@ export class LineCollector {
         this.waiters = this.waiters.filter((x) => x !== w);
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last lines:\n${this.lines.slice(-15).join('\n')}`));
       }, timeoutMs);
+      // A waiter that lost a Promise.race must not keep the test process alive.
+      t.unref();
       this.waiters.push(w);
     });
   }

@@ -313,6 +313,8 @@ t.test('ProxyDHCP to iPXE: script URL but never 175.176', async (t) => {
   t.equal(q.file, 'http://10.99.0.1:8080/boot/52:54:00:aa:bb:02.ipxe');
   t.notOk(q.options.has(Opt.Ipxe), 'no-pxedhcp would make iPXE ignore the proxy itself');
   t.equal(q.yiaddr, 0);
+  // iPXE ignores a ProxyDHCP reply without next-server, even for an HTTP URL.
+  t.equal(q.siaddr, SERVER, 'next-server set');
 });
 
 t.test('INFORM ACK: configuration only, to ciaddr or the relay', async (t) => {
