@@ -10,7 +10,7 @@ import type { Logger } from './log.js';
 import { openStore, type Store } from './store/db.js';
 import { LeaseTable } from './leases/table.js';
 import { LeaseService } from './leases/service.js';
-import { PingProber, noConflictCheck } from './net/ping.js';
+import { PingProber, assertPingAvailable, noConflictCheck } from './net/ping.js';
 import { runCommand } from './exec/run.js';
 import { DhcpServer } from './dhcp/server.js';
 import { buildHttpApp, listen } from './http/server.js';
@@ -64,9 +64,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         offerHoldMs: config.dhcp.offerHoldSeconds * 1000,
         quarantineMs: config.dhcp.quarantineSeconds * 1000,
       }, saved);
-      const prober = config.dhcp.conflictCheck.method === 'ping'
-        ? new PingProber(runCommand, config.dhcp.interface, config.dhcp.conflictCheck.timeoutMs)
-        : noConflictCheck;
+      let prober = noConflictCheck;
+      if (config.dhcp.conflictCheck.method === 'ping') {
+        await assertPingAvailable(runCommand);
+        let lastSkipLog = 0;
+        prober = new PingProber(runCommand, config.dhcp.interface, config.dhcp.conflictCheck.timeoutMs, 64, (ip) => {
+          // At most one line per 10 s: a flood of new clients must not flood the log.
+          if (clock() - lastSkipLog < 10_000) return;
+          lastSkipLog = clock();
+          log.warn({ event: 'dhcp.conflict-check-skipped', ip: formatIpv4(ip) }, 'too many conflict checks at once; offering without one');
+        });
+      }
       leases = new LeaseService(table, store, prober, clock, {
         conflict: (ip, mac) => log.warn({ event: 'dhcp.conflict', ip: formatIpv4(ip), mac }, 'address answered the conflict check; quarantined'),
       });

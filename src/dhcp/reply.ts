@@ -40,6 +40,16 @@ const IPXE_NO_PXEDHCP = encodeSubOptions([[176, Buffer.from([1])]]);
 /** PXE option 43 sub-option 6 (PXE_DISCOVERY_CONTROL) = 8: boot the file named in this offer, no discovery. */
 const PXE_VENDOR_BOOT_FILE_DIRECTLY = encodeSubOptions([[6, Buffer.from([8])]], true);
 
+/**
+ * RFC 3046 §2.2: a server that understands option 82 echoes it unchanged in
+ * its reply, so the relay can use it (e.g. the circuit to forward on) and
+ * then strip it. Set last so it is the last option before End, as relays expect.
+ */
+function echoRelayAgentInfo(req: DhcpPacket, p: DhcpPacket): void {
+  const info = req.options.get(Opt.RelayAgentInfo);
+  if (info && req.giaddr !== IPV4_ZERO) p.options.set(Opt.RelayAgentInfo, info);
+}
+
 /** RFC 2131 §4.1: where a server reply goes (not for ProxyDHCP on port 4011). */
 export function replyDestination(req: DhcpPacket, type: MessageType): Destination {
   if (req.giaddr !== IPV4_ZERO) return { address: req.giaddr, port: SERVER_PORT };
@@ -100,6 +110,7 @@ export function buildLeaseReply(
   applySubnet(p, grant.subnet);
   if (grant.hostname) setText(p.options, Opt.Hostname, grant.hostname);
   applyBoot(p, c, boot, serverId, true);
+  echoRelayAgentInfo(req, p);
   return { packet: p, to: replyDestination(req, type) };
 }
 
@@ -111,6 +122,7 @@ export function buildInformAck(req: DhcpPacket, c: ClientInfo, subnet: SubnetCon
   setIpv4(p.options, Opt.ServerId, serverId);
   applySubnet(p, subnet);
   applyBoot(p, c, boot, serverId, true);
+  echoRelayAgentInfo(req, p);
   // §4.3.5: the reply goes to ciaddr (or the relay).
   const to = req.giaddr !== IPV4_ZERO ? { address: req.giaddr, port: SERVER_PORT } : { address: req.ciaddr, port: CLIENT_PORT };
   return { packet: p, to };
@@ -123,6 +135,7 @@ export function buildNak(req: DhcpPacket, serverId: Ipv4, message: string): Repl
   setText(p.options, Opt.Message, message.slice(0, 200));
   // §4.3.2: a NAK through a relay asks the relay to broadcast it.
   if (req.giaddr !== IPV4_ZERO) p.flags |= FLAG_BROADCAST;
+  echoRelayAgentInfo(req, p);
   return { packet: p, to: replyDestination(req, MessageType.Nak) };
 }
 

@@ -14,20 +14,43 @@ export interface ConflictProber {
   inUse(ip: Ipv4): Promise<boolean>;
 }
 
+export class PingUnavailableError extends Error {
+  constructor(reason: string) {
+    super(`dhcp.conflictCheck.method is ping, but ping cannot run (${reason}); install iputils-ping or set method: off`);
+    this.name = 'PingUnavailableError';
+  }
+}
+
+/** Fails when the ping binary is missing, so the check is never silently off. */
+export async function assertPingAvailable(run: Runner): Promise<void> {
+  try {
+    await run(['ping', '-V'], { timeoutMs: 5000 });
+  } catch (e) {
+    throw new PingUnavailableError(e instanceof Error ? e.message : String(e));
+  }
+}
+
 export class PingProber implements ConflictProber {
   private inFlight = 0;
+  /** Probes skipped because too many were running (for logs and metrics). */
+  skipped = 0;
 
   constructor(
     private readonly run: Runner,
     private readonly iface: string,
     private readonly timeoutMs: number,
     private readonly maxInFlight = 64,
+    private readonly onSkip?: (ip: Ipv4) => void,
   ) {}
 
   async inUse(ip: Ipv4): Promise<boolean> {
     // Too many probes at once (a flood of new clients): skip the check rather
     // than queue replies behind it; the client's DECLINE still protects us.
-    if (this.inFlight >= this.maxInFlight) return false;
+    if (this.inFlight >= this.maxInFlight) {
+      this.skipped++;
+      this.onSkip?.(ip);
+      return false;
+    }
     this.inFlight++;
     try {
       const secs = Math.max(this.timeoutMs / 1000, 0.1).toFixed(1);

@@ -72,6 +72,8 @@ export async function writeConfig(yaml: string, dir?: string): Promise<{ configP
  */
 export async function startDaemon(net: TestNet, ns: string, yaml: string, opts: { dataDir?: string; logLevel?: string; readyTimeoutMs?: number; ttlSec?: number } = {}): Promise<DaemonUnderTest> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mbt-'));
+  // A caller-provided dataDir outlives this daemon (restart tests); it removes it itself.
+  net.removeOnDestroy(dir);
   const dataDir = opts.dataDir ?? path.join(dir, 'data');
   const { configPath } = await writeConfig(yaml.replaceAll('{{dataDir}}', dataDir), dir);
   const proc = net.spawn(ns, ['node', METALBOOTD, '--config', configPath, '--log-level', opts.logLevel ?? 'debug'], opts.ttlSec ?? 600, REPO_ROOT);

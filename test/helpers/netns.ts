@@ -5,6 +5,7 @@
  * at teardown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { runCommand, type RunResult } from '../../src/exec/run.js';
 
 export async function sh(argv: readonly string[], timeoutMs = 20_000, okCodes: readonly number[] = [0]): Promise<RunResult> {
@@ -21,6 +22,7 @@ let seq = 0;
 export class TestNet {
   private readonly namespaces: string[] = [];
   private readonly procs: ChildProcess[] = [];
+  private readonly paths: string[] = [];
   /** Short unique tag for interface and namespace names (interface names are at most 15 bytes). */
   readonly tag: string;
 
@@ -77,6 +79,11 @@ export class TestNet {
     this.procs.push(p);
   }
 
+  /** A temporary file or directory removed at teardown, after the processes. */
+  removeOnDestroy(path: string): void {
+    this.paths.push(path);
+  }
+
   async destroy(): Promise<void> {
     for (const p of this.procs) {
       if (p.exitCode === null && p.signalCode === null) {
@@ -92,6 +99,7 @@ export class TestNet {
       }
       await sh(['ip', 'netns', 'del', ns], 5000, [0, 1]).catch(() => undefined);
     }
+    for (const p of this.paths.splice(0)) await rm(p, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

@@ -185,9 +185,6 @@ t.test('relay agent information (option 82) is echoed in replies (RFC 3046 §2.2
   const sent82 = requests.map((p) => dhcpOptions(p.payload).get(82)?.toString('hex'));
   t.ok(sent82.every((x) => x !== undefined), 'every relayed request carries option 82');
   const echoed = replies.map((p) => dhcpOptions(p.payload).get(82)?.toString('hex'));
-  // Known gap, reported: dhcp/reply.ts does not copy option 82 into replies yet.
-  // dhcrelay forwards such replies anyway, so leases work; strict relays (and
-  // anything keyed on circuit-id downstream) need the echo. Drop `todo` once fixed.
-  t.same(echoed, replies.map(() => sent82[0]), 'every reply echoes the relay agent information unchanged',
-    { todo: 'RFC 3046 §2.2 option 82 echo is not implemented in src/dhcp/reply.ts' });
+  // RFC 3046 §2.2: the server echoes option 82 unchanged.
+  t.same(echoed, replies.map(() => sent82[0]), 'every reply echoes the relay agent information unchanged');
 });

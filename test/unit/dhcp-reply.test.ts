@@ -355,3 +355,15 @@ t.test('a URL longer than the file field still encodes (carried in option 67)', 
   const r3 = buildProxyReply(p, c, MessageType.Offer, b, SERVER, { address: ip('0.0.0.0'), port: 68 });
   t.equal(getText(decode(encodePacket(r3.packet)).options, Opt.BootfileName), url);
 });
+
+t.test('relay agent information (option 82) is echoed unchanged in relayed replies, last (RFC 3046 §2.2)', async (t) => {
+  const info = Buffer.from([1, 4, 0xde, 0xad, 0xbe, 0xef, 2, 2, 0x12, 0x34]);
+  const [p, c] = client(req([opt(53, [1]), opt(82, [...info])], { giaddr: '10.20.0.1' }));
+  const offer = wire(t, buildLeaseReply(p, c, MessageType.Offer, { ip: ip('10.99.0.100'), subnet: NET, leaseTime: 600 }, boot(c), SERVER));
+  t.same(offer.options.get(Opt.RelayAgentInfo), info, 'offer echoes 82');
+  t.equal([...offer.options.keys()].at(-1), Opt.RelayAgentInfo, '82 is the last option');
+  t.same(wire(t, buildNak(p, SERVER, 'no')).options.get(Opt.RelayAgentInfo), info, 'NAK echoes 82');
+  // Not relayed (no giaddr): nothing to echo to.
+  const [p2, c2] = client(req([opt(53, [1]), opt(82, [...info])]));
+  t.notOk(wire(t, buildLeaseReply(p2, c2, MessageType.Offer, { ip: ip('10.99.0.100'), subnet: NET, leaseTime: 600 }, boot(c2), SERVER)).options.has(Opt.RelayAgentInfo));
+});
