@@ -33,12 +33,19 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-/* openUdp4(address: string, port: number, device: string | '', broadcast: boolean, reuse: boolean): number */
+/*
+ * openUdp4(address: string, port: number, device: string | '', broadcast: boolean,
+ *          reuse: boolean, rcvbuf: number): number
+ * rcvbuf > 0 asks for that receive buffer with SO_RCVBUFFORCE (CAP_NET_ADMIN:
+ * past net.core.rmem_max, which is small by default and per network
+ * namespace), falling back to SO_RCVBUF. A boot storm after a power cut
+ * arrives as a burst; a deep buffer absorbs it instead of dropping.
+ */
 static napi_value open_udp4(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) {
-    napi_throw_type_error(env, NULL, "openUdp4(address, port, device, broadcast, reuse)");
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
+    napi_throw_type_error(env, NULL, "openUdp4(address, port, device, broadcast, reuse, rcvbuf)");
     return NULL;
   }
   char address[INET_ADDRSTRLEN + 1] = {0};
@@ -46,6 +53,11 @@ static napi_value open_udp4(napi_env env, napi_callback_info info) {
   size_t len = 0;
   uint32_t port = 0;
   bool broadcast = false, reuse = false;
+  int32_t rcvbuf = 0;
+  if (napi_get_value_int32(env, argv[5], &rcvbuf) != napi_ok) {
+    napi_throw_type_error(env, NULL, "openUdp4: rcvbuf must be a number");
+    return NULL;
+  }
   if (napi_get_value_string_utf8(env, argv[0], address, sizeof address, &len) != napi_ok ||
       napi_get_value_uint32(env, argv[1], &port) != napi_ok ||
       napi_get_value_string_utf8(env, argv[2], device, sizeof device, &len) != napi_ok ||
@@ -74,6 +86,10 @@ static napi_value open_udp4(napi_env env, napi_callback_info info) {
   }
   if (broadcast && setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof one) < 0) {
     int e = errno; close(fd); return throw_errno(env, "setsockopt(SO_BROADCAST)", e);
+  }
+  if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) {
+    /* Without CAP_NET_ADMIN: as much as rmem_max allows. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   }
   if (device[0] != '\0' &&
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, (socklen_t)strlen(device) + 1) < 0) {

@@ -65,9 +65,11 @@ function readOptions(area: Buffer, into: DhcpOptions, where: string): string | u
     if (i + 1 >= area.length) return `${where}: option ${code} has no length byte`;
     const len = area[i + 1]!;
     if (i + 2 + len > area.length) return `${where}: option ${code} length ${len} runs past the end`;
+    // Values alias the received datagram (node gives each message its own
+    // memory); only repeated codes are copied, to concatenate them.
     const val = area.subarray(i + 2, i + 2 + len);
     const prev = into.get(code);
-    into.set(code, prev ? Buffer.concat([prev, val]) : Buffer.from(val));
+    into.set(code, prev ? Buffer.concat([prev, val]) : val);
     i += 2 + len;
   }
   return undefined;
@@ -138,12 +140,21 @@ export function encodePacket(p: DhcpPacket): Buffer {
   if (sname.length >= SNAME_LEN) throw new RangeError('sname longer than 63 bytes');
   if (file.length >= FILE_LEN) throw new RangeError('file longer than 127 bytes');
 
-  const optParts: Buffer[] = [];
+  // Size first, then one buffer: this runs for every reply.
+  let optLen = 1; // End
+  for (const [code, val] of p.options) {
+    if (code === Opt.Pad || code === Opt.End) continue;
+    optLen += val.length === 0 ? 2 : val.length + 2 * Math.ceil(val.length / 255);
+  }
+  const buf = Buffer.alloc(Math.max(OPTIONS_OFFSET + optLen, MIN_MESSAGE_LEN));
+  let o = OPTIONS_OFFSET;
   const emit = (code: number, val: Buffer) => {
-    if (val.length === 0) { optParts.push(Buffer.from([code, 0])); return; }
+    if (val.length === 0) { buf[o++] = code; buf[o++] = 0; return; }
     for (let i = 0; i < val.length; i += 255) {
-      const chunk = val.subarray(i, Math.min(i + 255, val.length));
-      optParts.push(Buffer.from([code, chunk.length]), chunk);
+      const n = Math.min(255, val.length - i);
+      buf[o++] = code;
+      buf[o++] = n;
+      o += val.copy(buf, o, i, i + n);
     }
   };
   const mt = p.options.get(Opt.MessageType);
@@ -152,11 +163,8 @@ export function encodePacket(p: DhcpPacket): Buffer {
     if (code === Opt.MessageType || code === Opt.Pad || code === Opt.End) continue;
     emit(code, val);
   }
-  optParts.push(Buffer.from([Opt.End]));
-  const opts = Buffer.concat(optParts);
+  buf[o] = Opt.End;
 
-  const len = Math.max(OPTIONS_OFFSET + opts.length, MIN_MESSAGE_LEN);
-  const buf = Buffer.alloc(len);
   buf[0] = p.op;
   buf[1] = p.htype;
   buf[2] = p.hlen;
@@ -172,7 +180,6 @@ export function encodePacket(p: DhcpPacket): Buffer {
   sname.copy(buf, SNAME_OFFSET);
   file.copy(buf, FILE_OFFSET);
   buf.writeUInt32BE(MAGIC_COOKIE, HEADER_LEN);
-  opts.copy(buf, OPTIONS_OFFSET);
   return buf;
 }
 

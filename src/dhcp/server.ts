@@ -53,7 +53,7 @@ export class DhcpServer {
     const { config } = this.deps;
     const ports = config.mode === 'proxy' ? [SERVER_PORT, PROXY_PORT] : [SERVER_PORT];
     for (const port of ports) {
-      const sock = await openInterfaceSocket({ address: '0.0.0.0', port, device: config.interface, broadcast: true });
+      const sock = await openInterfaceSocket({ address: '0.0.0.0', port, device: config.interface, broadcast: true, rcvbuf: 8 << 20 });
       sock.on('message', (msg, rinfo) => this.onMessage(sock, port, msg, rinfo));
       sock.on('error', (e) => this.deps.log.error({ event: 'dhcp.socket-error', port, err: e.message }, 'DHCP socket error'));
       this.sockets.push(sock);

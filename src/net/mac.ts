@@ -25,10 +25,12 @@ export function tryParseMac(input: string): Mac | undefined {
   }
 }
 
-/** A 6-byte hardware address from a buffer (e.g. chaddr). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** A 6-byte hardware address from a buffer (e.g. chaddr); on every DHCP packet, so no intermediate arrays. */
 export function macFromBytes(bytes: Uint8Array): Mac {
   if (bytes.length !== 6) throw new MacParseError(`<${bytes.length} bytes>`);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(':') as Mac;
+  return `${HEX[bytes[0]!]}:${HEX[bytes[1]!]}:${HEX[bytes[2]!]}:${HEX[bytes[3]!]}:${HEX[bytes[4]!]}:${HEX[bytes[5]!]}` as Mac;
 }
 
 export function macToBytes(mac: Mac): Buffer {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 interface NetsockAddon {
-  openUdp4(address: string, port: number, device: string, broadcast: boolean, reuse: boolean): number;
+  openUdp4(address: string, port: number, device: string, broadcast: boolean, reuse: boolean, rcvbuf: number): number;
   closeFd(fd: number): void;
 }
 
@@ -35,17 +35,21 @@ export interface InterfaceSocketOptions {
   /** Interface name; '' for none. */
   readonly device: string;
   readonly broadcast?: boolean;
+  /** Receive buffer in bytes (0: the kernel default). */
+  readonly rcvbuf?: number;
 }
 
 export async function openInterfaceSocket(opts: InterfaceSocketOptions): Promise<dgram.Socket> {
   const what = `UDP ${opts.address}:${opts.port}${opts.device ? ` on ${opts.device}` : ''}`;
   let fd: number;
   try {
-    fd = loadAddon().openUdp4(opts.address, opts.port, opts.device, opts.broadcast ?? false, true);
+    fd = loadAddon().openUdp4(opts.address, opts.port, opts.device, opts.broadcast ?? false, true, opts.rcvbuf ?? 0);
   } catch (e) {
     throw new SocketOpenError(what, e);
   }
-  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+  // No recvBufferSize here: node would set it again with SO_RCVBUF after bind,
+  // capped at rmem_max, undoing the native SO_RCVBUFFORCE.
+  const sock = dgram.createSocket({ type: 'udp4' });
   await new Promise<void>((resolve, reject) => {
     sock.once('error', (e) => { loadAddon().closeFd(fd); reject(new SocketOpenError(what, e)); });
     sock.bind({ fd }, () => resolve());

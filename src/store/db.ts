@@ -127,9 +127,18 @@ class LevelStore implements Store {
   constructor(private readonly db: Db, private readonly opts: OpenStoreOptions) {
     this.leases = db.sublevel<string, Lease>('leases', { valueEncoding: 'json' });
     this.reservations = db.sublevel<string, StoredReservation>('reservations', { valueEncoding: 'json' });
-    const subs = { leases: this.leases, reservations: this.reservations };
+    // Writes go to the root with the sublevels' own prefixes and values
+    // encoded here: at thousands of leases per second, routing every op
+    // through sublevel encoding costs more than the write. Reads still go
+    // through the typed sublevels (same keys).
+    const prefix = { leases: this.leases.prefix, reservations: this.reservations.prefix };
     this.committer = new GroupCommitter<Op>(
-      (ops) => db.batch(ops.map(({ sub, ...op }) => ({ ...op, sublevel: subs[sub] }) as never), { sync: true }),
+      (ops) => db.batch(
+        ops.map((op) => op.type === 'put'
+          ? { type: 'put' as const, key: prefix[op.sub] + op.key, value: JSON.stringify(op.value) }
+          : { type: 'del' as const, key: prefix[op.sub] + op.key }),
+        { sync: true, keyEncoding: 'utf8', valueEncoding: 'utf8' },
+      ),
       opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch },
     );
   }
