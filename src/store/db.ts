@@ -143,16 +143,23 @@ class LevelStore implements Store {
     );
   }
 
-  async loadLeases(): Promise<Lease[]> {
+  loadLeases(): Promise<Lease[]> {
+    return this.loadAll(() => this.leases.iterator<string, string>({ valueEncoding: 'utf8' }), decodeLease, '');
+  }
+
+  /**
+   * Every record of one sublevel, validated. Read as raw text rather than
+   * through the json encoding: one undecodable value would otherwise abort
+   * the whole iteration. Corrupt records are skipped and counted.
+   */
+  private async loadAll<T>(records: () => AsyncIterable<[string, string]>, decode: (key: string, raw: string) => T | string, label: string): Promise<T[]> {
     if (this.closing) throw new StoreClosedError();
-    const out: Lease[] = [];
-    // Read raw text rather than through the json encoding: one undecodable
-    // value would otherwise abort the whole iteration.
-    for await (const [key, raw] of this.leases.iterator<string, string>({ valueEncoding: 'utf8' })) {
-      const result = decodeLease(key, raw);
+    const out: T[] = [];
+    for await (const [key, raw] of records()) {
+      const result = decode(key, raw);
       if (typeof result === 'string') {
         this.corrupt++;
-        this.opts.onCorrupt?.(key, result);
+        this.opts.onCorrupt?.(label + key, result);
       } else {
         out.push(result);
       }
@@ -180,19 +187,8 @@ class LevelStore implements Store {
     return this.committer.submit(ops);
   }
 
-  async loadReservations(): Promise<StoredReservation[]> {
-    if (this.closing) throw new StoreClosedError();
-    const out: StoredReservation[] = [];
-    for await (const [key, raw] of this.reservations.iterator<string, string>({ valueEncoding: 'utf8' })) {
-      const r = decodeReservation(key, raw);
-      if (typeof r === 'string') {
-        this.corrupt++;
-        this.opts.onCorrupt?.(`reservations/${key}`, r);
-      } else {
-        out.push(r);
-      }
-    }
-    return out;
+  loadReservations(): Promise<StoredReservation[]> {
+    return this.loadAll(() => this.reservations.iterator<string, string>({ valueEncoding: 'utf8' }), decodeReservation, 'reservations/');
   }
 
   putReservation(r: StoredReservation): Promise<void> {

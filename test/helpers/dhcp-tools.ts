@@ -7,16 +7,10 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestNet } from './netns.js';
+import type { LeaseView } from '../../src/http/routes/leases.js';
 
-export interface ApiLease {
-  mac: string | null;
-  ip: string;
-  state: 'bound' | 'expired' | 'released' | 'declined';
-  expiresAt: string;
-  hostname: string | null;
-  clientArch: number | null;
-  vendorClass: string | null;
-}
+/** A lease as GET /api/v1/leases returns it. */
+export type ApiLease = LeaseView;
 
 /** GET /api/v1/leases from inside ns. */
 export async function apiLeases(net: TestNet, ns: string, baseUrl: string): Promise<ApiLease[]> {
