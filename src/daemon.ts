@@ -15,6 +15,8 @@ import { runCommand } from './exec/run.js';
 import { DhcpServer } from './dhcp/server.js';
 import { buildHttpApp, listen } from './http/server.js';
 import { formatIpv4 } from './net/ipv4.js';
+import { DirectoryProvider } from './tftp/provider.js';
+import { TftpServer } from './tftp/server.js';
 
 export class ApiTokenError extends Error {
   constructor(readonly path: string, reason: string) {
@@ -104,11 +106,28 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         log.info({ event: 'dhcp.stopped', ...Object.fromEntries([['received', dhcp.counters.received], ['malformed', dhcp.counters.malformed], ['replies', dhcp.counters.replies]]) }, 'DHCP stopped');
       });
     }
+
+    if (config.tftp.enabled) {
+      const root = config.tftp.root ?? BOOT_ASSETS_DIR;
+      const provider = new DirectoryProvider(root);
+      try {
+        await provider.check();
+      } catch (e) {
+        throw new Error(`tftp.root ${root}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      const tftp = new TftpServer({ config: config.tftp, provider, log: log.child({ module: 'tftp' }) });
+      await tftp.start();
+      stops.push(async () => {
+        await tftp.stop();
+        const c = tftp.counters;
+        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, refused: c.refused, busy: c.busy, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
+      });
+    }
   } catch (e) {
     await stopAll();
     throw e;
   }
 
-  log.info({ event: 'daemon.ready', dataDir: config.dataDir, dhcpMode: config.dhcp.mode }, 'metalboot ready');
+  log.info({ event: 'daemon.ready', dataDir: config.dataDir, dhcpMode: config.dhcp.mode, tftp: config.tftp.enabled }, 'metalboot ready');
   return { stop: stopAll };
 }

@@ -28,6 +28,17 @@ export const DEFAULT_BOOT_FILES: BootFilesConfig = {
   httpArm64: '/boot-assets/ipxe-arm64.efi',
 };
 
+export const DEFAULT_TFTP_LISTEN = '0.0.0.0:69';
+export const DEFAULT_TFTP = {
+  enabled: true,
+  /** Ethernet MTU 1500 − 20 (IP) − 8 (UDP) − 4 (TFTP header): one DATA packet per frame. */
+  maxBlksize: 1468,
+  maxWindowsize: 16,
+  maxTransfers: 128,
+  timeoutMs: 1000,
+  retries: 5,
+} as const;
+
 /** Inclusive [min, max] bounds for integer settings. */
 export const LIMITS = {
   /** A minute to a year: shorter leases flood the server, longer ones never give addresses back. */
@@ -39,6 +50,14 @@ export const LIMITS = {
   /** A ping slower than 10 s is not an answer a DHCP client will wait for. */
   conflictTimeoutMs: [10, 10_000],
   port: [1, 65_535],
+  /** RFC 2348's range. */
+  tftpBlksize: [8, 65_464],
+  /** Each transfer holds one window in memory: 64 × 65464 bytes is the most one may take. */
+  tftpWindowsize: [1, 64],
+  tftpMaxTransfers: [1, 4096],
+  /** RFC 2349 timeouts are 1..255 s; below 100 ms a busy client looks dead. */
+  tftpTimeoutMs: [100, 255_000],
+  tftpRetries: [1, 50],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** A subnet smaller than /30 has no room for a host besides network and broadcast. */

@@ -38,6 +38,8 @@ import {
   DEFAULT_LOG_LEVEL,
   DEFAULT_OFFER_HOLD_SECONDS,
   DEFAULT_QUARANTINE_SECONDS,
+  DEFAULT_TFTP,
+  DEFAULT_TFTP_LISTEN,
   DHCP_MODES,
   LIMITS,
   LOG_LEVELS,
@@ -53,6 +55,7 @@ import type {
   HttpConfig,
   ReservationConfig,
   SubnetConfig,
+  TftpConfig,
 } from './types.js';
 
 export { DEFAULT_CONFIG_PATH };
@@ -80,11 +83,12 @@ export class ConfigError extends Error {
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
   const dhcp = readDhcp(top['dhcp'] ?? {}, 'dhcp', env);
+  const tftp = readTftp(top['tftp'] ?? {}, 'tftp', env, dhcp);
 
   // publicUrl is what DHCP hands to iPXE; without DHCP nothing needs it yet,
   // so fall back to the listen address (reachable at least from this host).
@@ -93,7 +97,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
     if (dhcp.mode !== 'off') throw new ConfigError('http.publicUrl', `is required when dhcp.mode is ${dhcp.mode}`);
     publicUrl = urlFromListen(http.listen);
   }
-  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp };
+  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp, tftp };
 }
 
 /** Reads and parses the file; the host's interfaces come from the running system. */
@@ -425,6 +429,46 @@ function readHttpBootPath(v: unknown, path: string): string {
   const s = readTftpFile(v, path);
   if (!s.startsWith('/')) throw new ConfigError(path, `${JSON.stringify(s)} must be a path starting with /`);
   return s;
+}
+
+// ---------------------------------------------------------------- tftp
+
+function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): TftpConfig {
+  const m = mapping(v, path, [
+    'enabled', 'listen', 'interface', 'root', 'maxBlksize', 'maxWindowsize', 'maxTransfers', 'timeoutMs', 'retries',
+  ]);
+  const enabled = opt(m, 'enabled', path, bool) ?? DEFAULT_TFTP.enabled;
+  const listen = opt(m, 'listen', path, readIpv4HostPort) ?? readIpv4HostPort(DEFAULT_TFTP_LISTEN, key(path, 'listen'));
+  const explicitIf = opt(m, 'interface', path, readIfName);
+  if (enabled && explicitIf !== undefined && !env.interfaceExists(explicitIf)) {
+    throw new ConfigError(key(path, 'interface'), `network interface ${explicitIf} does not exist`);
+  }
+  const root = opt(m, 'root', path, readAbsolutePath);
+  const n = (k: keyof typeof LIMITS, name: string, dflt: number) => opt(m, name, path, (x, p) => int(x, p, LIMITS[k])) ?? dflt;
+  const tftp: TftpConfig = {
+    enabled,
+    listen,
+    // Serving PXE on the DHCP interface is the usual set-up; an explicit '' is not accepted by readIfName.
+    interface: explicitIf ?? (dhcp.mode !== 'off' ? dhcp.interface : ''),
+    maxBlksize: n('tftpBlksize', 'maxBlksize', DEFAULT_TFTP.maxBlksize),
+    maxWindowsize: n('tftpWindowsize', 'maxWindowsize', DEFAULT_TFTP.maxWindowsize),
+    maxTransfers: n('tftpMaxTransfers', 'maxTransfers', DEFAULT_TFTP.maxTransfers),
+    timeoutMs: n('tftpTimeoutMs', 'timeoutMs', DEFAULT_TFTP.timeoutMs),
+    retries: n('tftpRetries', 'retries', DEFAULT_TFTP.retries),
+  };
+  return root === undefined ? tftp : { ...tftp, root };
+}
+
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw typeError(path, 'true or false', v);
+  return v;
+}
+
+/** host:port where host is an IPv4 address (the TFTP sockets are IPv4). */
+function readIpv4HostPort(v: unknown, path: string): HostPort {
+  const hp = readHostPort(v, path);
+  if (!/^[0-9.]+$/.test(hp.host)) throw new ConfigError(path, `${JSON.stringify(hp.host)} is not an IPv4 address`);
+  return hp;
 }
 
 // ---------------------------------------------------------------- subnets

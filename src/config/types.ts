@@ -77,9 +77,30 @@ export interface HttpConfig {
   readonly apiTokenFile?: string;
 }
 
+export interface TftpConfig {
+  readonly enabled: boolean;
+  /** IPv4 host and port of the request socket (port 69 by default). */
+  readonly listen: HostPort;
+  /** Interface the sockets are bound to (SO_BINDTODEVICE); '' for none. Default: dhcp.interface. */
+  readonly interface: string;
+  /** Directory served; absent means the installed boot-assets/ (resolved by the daemon). */
+  readonly root?: string;
+  /** Largest blksize granted (RFC 2348); also capped by the interface MTU − 32 at start. */
+  readonly maxBlksize: number;
+  /** Largest windowsize granted (RFC 7440). */
+  readonly maxWindowsize: number;
+  /** Concurrent transfers; requests beyond get an ERROR packet. */
+  readonly maxTransfers: number;
+  /** Retransmission timeout when the client asks for none (upper bound of the adaptive one). */
+  readonly timeoutMs: number;
+  /** Timeouts without progress before a transfer is abandoned. */
+  readonly retries: number;
+}
+
 export interface Config {
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly http: HttpConfig;
   readonly dhcp: DhcpConfig;
+  readonly tftp: TftpConfig;
 }
