@@ -6,7 +6,7 @@
  * providers can serve generated content (an in-memory script is an OpenFile
  * over a Buffer) and be put in front of it.
  */
-import { constants, type Stats } from 'node:fs';
+import { constants, readvSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { realRoot, resolveUnderRoot } from './paths.js';
 
@@ -29,6 +29,8 @@ export interface FileProvider {
   open(name: string): Promise<OpenResult>;
 }
 
+const SYNC_READ_MAX = 256 << 10;
+
 class HandleFile implements OpenFile {
   constructor(private readonly fh: FileHandle, readonly size: number) {}
 
@@ -38,7 +40,7 @@ class HandleFile implements OpenFile {
     for (;;) {
       const want = bufs.reduce((n, b) => n + b.length, 0);
       if (want === 0) return total;
-      const { bytesRead } = await this.fh.readv(bufs, position + total);
+      const bytesRead = want <= SYNC_READ_MAX ? readvSync(this.fh.fd, bufs, position + total) : (await this.fh.readv(bufs, position + total)).bytesRead;
       total += bytesRead;
       if (bytesRead === 0 || bytesRead === want) return total;
       // A short positional read before EOF (rare): continue after what arrived.

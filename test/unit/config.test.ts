@@ -297,3 +297,41 @@ t.test('loadConfigFile reads a file', async (t) => {
     message: /^config: cannot read .*missing\.yaml: ENOENT/,
   });
 });
+
+t.test('tftp: defaults, interface from dhcp, explicit values', async (t) => {
+  const c = parseConfig(MIN, env);
+  t.same(c.tftp, {
+    enabled: true, listen: { host: '0.0.0.0', port: 69 }, interface: 'br0',
+    maxBlksize: 1468, maxWindowsize: 16, maxTransfers: 128, timeoutMs: 1000, retries: 5,
+  }, 'defaults; the interface is dhcp.interface; root absent (the daemon uses boot-assets/)');
+  t.equal(c.tftp.root, undefined);
+  const off = parseConfig('dhcp: { mode: off }\n', env);
+  t.equal(off.tftp.interface, '', 'no DHCP interface: none');
+  const full = parseConfig(`${MIN}tftp:\n  enabled: false\n  listen: "10.99.0.1:1069"\n  interface: eth1\n  root: /srv/tftp\n  maxBlksize: 8192\n  maxWindowsize: 64\n  maxTransfers: 4096\n  timeoutMs: 100\n  retries: 1\n`, env);
+  t.same(full.tftp, {
+    enabled: false, listen: { host: '10.99.0.1', port: 1069 }, interface: 'eth1', root: '/srv/tftp',
+    maxBlksize: 8192, maxWindowsize: 64, maxTransfers: 4096, timeoutMs: 100, retries: 1,
+  });
+  t.equal(parseConfig(`${MIN}tftp: { enabled: false, interface: nosuch0 }\n`, env).tftp.interface, 'nosuch0', 'a disabled server does not need its interface');
+});
+
+t.test('tftp: each mistake is named precisely', async (t) => {
+  const cases: [string, string][] = [
+    ['tftp: { listen: "boot.lab:69" }', 'config: tftp.listen: "boot.lab" is not an IPv4 address'],
+    ['tftp: { listen: "0.0.0.0:0" }', 'config: tftp.listen: port 0 is out of range 1..65535'],
+    ['tftp: { interface: nosuch0 }', 'config: tftp.interface: network interface nosuch0 does not exist'],
+    ['tftp: { root: boot-assets }', 'config: tftp.root: "boot-assets" must be an absolute path'],
+    ['tftp: { maxBlksize: 7 }', 'config: tftp.maxBlksize: 7 is out of range 8..65464'],
+    ['tftp: { maxBlksize: 65465 }', 'config: tftp.maxBlksize: 65465 is out of range 8..65464'],
+    ['tftp: { maxWindowsize: 0 }', 'config: tftp.maxWindowsize: 0 is out of range 1..64'],
+    ['tftp: { maxWindowsize: 65 }', 'config: tftp.maxWindowsize: 65 is out of range 1..64'],
+    ['tftp: { maxTransfers: 0 }', 'config: tftp.maxTransfers: 0 is out of range 1..4096'],
+    ['tftp: { timeoutMs: 99 }', 'config: tftp.timeoutMs: 99 is out of range 100..255000'],
+    ['tftp: { retries: 0 }', 'config: tftp.retries: 0 is out of range 1..50'],
+    ['tftp: { retries: 1.5 }', 'config: tftp.retries: expected an integer, got number 1.5'],
+    ['tftp: { enabled: yes }', 'config: tftp.enabled: expected true or false, got string "yes"'],
+    ['tftp: { port: 69 }', 'config: tftp.port: unknown key'],
+    ['tftp: []', 'config: tftp: expected a mapping, got a list'],
+  ];
+  for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
+});
