@@ -135,8 +135,11 @@ export class TftpServer {
     const { log } = this.deps;
     const d = decodePacket(msg);
     if (!d.ok || (d.packet.op !== OP_RRQ && d.packet.op !== OP_WRQ)) {
-      // Not answered: an error to a spoofed source would make us a reflector.
       this.counters.malformed++;
+      // A broken request (say a NUL inside the name, which ends it early and leaves a bad mode)
+      // is told so; anything else is dropped unanswered: no error to whatever a spoofed source says.
+      const op = msg.length >= 2 ? msg.readUInt16BE(0) : 0;
+      if (!d.ok && (op === OP_RRQ || op === OP_WRQ)) sock.send(encodeError(ERR_ILLEGAL_OP, 'malformed request'), rinfo.port, rinfo.address, () => undefined);
       if (log.isLevelEnabled('debug')) log.debug({ event: 'tftp.malformed', client: rinfo.address, len: msg.length, reason: d.ok ? `opcode ${d.packet.op} on the request port` : d.reason }, 'TFTP packet dropped');
       return;
     }
