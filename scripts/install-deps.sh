@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # for the DHCP conflict check. Tests and benchmarks: the real DHCP peers.
 RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping ipxe)
 TEST_PKGS=(kea-admin kea-dhcp4-server busybox udhcpc dnsmasq-base isc-dhcp-relay
-           qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl)
+           qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl atftp tftp-hpa nftables)
 
 want=("${RUNTIME_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi

@@ -3,9 +3,9 @@
  * no iPXE ROM, so OVMF's own PXE client asks (vendor class
  * "PXEClient:Arch:00007:...", option 93 = 7).
  *
- * metalboot has no TFTP server yet, so a TFTP-only dnsmasq serves the iPXE
- * binaries on metalboot's address, and tcpdump on the bridge records the
- * firmware's TFTP read requests. The whole chain is checked:
+ * metalboot's own TFTP server serves the iPXE binaries from its default
+ * root (the installed boot-assets/), on the DHCP interface; tcpdump on the
+ * bridge records the firmware's TFTP read requests. The whole chain is checked:
  *   OVMF PXE --DHCP--> boot file name from metalboot --TFTP--> iPXE (EFI)
  *   --DHCP as iPXE--> script URL --HTTP--> /boot/<mac>.ipxe, run once
  * with no chainload loop (iPXE never gets an iPXE binary again).
@@ -19,15 +19,15 @@
  * for a fixed ~4 s window; iPXE adds ~2 s of banner.
  */
 import t, { type Test } from 'tap';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { TestNet } from '../helpers/netns.js';
-import { startDaemon, type DaemonUnderTest, type LogLine } from '../helpers/daemon.js';
+import { REPO_ROOT, startDaemon, type DaemonUnderTest, type LogLine } from '../helpers/daemon.js';
 import { addTap, startVm, vmUnavailable, type Vm } from '../helpers/qemu.js';
 import {
-  parseRrq, startCapture, startDhcpOnly, startRaOnly, startTftpOnly, tftpRootWith, toolsUnavailable,
-  type Capture, type Dnsmasq, type TftpRrq,
+  parseRrq, startCapture, startDhcpOnly, startRaOnly, toolsUnavailable,
+  type Capture, type TftpRrq,
 } from '../helpers/pxe.js';
 
 const skip = vmUnavailable('uefi') || toolsUnavailable();
@@ -54,7 +54,6 @@ interface Lab {
   srv: string;
   br: string;
   tap: string;
-  tftp: Dnsmasq;
   tftpCapture: Capture;
   /** Set by the test, stopped first at teardown. */
   vm?: Vm;
@@ -63,8 +62,8 @@ interface Lab {
 
 /**
  * Server namespace with a bridge (serverIp/24), a tap for the VM, an RA-only
- * responder, a TFTP-only server with the iPXE EFI binaries, and a capture of
- * TFTP requests on the bridge.
+ * responder and a capture of TFTP requests on the bridge. TFTP itself is
+ * metalboot's.
  */
 async function buildLab(t: Test, prefix: string, octet: number): Promise<Lab> {
   const net = new TestNet(prefix);
@@ -74,7 +73,6 @@ async function buildLab(t: Test, prefix: string, octet: number): Promise<Lab> {
     await lab.vm?.stop();
     await lab.daemon?.stop();
     await lab.tftpCapture?.stop();
-    await lab.tftp?.stop();
     await net.destroy();
     await rm(dir, { recursive: true, force: true });
   });
@@ -84,8 +82,6 @@ async function buildLab(t: Test, prefix: string, octet: number): Promise<Lab> {
   await net.bridge(lab.srv, lab.br, `10.${octet}.0.1/24`);
   await addTap(net, lab.srv, lab.tap, lab.br);
   await startRaOnly(net, lab.srv, lab.br, `fd${octet}::`);
-  const root = await tftpRootWith(path.join(dir, 'tftp'), ['snponly.efi', 'ipxe.efi']);
-  lab.tftp = await startTftpOnly(net, lab.srv, lab.br, root);
   lab.tftpCapture = await startCapture(net, lab.srv, lab.br, 'udp dst port 69');
   return lab as Lab;
 }
@@ -94,9 +90,10 @@ function rrqs(lab: Lab): TftpRrq[] {
   return lab.tftpCapture.packets.lines.flatMap((l) => { const r = parseRrq(l); return r ? [r] : []; });
 }
 
-/** dnsmasq-tftp logs "sent <root>/<file> to <ip>" after a complete transfer. */
-function tftpSent(lab: Lab, file: string, ip: string): boolean {
-  return lab.tftp.log.lines.some((l) => l.includes(`sent ${path.join(lab.dir, 'tftp', file)} to ${ip}`));
+/** metalboot logged a complete transfer of the whole file (from boot-assets/) to ip. */
+async function tftpSent(d: DaemonUnderTest, file: string, ip: string): Promise<LogLine | undefined> {
+  const size = (await stat(path.join(REPO_ROOT, 'boot-assets', file))).size;
+  return d.events('tftp.transfer').find((l) => l.file === file && String(l.client).startsWith(`${ip}:`) && l.bytes === size);
 }
 
 for (const variant of [
@@ -142,7 +139,9 @@ dhcp:
     // 3. iPXE runs, comes back as iPXE, gets the script URL and fetches it.
     const served = await bootEvent(d, vm, 'http.boot-script', 90_000, (l) => l.mac === mac);
     const fetchedMs = Date.now() - vm.startedAt;
-    t.ok(tftpSent(lab, file, ip), `the TFTP server sent ${file} completely`);
+    const sent = await tftpSent(d, file, ip);
+    t.ok(sent, `metalboot's TFTP server sent ${file} completely`);
+    t.comment(`TFTP ${file}: ${JSON.stringify(sent && { blksize: sent.blksize, windowsize: sent.windowsize, options: sent.options, durationMs: sent.durationMs, retransmits: sent.retransmits })}`);
     await vm.waitForSerial(new RegExp(escapeRe(scriptMessage(mac))), 20_000);
     t.comment(`VM start -> script fetched ${fetchedMs} ms (RRQs: ${rrqs(lab).map((r) => r.file).join(', ')})`);
 
@@ -201,7 +200,7 @@ dhcp:
   const served = await bootEvent(d, vm, 'http.boot-script', 90_000, (l) => l.mac === mac);
   t.comment(`VM start -> script fetched ${Date.now() - vm.startedAt} ms`);
   await vm.waitForSerial(new RegExp(escapeRe(scriptMessage(mac))), 20_000);
-  t.ok(tftpSent(lab, file, ip!), `the TFTP server sent ${file} completely`);
+  t.ok(await tftpSent(d, file, ip!), `metalboot's TFTP server sent ${file} completely`);
   t.equal(served.from, ip, 'the script was fetched from the address the other server gave');
   const toIpxe = [...d.events('dhcp.proxy-offer'), ...d.events('dhcp.proxy-ack')].filter((l) => l.mac === mac && l.boot === url);
   t.ok(toIpxe.length >= 1, 'iPXE got the script URL from ProxyDHCP');
