@@ -1,0 +1,45 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../src/log.js';
+import { DirectoryProvider } from '../../src/tftp/provider.js';
+import { TftpServer } from '../../src/tftp/server.js';
+import { decodePacket, encodeAck, encodeRequest, OP_OACK, type TftpPacket } from '../../src/tftp/packet.js';
+import { Writable } from 'node:stream';
+
+const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+function nextPacket(s: dgram.Socket): Promise<{ p: TftpPacket; port: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer')), 3000);
+    s.once('message', (m, r) => { clearTimeout(timer); const d = decodePacket(m); if (d.ok) resolve({ p: d.packet, port: r.port }); else reject(new Error(d.reason)); });
+  });
+}
+
+t.test('blksize is capped by the interface MTU − 32; stop() aborts running transfers', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'mbt-tftp-srv-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  await writeFile(join(root, 'f.bin'), Buffer.alloc(100_000, 1));
+  const server = new TftpServer({
+    config: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, interface: '', maxBlksize: 1468, maxWindowsize: 16, maxTransfers: 8, timeoutMs: 1000, retries: 5 },
+    provider: new DirectoryProvider(root), log: quiet, mtu: 1000,
+  });
+  // port 0 in the config: an ephemeral request port for the test.
+  await server.start();
+  t.equal(server.maxBlksize, 968);
+  const c = dgram.createSocket('udp4');
+  await new Promise<void>((r) => c.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => c.close());
+  c.send(encodeRequest({ op: 1, filename: 'f.bin', mode: 'octet', options: [['blksize', '1468'], ['tsize', '0']] }), server.port, '127.0.0.1');
+  const oack = await nextPacket(c);
+  t.same(oack.p, { op: OP_OACK, options: [['blksize', '968'], ['tsize', '100000']] });
+  c.send(encodeAck(0), oack.port, '127.0.0.1');
+  const data = await nextPacket(c);
+  t.match(data.p, { op: 3, block: 1 });
+  t.equal(server.activeTransfers, 1);
+  await server.stop();
+  t.equal(server.activeTransfers, 0, 'stopped with the transfer aborted');
+  t.equal(server.counters.failed, 1);
+});
