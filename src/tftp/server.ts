@@ -122,7 +122,8 @@ export class TftpServer {
   async openSocket(port: number, rcvbuf = 0): Promise<dgram.Socket> {
     const { listen, interface: device } = this.deps.config;
     if (device) return openInterfaceSocket({ address: listen.host, port, device, rcvbuf });
-    const sock = dgram.createSocket({ type: 'udp4' });
+    // reuseAddr: a transfer binds a second socket to its own port (see begin()).
+    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind({ address: listen.host, port }, () => { sock.off('error', reject); resolve(); });
@@ -200,24 +201,38 @@ export class TftpServer {
     }
     let f: OpenFile = opened.file;
     let sock: dgram.Socket | undefined;
+    let strangers: dgram.Socket | undefined;
     try {
       if (req.mode === 'netascii') f = await netasciiFile(f);
+      // The transfer's TID: a socket connected to the client, so the kernel
+      // hands it only the client's packets and sends without a per-packet
+      // address lookup (lock-step speed is one round trip per block). A second,
+      // unconnected socket on the same port receives everything else: strangers
+      // get an ERROR (RFC 1350 §4) without touching the transfer.
       sock = await this.openSocket(0);
+      strangers = await this.openSocket(sock.address().port);
+      const s = sock;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.connect(rinfo.port, rinfo.address, () => { s.off('error', reject); resolve(); });
+      });
     } catch (e) {
       await f.close().catch(() => undefined);
       sock?.close();
+      strangers?.close();
       throw e;
     }
     if (this.closing) {
       await f.close().catch(() => undefined);
       sock.close();
+      strangers.close();
       this.transfers.delete(client);
       this.checkIdle();
       return;
     }
     const params = negotiate(req.options, f.size, this.limits);
     const machine = new RrqTransfer(f.size, params, this.limits.retries);
-    const t = new Transfer(this, sock, rinfo.address, rinfo.port, file, req.mode, f, machine);
+    const t = new Transfer(this, sock, strangers, rinfo.address, rinfo.port, file, req.mode, f, machine);
     this.transfers.set(client, t);
     this.counters.started++;
     t.start();
@@ -297,6 +312,7 @@ class Transfer {
   constructor(
     private readonly server: TftpServer,
     private readonly sock: dgram.Socket,
+    private readonly strangers: dgram.Socket,
     readonly address: string,
     readonly port: number,
     readonly file: string,
@@ -318,6 +334,15 @@ class Transfer {
       }
     });
     sock.on('error', () => undefined);
+    strangers.on('message', (_msg, rinfo) => this.onStranger(rinfo));
+    strangers.on('error', () => undefined);
+  }
+
+  /** RFC 1350 §4: an error to a sender that is not this transfer's client; the transfer goes on. */
+  private onStranger(rinfo: dgram.RemoteInfo): void {
+    if (this.finished) return;
+    this.server.countWrongTid(`${rinfo.address}:${rinfo.port}`);
+    this.strangers.send(encodeError(ERR_UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address, () => undefined);
   }
 
   start(): void {
@@ -330,10 +355,9 @@ class Transfer {
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.finished) return;
+    // The socket is connected, so only the client's packets arrive here; kept as a guard.
     if (rinfo.port !== this.port || rinfo.address !== this.address) {
-      // RFC 1350 §4: an error to the stranger; the transfer goes on.
-      this.server.countWrongTid(`${rinfo.address}:${rinfo.port}`);
-      this.sock.send(encodeError(ERR_UNKNOWN_TID, 'unknown transfer ID'), rinfo.port, rinfo.address, () => undefined);
+      this.onStranger(rinfo);
       return;
     }
     // Hot path: an ACK is 4 bytes; skip the general decoder.
@@ -352,11 +376,11 @@ class Transfer {
           const at = a.slot * this.slotLen;
           writeDataHeader(this.slots, at, a.block);
           this.pendingSends++;
-          this.sock.send(this.slots, at, DATA_HEADER_LEN + a.length, this.port, this.address, this.onSent);
+          this.sock.send(this.slots, at, DATA_HEADER_LEN + a.length, this.onSent);
           break;
         }
         case 'send-oack':
-          this.sock.send(encodeOack(a.options), this.port, this.address, () => undefined);
+          this.sock.send(encodeOack(a.options), () => undefined);
           break;
         case 'read':
           if (this.pendingSends > 0) this.deferredRead = () => this.read(a.block, a.count);
@@ -397,10 +421,11 @@ class Transfer {
     this.deferredRead = undefined;
     if (sendError) {
       this.pendingSends++;
-      this.sock.send(encodeError(sendError.code, sendError.message), this.port, this.address, this.onSent);
+      this.sock.send(encodeError(sendError.code, sendError.message), this.onSent);
     }
     const close = () => {
       this.sock.close();
+      this.strangers.close();
       this.f.close().catch(() => undefined).finally(() => this.server.ended(this, ok, reason));
     };
     if (this.pendingSends > 0) this.closeWhenDrained = close;
