@@ -209,10 +209,8 @@ class LevelStore implements Store {
   }
 }
 
-const STATES: ReadonlySet<string> = new Set<LeaseState>(['bound', 'released', 'declined']);
-
-/** A validated Lease, or the reason the record is unusable. Unknown fields are dropped. */
-export function decodeLease(key: string, raw: string): Lease | string {
+/** A stored JSON object, or why the record is unusable. */
+function parseRecord(raw: string): Record<string, unknown> | string {
   let v: unknown;
   try {
     v = JSON.parse(raw);
@@ -220,9 +218,21 @@ export function decodeLease(key: string, raw: string): Lease | string {
     return 'value is not JSON';
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'value is not an object';
-  const r = v as Record<string, unknown>;
+  return v as Record<string, unknown>;
+}
+
+function isUint32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+}
+
+const STATES: ReadonlySet<string> = new Set<LeaseState>(['bound', 'released', 'declined']);
+
+/** A validated Lease, or the reason the record is unusable. Unknown fields are dropped. */
+export function decodeLease(key: string, raw: string): Lease | string {
+  const r = parseRecord(raw);
+  if (typeof r === 'string') return r;
   const ip = r['ip'];
-  if (typeof ip !== 'number' || !Number.isInteger(ip) || ip < 0 || ip > 0xffffffff) return 'ip is not a uint32';
+  if (!isUint32(ip)) return 'ip is not a uint32';
   if (leaseKey(ip as Ipv4) !== key) return `ip ${formatIpv4(ip as Ipv4)} does not match its key`;
   if (typeof r['state'] !== 'string' || !STATES.has(r['state'])) return 'state is not a lease state';
   const { expiresAt, updatedAt } = r;
@@ -280,16 +290,11 @@ function describeError(err: unknown): string {
 
 /** A validated reservation record, or why it is unusable. */
 export function decodeReservation(key: string, raw: string): StoredReservation | string {
-  let v: unknown;
-  try {
-    v = JSON.parse(raw);
-  } catch {
-    return 'value is not JSON';
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'value is not an object';
-  const { mac, ip, hostname } = v as Record<string, unknown>;
+  const r = parseRecord(raw);
+  if (typeof r === 'string') return r;
+  const { mac, ip, hostname } = r;
   if (typeof mac !== 'string' || tryParseMac(mac) !== mac || mac !== key) return 'mac is not a normalised MAC matching its key';
-  if (typeof ip !== 'number' || !Number.isInteger(ip) || ip < 0 || ip > 0xffffffff) return 'ip is not a uint32';
+  if (!isUint32(ip)) return 'ip is not a uint32';
   if (hostname !== undefined && typeof hostname !== 'string') return 'hostname is not a string';
   return { mac: mac as Mac, ip: ip as Ipv4, ...(typeof hostname === 'string' ? { hostname } : {}) };
 }
