@@ -103,7 +103,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       await dhcp.start();
       stops.push(async () => {
         await dhcp.stop();
-        log.info({ event: 'dhcp.stopped', ...Object.fromEntries([['received', dhcp.counters.received], ['malformed', dhcp.counters.malformed], ['replies', dhcp.counters.replies]]) }, 'DHCP stopped');
+        const c = dhcp.counters;
+        log.info({ event: 'dhcp.stopped', received: c.received, malformed: c.malformed, replies: c.replies, ignored: c.ignored, errors: c.errors }, 'DHCP stopped');
       });
     }
 
