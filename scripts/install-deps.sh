@@ -32,8 +32,11 @@ fi
 
 node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj < 20) { console.error("metalboot needs Node >= 20, found " + process.version); process.exit(1) }'
 
-# Debian's node ships its headers in /usr/include/node; point node-gyp there
-# instead of letting it download headers.
+# node-gyp must build the native socket helper against local headers (no
+# downloads): Debian's nodejs keeps them in libnode-dev, NodeSource's in nodejs.
+if [[ ! -f /usr/include/node/node_api.h ]] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnode-dev || true
+fi
 if [[ -f /usr/include/node/node_api.h ]]; then export npm_config_nodedir=/usr; fi
 npm ci --no-audit --no-fund
 npm run build
