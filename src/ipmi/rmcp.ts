@@ -139,6 +139,8 @@ export const AUTH_OEM = 0x05;
 /** Auth type / format byte that announces an IPMI v2.0/RMCP+ session header. */
 export const AUTH_RMCPP = 0x06;
 
+const LEGACY_PAD_LENGTHS: ReadonlySet<number> = new Set([56, 84, 112, 128, 156]);
+
 export interface SessionV15 {
   readonly authType: number;
   readonly sequence: number;
@@ -159,9 +161,10 @@ export function encodeSessionV15(s: SessionV15): Buffer {
   head.writeUInt32LE(s.sessionId >>> 0, 5);
   if (hasCode) s.authCode!.copy(head, 9);
   head[head.length - 1] = s.message.length;
-  // §13.6 note: some BMCs need a legacy pad byte when the length would be 56, 84, 112, 128 or 156; we
-  // append none: lengths seen in our commands never hit those values with an RMCP header of 4.
-  return Buffer.concat([encodeRmcpHeader(RMCP_CLASS_IPMI), head, s.message]);
+  const out = Buffer.concat([encodeRmcpHeader(RMCP_CLASS_IPMI), head, s.message]);
+  // Table 13-8 footnote ("legacy PAD"): some older NICs need one extra 0x00 byte when the whole
+  // IPMI 1.5 datagram would be 56, 84, 112, 128 or 156 bytes long (ipmitool and ipmiutil do the same).
+  return LEGACY_PAD_LENGTHS.has(out.length) ? Buffer.concat([out, Buffer.alloc(1)]) : out;
 }
 
 /** Decodes the session part (after the RMCP header) of an IPMI 1.5 packet. */

@@ -140,3 +140,17 @@ t.test('hostile input never throws', async (t) => {
   }
   t.pass('3000 random datagrams decoded without throwing');
 });
+
+t.test('IPMI 1.5 legacy pad byte at datagram lengths 56, 84, 112, 128, 156 (table 13-8 footnote)', async (t) => {
+  for (let n = 0; n <= 150; n++) {
+    const message = Buffer.alloc(n, 0x33);
+    for (const authType of [AUTH_NONE, AUTH_MD5]) {
+      const p = encodeSessionV15({ authType, sequence: 1, sessionId: 2, authCode: Buffer.alloc(16), message });
+      const natural = 4 + 10 + (authType === AUTH_NONE ? 0 : 16) + n;
+      const padded = [56, 84, 112, 128, 156].includes(natural);
+      t.equal(p.length, natural + (padded ? 1 : 0));
+      if (padded) t.equal(p[p.length - 1], 0);
+      t.match(decodeSessionV15(p.subarray(4)), { ok: true, value: { message } });
+    }
+  }
+});
