@@ -6,7 +6,7 @@
  * Secrets (password, SIK, K1, K2) never appear in any error reason.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { fail, type Decoded } from './rmcp.js';
+import { PAYLOAD_IPMI, decodeIpmiPacket, encodeSessionV2, fail, type Decoded } from './rmcp.js';
 
 // ---------------------------------------------------------------- algorithms and cipher suites (§13.28, table 22-20)
 
@@ -436,4 +436,59 @@ export function decryptPayload(k2: Buffer, payload: Buffer): Decoded<Buffer> {
     if (plain[dataLen + i - 1] !== i) return fail('malformed', 'confidentiality pad bytes are not 1, 2, 3, …');
   }
   return { ok: true, value: Buffer.from(plain.subarray(0, dataLen)) };
+}
+
+// ---------------------------------------------------------------- whole packets in an active session
+
+export interface SealOptions {
+  /** The BMC's session id (SIDc) on requests; the console's on responses. */
+  readonly sessionId: number;
+  readonly sequence: number;
+  readonly message: Buffer;
+  readonly payloadType?: number;
+  /** Default true: AES-CBC-128 with K2. */
+  readonly encrypt?: boolean;
+  /** Fixed IV, for tests; random otherwise. */
+  readonly iv?: Buffer;
+}
+
+/** A complete RMCP datagram: payload encrypted (unless `encrypt: false`) and authenticated with K1. */
+export function sealPacket(keys: SessionKeys, o: SealOptions): Buffer {
+  const encrypt = o.encrypt ?? true;
+  const payload = encrypt ? encryptPayload(keys.k2, o.message, o.iv) : o.message;
+  return encodeSessionV2(
+    { payloadType: o.payloadType ?? PAYLOAD_IPMI, encrypted: encrypt, authenticated: true, sessionId: o.sessionId, sequence: o.sequence, payload },
+    (d) => integrityAuthCode(keys, d),
+  );
+}
+
+export interface OpenedPacket {
+  readonly payloadType: number;
+  readonly sessionId: number;
+  readonly sequence: number;
+  readonly encrypted: boolean;
+  /** Plaintext payload (an IPMI message for payload type 0). */
+  readonly message: Buffer;
+}
+
+/**
+ * Checks and opens a datagram received in an active RMCP+ session: RMCP+ format, authenticated,
+ * AuthCode valid (code 'integrity' otherwise), then decrypted when encrypted. With `requireEncrypted`
+ * (default true) a plaintext packet is refused too. Never throws; reasons carry no key material.
+ */
+export function openPacket(keys: SessionKeys, datagram: Buffer, requireEncrypted = true): Decoded<OpenedPacket> {
+  const r = decodeIpmiPacket(datagram, keys.suite.authCodeLength);
+  if (!r.ok) return r;
+  if (r.value.version !== '2.0') return fail('malformed', 'IPMI 1.5 packet inside an RMCP+ session');
+  const s = r.value.session;
+  if (!s.authenticated) return fail('integrity', 'unauthenticated packet inside an authenticated session');
+  if (!verifyIntegrity(keys, s.integrityData, s.authCode)) return fail('integrity', 'packet AuthCode mismatch');
+  if (!s.encrypted && requireEncrypted) return fail('integrity', 'unencrypted packet inside an encrypted session');
+  let message = s.payload;
+  if (s.encrypted) {
+    const d = decryptPayload(keys.k2, s.payload);
+    if (!d.ok) return d;
+    message = d.value;
+  }
+  return { ok: true, value: { payloadType: s.payloadType, sessionId: s.sessionId, sequence: s.sequence, encrypted: s.encrypted, message } };
 }

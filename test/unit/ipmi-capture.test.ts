@@ -1,7 +1,7 @@
 import t from 'tap';
 import {
   CIPHER_SUITE_3, checkRakp2, checkRakp4, decodeOpenSessionRequest, decodeOpenSessionResponse, decodeRakp1, decodeRakp2, decodeRakp3,
-  decodeRakp4, decryptPayload, deriveSessionKeys, encodeOpenSessionRequest, encodeRakp1, encodeRakp3, encryptPayload, integrityAuthCode,
+  decodeRakp4, decryptPayload, deriveSessionKeys, encodeOpenSessionRequest, encodeRakp1, encodeRakp3, encryptPayload, integrityAuthCode, openPacket, sealPacket,
   passwordKey, rakp3AuthCode, verifyIntegrity, type RakpContext,
 } from '../../src/ipmi/rakp.js';
 import { AUTH_MD5, decodeAsf, decodeIpmiPacket, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type IpmiSession } from '../../src/ipmi/rmcp.js';
@@ -136,6 +136,29 @@ t.test('RMCP+ session establishment with ipmitool/ipmi_sim, cipher suite 3', asy
     }
   }
   t.same(seen.slice(0, 2), ['6/59', '7/59:0'], 'Set Session Privilege Level first');
+
+  // Whole-packet helpers on the same captures.
+  for (let i = 8; i <= 21; i++) {
+    const s = v2(i);
+    const opened = ok(openPacket(keys, CAPTURE[i]!));
+    t.same(opened, { payloadType: 0, sessionId: s.sessionId, sequence: s.sequence, encrypted: true, message: ok(decryptPayload(keys.k2, s.payload)) });
+    t.same(sealPacket(keys, { sessionId: s.sessionId, sequence: s.sequence, message: opened.message, iv: s.payload.subarray(0, 16) }), CAPTURE[i], `packet ${i}: sealPacket reproduces it`);
+    for (let j = 4; j < CAPTURE[i]!.length; j += 3) {
+      const bad = Buffer.from(CAPTURE[i]!); bad[j] = bad[j]! ^ 0x01;
+      const r = openPacket(keys, bad);
+      if (r.ok) t.fail(`packet ${i}: flipped byte ${j} accepted`);
+    }
+    for (let n = 0; n < CAPTURE[i]!.length; n++) if (openPacket(keys, CAPTURE[i]!.subarray(0, n)).ok) t.fail(`packet ${i}: truncation ${n} accepted`);
+  }
+  const flipped = Buffer.from(CAPTURE[9]!); flipped[30] = flipped[30]! ^ 0x80;
+  const fr = openPacket(keys, flipped);
+  t.match(fr, { ok: false, code: 'integrity', reason: 'packet AuthCode mismatch' });
+  if (!fr.ok) for (const k of [keys.sik, keys.k1, keys.k2]) t.notOk(fr.reason.includes(k.toString('hex')));
+  const plain = sealPacket(keys, { sessionId: 2, sequence: 9, message: Buffer.from('2018c881043b043c', 'hex'), encrypt: false });
+  t.match(openPacket(keys, plain), { ok: false, code: 'integrity', reason: /unencrypted/ });
+  t.match(openPacket(keys, plain, false), { ok: true, value: { encrypted: false, message: Buffer.from('2018c881043b043c', 'hex') } });
+  t.match(openPacket(keys, CAPTURE[5]!), { ok: false, code: 'integrity', reason: /unauthenticated/ });
+  t.match(openPacket(keys, CAPTURE[28]!), { ok: false, code: 'malformed' });
   t.same(seen.slice(-2), ['6/60', '7/60:0'], 'Close Session last');
 });
 
