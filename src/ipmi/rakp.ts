@@ -130,7 +130,8 @@ export interface OpenSessionResponse {
   readonly tag: number;
   readonly status: number;
   readonly maxPrivilege: number;
-  readonly consoleSessionId: number;
+  /** Absent only in the 2-byte error form (tag, status) that ipmi_sim 2.0.33 sends. */
+  readonly consoleSessionId?: number;
   /** Present when status is 0. */
   readonly bmcSessionId?: number;
   readonly auth?: number;
@@ -143,18 +144,24 @@ export function encodeOpenSessionResponse(r: OpenSessionResponse): Buffer {
   b[0] = r.tag & 0xff;
   b[1] = r.status & 0xff;
   b[2] = r.maxPrivilege & 0x0f;
-  b.writeUInt32LE(r.consoleSessionId >>> 0, 4);
+  b.writeUInt32LE((r.consoleSessionId ?? 0) >>> 0, 4);
   if (r.status !== 0) return b;
   const sid = Buffer.alloc(4);
   sid.writeUInt32LE((r.bmcSessionId ?? 0) >>> 0);
   return Buffer.concat([b, sid, algPayload(0, r.auth ?? 0), algPayload(1, r.integrity ?? 0), algPayload(2, r.confidentiality ?? 0)]);
 }
 
-/** §13.18: on a non-zero status the BMC may send only the first 8 bytes. */
+/**
+ * §13.18: on a non-zero status the BMC may send only the first 8 bytes. ipmi_sim 2.0.33 refusing
+ * cipher suite 17 sends just 2 (tag, status 04h): accepted, so the refusal is seen as a refusal.
+ */
 export function decodeOpenSessionResponse(b: Buffer): Decoded<OpenSessionResponse> {
+  if (b.length >= 2 && b[1] !== 0) {
+    const head = { tag: b[0]!, status: b[1]!, maxPrivilege: (b[2] ?? 0) & 0x0f };
+    return { ok: true, value: b.length >= 8 ? { ...head, consoleSessionId: b.readUInt32LE(4) } : head };
+  }
   if (b.length < 8) return fail('truncated', `Open Session Response needs at least 8 bytes, got ${b.length}`);
   const head = { tag: b[0]!, status: b[1]!, maxPrivilege: b[2]! & 0x0f, consoleSessionId: b.readUInt32LE(4) };
-  if (head.status !== 0) return { ok: true, value: head };
   if (b.length < 36) return fail('truncated', `Open Session Response needs 36 bytes, got ${b.length}`);
   const algs = readAlgPayloads(b, 12);
   if (!algs.ok) return algs;

@@ -2,9 +2,9 @@ import t from 'tap';
 import {
   CIPHER_SUITE_3, checkRakp2, checkRakp4, decodeOpenSessionRequest, decodeOpenSessionResponse, decodeRakp1, decodeRakp2, decodeRakp3,
   decodeRakp4, decryptPayload, deriveSessionKeys, encodeOpenSessionRequest, encodeRakp1, encodeRakp3, encryptPayload, integrityAuthCode, openPacket, sealPacket,
-  passwordKey, rakp3AuthCode, verifyIntegrity, type RakpContext,
+  passwordKey, rakp3AuthCode, rakpStatusName, verifyIntegrity, type RakpContext,
 } from '../../src/ipmi/rakp.js';
-import { AUTH_MD5, decodeAsf, decodeIpmiPacket, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type IpmiSession } from '../../src/ipmi/rmcp.js';
+import { AUTH_MD5, decodeAsf, decodeIpmiPacket, decodeSessionV2, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type IpmiSession } from '../../src/ipmi/rmcp.js';
 import { decodeChassisStatus, decodeDeviceId, decodeRequest, decodeResponse, encodeRequest } from '../../src/ipmi/commands.js';
 
 /*
@@ -182,4 +182,20 @@ t.test('IPMI 1.5 MD5 session with ipmitool/ipmi_sim', async (t) => {
   t.equal(md5, 16, 'Activate Session onwards is MD5-authenticated');
   const status = ok(decodeResponse(v15(41).message));
   t.match(ok(decodeChassisStatus(status.data)), { powerOn: false, powerFault: false }, 'chassis status: off, as ipmitool printed');
+});
+
+t.test('ipmi_sim refuses cipher suite 17 with a 2-byte Open Session Response', async (t) => {
+  // Captured the same way: ipmitool -I lanplus -C 17 ... mc info → "invalid authentication algorithm".
+  const req = Buffer.from('0600ff0706100000000000000000200000000000a4a3a2a0000000080300000001000008040000000200000801000000', 'hex');
+  const rsp = Buffer.from('0600ff070611000000000000000002000004', 'hex');
+  const q = decodeSessionV2(req.subarray(4), 16);
+  t.ok(q.ok);
+  if (q.ok) t.match(ok(decodeOpenSessionRequest(q.value.payload)), { auth: 3, integrity: 4, confidentiality: 1 }, 'suite 17 algorithms');
+  const a = decodeSessionV2(rsp.subarray(4), 16);
+  t.ok(a.ok);
+  if (!a.ok) return;
+  t.equal(a.value.payload.length, 2);
+  const d = ok(decodeOpenSessionResponse(a.value.payload));
+  t.same(d, { tag: 0, status: 4, maxPrivilege: 0 });
+  t.equal(rakpStatusName(d.status), 'invalid authentication algorithm');
 });
