@@ -211,6 +211,7 @@ export function decodeRakp1(b: Buffer): Decoded<Rakp1> {
 export interface Rakp2 {
   readonly tag: number;
   readonly status: number;
+  /** 0 in the 2-byte error form (tag, status). */
   readonly consoleSessionId: number;
   /** Rc: 16 random bytes from the BMC (present when status is 0). */
   readonly bmcRandom: Buffer;
@@ -231,6 +232,9 @@ export function encodeRakp2(m: Rakp2): Buffer {
 
 /** `authCodeLength` from the negotiated suite (20 or 32); on a non-zero status only 8 bytes are needed. */
 export function decodeRakp2(b: Buffer, authCodeLength: number): Decoded<Rakp2> {
+  if (b.length >= 2 && b[1] !== 0 && b.length < 8) {
+    return { ok: true, value: { tag: b[0]!, status: b[1]!, consoleSessionId: 0, bmcRandom: Buffer.alloc(0), bmcGuid: Buffer.alloc(0), authCode: Buffer.alloc(0) } };
+  }
   if (b.length < 8) return fail('truncated', `RAKP 2 needs at least 8 bytes, got ${b.length}`);
   const status = b[1]!;
   const head = { tag: b[0]!, status, consoleSessionId: b.readUInt32LE(4) };
@@ -287,6 +291,7 @@ export function encodeRakp4(m: Rakp4): Buffer {
 }
 
 export function decodeRakp4(b: Buffer, icvLength: number): Decoded<Rakp4> {
+  if (b.length >= 2 && b[1] !== 0 && b.length < 8) return { ok: true, value: { tag: b[0]!, status: b[1]!, consoleSessionId: 0, icv: Buffer.alloc(0) } };
   if (b.length < 8) return fail('truncated', `RAKP 4 needs at least 8 bytes, got ${b.length}`);
   const status = b[1]!;
   const len = status === 0 ? icvLength : 0;

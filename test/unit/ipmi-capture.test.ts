@@ -199,3 +199,28 @@ t.test('ipmi_sim refuses cipher suite 17 with a 2-byte Open Session Response', a
   t.same(d, { tag: 0, status: 4, maxPrivilege: 0 });
   t.equal(rakpStatusName(d.status), 'invalid authentication algorithm');
 });
+
+t.test('wrong user and wrong password against ipmi_sim (captured, suite 3)', async (t) => {
+  // ipmitool -I lanplus -C 3 -U nobody -P katpass: RAKP 2 with status 0Dh, full length.
+  const rakp2User = Buffer.from('0600ff07061300000000000000003c00000d0000a4a3a2a08f11356159e18c878ecbd14ac783ca70a123456789abcdefa123456789abcdef5b6e9ccaa2c936dd69859845923ea8dbf6bb03e7', 'hex');
+  const u = ok(decodeRakp2(ok(decodeSessionV2(rakp2User.subarray(4), 12)).payload, 20));
+  t.equal(u.status, 0x0d);
+  t.equal(rakpStatusName(u.status), 'unauthorized name');
+  // ipmitool -I lanplus -C 3 -U admin -P wrongpass: RAKP 2 is fine (status 0) but its AuthCode was
+  // computed by ipmi_sim with the real password, so the console's check is what fails.
+  const rakp1 = Buffer.from('0600ff0706120000000000000000210000000000820000000d655d3883c77bdfc0467ba65d5fb6c51400000561646d696e', 'hex');
+  const rakp2 = Buffer.from('0600ff07061300000000000000003c0000000000a4a3a2a0b0c73bbb5f539a7d138f787d8abecd93a123456789abcdefa123456789abcdefdd99fc7f6ca32ef7826fb6b2809beace840406e0', 'hex');
+  const r1 = ok(decodeRakp1(ok(decodeSessionV2(rakp1.subarray(4), 12)).payload));
+  const r2 = ok(decodeRakp2(ok(decodeSessionV2(rakp2.subarray(4), 12)).payload, 20));
+  t.equal(r2.status, 0);
+  const c: RakpContext = {
+    suite: CIPHER_SUITE_3, consoleSessionId: r2.consoleSessionId, bmcSessionId: r1.bmcSessionId,
+    consoleRandom: r1.consoleRandom, bmcRandom: r2.bmcRandom, bmcGuid: r2.bmcGuid, role: r1.role, username: r1.username,
+  };
+  const wrong = checkRakp2(c, Buffer.from('wrongpass'), r2.authCode);
+  t.match(wrong, { ok: false, code: 'auth-code' });
+  if (!wrong.ok) t.notOk(wrong.reason.includes('wrongpass'));
+  t.same(checkRakp2(c, PASSWORD, r2.authCode), { ok: true }, 'the real password verifies the same RAKP 2');
+  t.same(decodeRakp2(Buffer.from('000d', 'hex'), 20), { ok: true, value: { tag: 0, status: 0x0d, consoleSessionId: 0, bmcRandom: Buffer.alloc(0), bmcGuid: Buffer.alloc(0), authCode: Buffer.alloc(0) } }, '2-byte error form');
+  t.match(decodeRakp4(Buffer.from('000f', 'hex'), 12), { ok: true, value: { status: 0x0f } });
+});
