@@ -458,6 +458,20 @@ export function setBootValidBitClearing(keepMask: number = VALID_BIT_KEEP.timeou
   };
 }
 
+/** Parameter 0, "set in progress": 0 = set complete, 1 = set in progress, 2 = commit write (§28.13). */
+export function setBootOptionsInProgress(state: 'complete' | 'in-progress' | 'commit-write'): Command<null> {
+  const v = state === 'complete' ? 0 : state === 'in-progress' ? 1 : 2;
+  return { netFn: NETFN_CHASSIS, cmd: CMD_SET_SYSTEM_BOOT_OPTIONS, data: Buffer.from([BOOT_PARAM_SET_IN_PROGRESS, v]), decode: () => ({ ok: true, value: null }) };
+}
+
+/**
+ * Parameter 4, "boot info acknowledge": write mask then acknowledge data (§28.13). ipmitool's
+ * `chassis bootdev` sends mask 01h, data 01h (BIOS/POST bit) before the boot flags.
+ */
+export function setBootInfoAcknowledge(writeMask = 0x01, data = 0x01): Command<null> {
+  return { netFn: NETFN_CHASSIS, cmd: CMD_SET_SYSTEM_BOOT_OPTIONS, data: Buffer.from([BOOT_PARAM_INFO_ACK, writeMask & 0xff, data & 0xff]), decode: () => ({ ok: true, value: null }) };
+}
+
 export function encodeBootFlags(f: { device: BootDevice; persistent?: boolean; efi?: boolean; valid?: boolean }): Buffer {
   const b = Buffer.alloc(5);
   b[0] = ((f.valid ?? true) ? 0x80 : 0) | (f.persistent ? 0x40 : 0) | (f.efi ? 0x20 : 0);

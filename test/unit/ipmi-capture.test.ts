@@ -5,7 +5,10 @@ import {
   passwordKey, rakp3AuthCode, rakpStatusName, verifyIntegrity, type RakpContext,
 } from '../../src/ipmi/rakp.js';
 import { AUTH_MD5, decodeAsf, decodeIpmiPacket, decodeSessionV2, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type IpmiSession } from '../../src/ipmi/rmcp.js';
-import { decodeChassisStatus, decodeDeviceId, decodeRequest, decodeResponse, encodeRequest } from '../../src/ipmi/commands.js';
+import {
+  chassisControl, decodeChassisStatus, decodeDeviceId, decodeRequest, decodeResponse, encodeRequest, getBootFlags, getChassisStatus,
+  setBootDevice, setBootInfoAcknowledge, setBootOptionsInProgress, type Command,
+} from '../../src/ipmi/commands.js';
 
 /*
  * A real exchange, captured once (2026-11-22) with tcpdump on loopback in a private network namespace:
@@ -223,4 +226,31 @@ t.test('wrong user and wrong password against ipmi_sim (captured, suite 3)', asy
   t.same(checkRakp2(c, PASSWORD, r2.authCode), { ok: true }, 'the real password verifies the same RAKP 2');
   t.same(decodeRakp2(Buffer.from('000d', 'hex'), 20), { ok: true, value: { tag: 0, status: 0x0d, consoleSessionId: 0, bmcRandom: Buffer.alloc(0), bmcGuid: Buffer.alloc(0), authCode: Buffer.alloc(0) } }, '2-byte error form');
   t.match(decodeRakp4(Buffer.from('000f', 'hex'), 12), { ok: true, value: { status: 0x0f } });
+});
+
+t.test('chassis commands as ipmitool sends them to ipmi_sim (captured, decrypted)', async (t) => {
+  // Captured like the above with a chassis_control stub, then each packet opened with openPacket
+  // (whose agreement with ipmitool/ipmi_sim is established by the first test). Plain IPMI messages:
+  //   ipmitool ... chassis bootdev pxe options=efiboot,persistent
+  //   ipmitool ... chassis bootparam get 5      (ipmi_sim keeps only the device: valid bit and EFI read back clear)
+  //   ipmitool ... chassis power on ; ipmitool ... chassis power status
+  const exchanges: Array<[string, string, Command<unknown>, string]> = [
+    ['set in progress', '2000e081180800015e', setBootOptionsInProgress('in-progress'), '81047b201808ccf4'],
+    ['boot info ack', '2000e0811c0804010155', setBootInfoAcknowledge(), '81047b201c0800bc'],
+    ['boot flags', '2000e081200805e0040000006e', setBootDevice({ device: 'pxe', persistent: true, efi: true }), '81047b20200800b8'],
+    ['get boot flags', '2000e081180905000059', getBootFlags(), '81047b2018090001050004000000b5'],
+    ['power on', '2000e08118020164', chassisControl('on'), '81047b20180200c6'],
+    ['power status', '2000e081180166', getChassisStatus(), '81047b20180100010000c6'],
+  ];
+  const results: unknown[] = [];
+  for (const [what, reqHex, cmd, rspHex] of exchanges) {
+    const req = ok(decodeRequest(Buffer.from(reqHex, 'hex')));
+    t.same([req.netFn, req.cmd, req.data.toString('hex')], [cmd.netFn, cmd.cmd, cmd.data.toString('hex')], `${what}: our request equals ipmitool's`);
+    t.same(encodeRequest({ netFn: cmd.netFn, cmd: cmd.cmd, rqSeq: req.rqSeq, data: cmd.data }), Buffer.from(reqHex, 'hex'), `${what}: byte for byte`);
+    const rsp = ok(decodeResponse(Buffer.from(rspHex, 'hex')));
+    results.push(rsp.completionCode === 0 ? ok(cmd.decode(rsp.data)) : rsp.completionCode);
+  }
+  t.equal(results[0], 0xcc, 'ipmi_sim rejects "set in progress" with invalid data field (ipmitool ignores it)');
+  t.match(results[3], { valid: false, persistent: false, efi: false, device: 'pxe' });
+  t.match(results[5], { powerOn: true });
 });

@@ -4,7 +4,7 @@ import {
   chassisControl, checksum, closeSession, completionCodeName, decodeBootFlags, decodeChannelAuthCapabilities, decodeChassisStatus,
   decodeDeviceId, decodeRequest, decodeResponse, encodeBootFlags, encodeRequest, encodeResponse, getBootFlags,
   getChannelAuthCapabilities, getChannelCipherSuites, getChassisStatus, getDeviceId, getSystemBootOptions, isTransientCompletion,
-  parseCipherSuiteRecords, responseMatches, setBootDevice, setBootValidBitClearing, setSessionPrivilegeLevel, type Command,
+  parseCipherSuiteRecords, responseMatches, setBootDevice, setBootInfoAcknowledge, setBootOptionsInProgress, setBootValidBitClearing, setSessionPrivilegeLevel, type Command,
 } from '../../src/ipmi/commands.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -94,6 +94,9 @@ t.test('request data of each command (§22, §28)', async (t) => {
   t.equal(CHASSIS_CONTROL.diag, 4);
   // Parameter 3 "BMC boot flag valid bit clearing", 08h = don't clear after the 60 s timeout (§28.13 table 28-14).
   is(setBootValidBitClearing(), 0, 0x08, '0308');
+  is(setBootOptionsInProgress('in-progress'), 0, 0x08, '0001');
+  is(setBootOptionsInProgress('complete'), 0, 0x08, '0000');
+  is(setBootInfoAcknowledge(), 0, 0x08, '040101');
   is(getSystemBootOptions(5), 0, 0x09, '050000');
   is(getBootFlags(), 0, 0x09, '050000');
 });
