@@ -13,6 +13,8 @@ export const NETFN_APP = 0x06;
 
 export const CMD_GET_DEVICE_ID = 0x01;
 export const CMD_GET_CHANNEL_AUTH_CAPABILITIES = 0x38;
+export const CMD_GET_SESSION_CHALLENGE = 0x39;
+export const CMD_ACTIVATE_SESSION = 0x3a;
 export const CMD_SET_SESSION_PRIVILEGE_LEVEL = 0x3b;
 export const CMD_CLOSE_SESSION = 0x3c;
 export const CMD_GET_CHANNEL_CIPHER_SUITES = 0x54;
@@ -309,6 +311,42 @@ export function parseCipherSuiteRecords(b: Buffer): Decoded<CipherSuiteRecord[]>
 }
 
 // ---------------------------------------------------------------- sessions (§22.18, §22.19)
+
+/** IPMI 1.5 only (§22.16): user name NUL-padded to 16 bytes. */
+export function getSessionChallenge(authType: number, username: Buffer): Command<{ tempSessionId: number; challenge: Buffer }> {
+  if (username.length > 16) throw new RangeError('user name longer than 16 bytes');
+  const data = Buffer.alloc(17);
+  data[0] = authType & 0x0f;
+  username.copy(data, 1);
+  return {
+    netFn: NETFN_APP, cmd: CMD_GET_SESSION_CHALLENGE, data,
+    decode: (d) => need(d, 20, 'Get Session Challenge') ?? { ok: true, value: { tempSessionId: d.readUInt32LE(0), challenge: Buffer.from(d.subarray(4, 20)) } },
+  };
+}
+
+export interface ActivatedSession {
+  readonly authType: number;
+  readonly sessionId: number;
+  /** First sequence number the BMC expects from us. */
+  readonly inboundSequence: number;
+  readonly maxPrivilege: number;
+}
+
+/** IPMI 1.5 only (§22.17): sent in a session header carrying the temporary session id. */
+export function activateSession(authType: number, maxPrivilege: number, challenge: Buffer, initialOutboundSequence: number): Command<ActivatedSession> {
+  if (challenge.length !== 16) throw new RangeError('challenge must be 16 bytes');
+  const data = Buffer.alloc(22);
+  data[0] = authType & 0x0f;
+  data[1] = maxPrivilege & 0x0f;
+  challenge.copy(data, 2);
+  data.writeUInt32LE(initialOutboundSequence >>> 0, 18);
+  return {
+    netFn: NETFN_APP, cmd: CMD_ACTIVATE_SESSION, data,
+    decode: (d) => need(d, 10, 'Activate Session') ?? {
+      ok: true, value: { authType: d[0]! & 0x0f, sessionId: d.readUInt32LE(1), inboundSequence: d.readUInt32LE(5), maxPrivilege: d[9]! & 0x0f },
+    },
+  };
+}
 
 export function setSessionPrivilegeLevel(privilege: number): Command<{ privilege: number }> {
   return {

@@ -7,7 +7,7 @@ import {
 import { AUTH_MD5, decodeAsf, decodeIpmiPacket, decodeSessionV2, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type IpmiSession } from '../../src/ipmi/rmcp.js';
 import {
   chassisControl, decodeChassisStatus, decodeDeviceId, decodeRequest, decodeResponse, encodeRequest, getBootFlags, getChassisStatus,
-  setBootDevice, setBootInfoAcknowledge, setBootOptionsInProgress, type Command,
+  activateSession, getSessionChallenge, setBootDevice, setBootInfoAcknowledge, setBootOptionsInProgress, type Command,
 } from '../../src/ipmi/commands.js';
 
 /*
@@ -183,6 +183,20 @@ t.test('IPMI 1.5 MD5 session with ipmitool/ipmi_sim', async (t) => {
     }
   }
   t.equal(md5, 16, 'Activate Session onwards is MD5-authenticated');
+  // Session activation (§22.16, §22.17) as ipmitool did it.
+  const chReq = ok(decodeRequest(v15(26).message));
+  const gsc = getSessionChallenge(AUTH_MD5, Buffer.from('admin'));
+  t.same([chReq.netFn, chReq.cmd, chReq.data], [gsc.netFn, gsc.cmd, gsc.data]);
+  const ch = ok(gsc.decode(ok(decodeResponse(v15(27).message)).data));
+  t.equal(ch.tempSessionId, 5);
+  t.equal(v15(28).sessionId, ch.tempSessionId, 'Activate Session is sent under the temporary id');
+  const actReq = ok(decodeRequest(v15(28).message));
+  const act = activateSession(AUTH_MD5, 4, ch.challenge, actReq.data.readUInt32LE(18));
+  t.same(actReq.data, act.data, 'our Activate Session request equals ipmitool\'s');
+  const activated = ok(act.decode(ok(decodeResponse(v15(29).message)).data));
+  t.match(activated, { authType: AUTH_MD5, sessionId: 0x82, maxPrivilege: 4 });
+  t.equal(v15(30).sessionId, activated.sessionId);
+  t.equal(v15(30).sequence, activated.inboundSequence, 'first sequence number is the one the BMC announced');
   const status = ok(decodeResponse(v15(41).message));
   t.match(ok(decodeChassisStatus(status.data)), { powerOn: false, powerFault: false }, 'chassis status: off, as ipmitool printed');
 });

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import {
   CC_INSUFFICIENT_PRIVILEGE, CC_NODE_BUSY, CC_NOT_SUPPORTED_IN_PRESENT_STATE, CC_TIMEOUT, CHASSIS_CONTROL, NETFN_APP, NETFN_CHASSIS,
-  chassisControl, checksum, closeSession, completionCodeName, decodeBootFlags, decodeChannelAuthCapabilities, decodeChassisStatus,
+  activateSession, chassisControl, checksum, getSessionChallenge, closeSession, completionCodeName, decodeBootFlags, decodeChannelAuthCapabilities, decodeChassisStatus,
   decodeDeviceId, decodeRequest, decodeResponse, encodeBootFlags, encodeRequest, encodeResponse, getBootFlags,
   getChannelAuthCapabilities, getChannelCipherSuites, getChassisStatus, getDeviceId, getSystemBootOptions, isTransientCompletion,
   parseCipherSuiteRecords, responseMatches, setBootDevice, setBootInfoAcknowledge, setBootOptionsInProgress, setBootValidBitClearing, setSessionPrivilegeLevel, type Command,
@@ -180,4 +180,19 @@ t.test('hostile response data never throws', async (t) => {
     for (const d of decoders) d(b);
   }
   t.pass('no decoder threw');
+});
+
+t.test('IPMI 1.5 Get Session Challenge and Activate Session (§22.16, §22.17)', async (t) => {
+  const g = getSessionChallenge(2, Buffer.from('admin'));
+  t.same([g.netFn, g.cmd, g.data.toString('hex')], [6, 0x39, '02' + Buffer.from('admin').toString('hex') + '00'.repeat(11)]);
+  const rsp = hex('05000000 000102030405060708090a0b0c0d0e0f');
+  t.same(g.decode(rsp), { ok: true, value: { tempSessionId: 5, challenge: rsp.subarray(4) } });
+  everyPrefixFails(t, rsp, g.decode, 20);
+  const a = activateSession(2, 4, rsp.subarray(4), 0x11223344);
+  t.equal(a.data.toString('hex'), '0204' + '000102030405060708090a0b0c0d0e0f' + '44332211');
+  const ar = hex('02 82000000 06af26b7 04');
+  t.same(a.decode(ar), { ok: true, value: { authType: 2, sessionId: 0x82, inboundSequence: 0xb726af06, maxPrivilege: 4 } });
+  everyPrefixFails(t, ar, a.decode, 10);
+  t.throws(() => getSessionChallenge(2, Buffer.alloc(17)), RangeError);
+  t.throws(() => activateSession(2, 4, Buffer.alloc(15), 0), RangeError);
 });
