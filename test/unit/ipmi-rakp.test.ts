@@ -4,7 +4,7 @@ import {
   INTEGRITY_ALG_HMAC_SHA256_128, PRIV_ADMINISTRATOR, ROLE_NAME_ONLY_LOOKUP, checkRakp2, checkRakp4, decodeOpenSessionRequest,
   decodeOpenSessionResponse, decodeRakp1, decodeRakp2, decodeRakp3, decodeRakp4, decryptPayload, deriveSessionKeys,
   encodeOpenSessionRequest, encodeOpenSessionResponse, encodeRakp1, encodeRakp2, encodeRakp3, encodeRakp4, encryptPayload,
-  integrityAuthCode, rakp2AuthCode, rakp3AuthCode, rakp4Icv, rakpStatusName, passwordKey, verifyIntegrity,
+  integrityAuthCode, openPacket, rakp2AuthCode, rakp3AuthCode, rakp4Icv, rakpStatusName, passwordKey, verifyIntegrity,
   type CipherSuite, type RakpContext,
 } from '../../src/ipmi/rakp.js';
 import { PAYLOAD_IPMI, decodeSessionV2, encodeSessionV2 } from '../../src/ipmi/rmcp.js';
@@ -201,4 +201,26 @@ t.test('AES-CBC-128: round trip at every length, pad rules, hostile ciphertext',
     if (!r.ok) { failures++; t.notOk(r.reason.includes('42424242'), 'no key in the reason'); }
   }
   t.ok(failures > 150, 'garbage ciphertext almost always fails the pad check');
+});
+
+t.test('hostile input to every RAKP decoder and to openPacket never throws', async (t) => {
+  const keys = deriveSessionKeys(ctx(CIPHER_SUITE_17), Buffer.from('password'));
+  const good = encodeSessionV2(
+    { payloadType: PAYLOAD_IPMI, encrypted: true, authenticated: true, sessionId: 1, sequence: 1, payload: encryptPayload(keys.k2, hex('2018c881043b043c')) },
+    (d) => integrityAuthCode(keys, d),
+  );
+  let seed = 7;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed & 0xff; };
+  for (let i = 0; i < 3000; i++) {
+    const b = Buffer.alloc(rnd() % 90);
+    for (let j = 0; j < b.length; j++) b[j] = rnd();
+    if (b.length > 1 && i % 2 === 0) b[1] = 0;
+    decodeOpenSessionRequest(b); decodeOpenSessionResponse(b); decodeRakp1(b);
+    decodeRakp2(b, 20); decodeRakp2(b, 32); decodeRakp3(b, 32); decodeRakp4(b, 16);
+    decryptPayload(keys.k2, b);
+    const m = Buffer.from(good); m[4 + (rnd() % (m.length - 4))] = rnd();
+    const r = openPacket(keys, m);
+    if (r.ok && !m.equals(good)) t.fail('a modified packet was accepted');
+  }
+  t.same(openPacket(keys, good), { ok: true, value: { payloadType: 0, sessionId: 1, sequence: 1, encrypted: true, message: hex('2018c881043b043c') } });
 });
