@@ -37,7 +37,7 @@ export function archFromCode(code: number | undefined): ClientArch {
     case 16: return 'http-x64';
     case 18: return 'http-arm32';
     case 19: return 'http-arm64';
-    default: return code === undefined ? 'unknown' : 'unknown';
+    default: return 'unknown';
   }
 }
 

@@ -92,16 +92,10 @@ export class DhcpServer {
       this.deps.log.debug({ event: 'dhcp.malformed', from: rinfo.address, reason: String(e) }, 'unclassifiable DHCP packet dropped');
       return;
     }
-    let source: { address: Ipv4; port: number };
-    try {
-      source = { address: parseIpv4(rinfo.address), port: rinfo.port };
-    } catch {
-      this.counters.malformed++;
-      return;
-    }
     this.inFlight++;
+    // Only ProxyDHCP answers to the source address (port 4011), so only it parses it.
     const work: Promise<Outcome> = this.deps.config.mode === 'proxy'
-      ? Promise.resolve().then(() => handleProxy(req, client, this.ctx, port, source))
+      ? Promise.resolve().then(() => handleProxy(req, client, this.ctx, port, { address: parseIpv4(rinfo.address), port: rinfo.port }))
       : handleServer(req, client, this.ctx, this.deps.leases!);
     // finish() runs inside the chain too, so an encode failure is caught here
     // instead of becoming an unhandled rejection.

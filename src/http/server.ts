@@ -12,7 +12,6 @@ import { reservationRoutes } from './routes/reservations.js';
 import { bootRoutes } from './routes/boot.js';
 import { bootAssetRoutes } from './routes/boot-assets.js';
 
-export { leaseView, type LeaseView } from './routes/leases.js';
 
 export interface HttpDeps {
   readonly log: Logger;
@@ -29,7 +28,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } } });
 
   app.addHook('onResponse', async (req, reply) => {
-    deps.log.debug({ event: 'http.request', method: req.method, url: req.url.slice(0, 200), status: reply.statusCode, from: req.ip }, 'http');
+    if (deps.log.isLevelEnabled('debug')) deps.log.debug({ event: 'http.request', method: req.method, url: req.url.slice(0, 200), status: reply.statusCode, from: req.ip }, 'http');
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

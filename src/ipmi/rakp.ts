@@ -258,12 +258,17 @@ export interface Rakp3 {
   readonly authCode: Buffer;
 }
 
-export function encodeRakp3(m: Rakp3): Buffer {
+/** RAKP 3 and 4 share a layout (§13.22, §13.23): tag, status, 2 reserved, a session id, then a code. */
+function encodeRakpStatusMessage(tag: number, status: number, sessionId: number, code: Buffer): Buffer {
   const b = Buffer.alloc(8);
-  b[0] = m.tag & 0xff;
-  b[1] = m.status & 0xff;
-  b.writeUInt32LE(m.bmcSessionId >>> 0, 4);
-  return Buffer.concat([b, m.authCode]);
+  b[0] = tag & 0xff;
+  b[1] = status & 0xff;
+  b.writeUInt32LE(sessionId >>> 0, 4);
+  return Buffer.concat([b, code]);
+}
+
+export function encodeRakp3(m: Rakp3): Buffer {
+  return encodeRakpStatusMessage(m.tag, m.status, m.bmcSessionId, m.authCode);
 }
 
 export function decodeRakp3(b: Buffer, authCodeLength: number): Decoded<Rakp3> {
@@ -283,11 +288,7 @@ export interface Rakp4 {
 }
 
 export function encodeRakp4(m: Rakp4): Buffer {
-  const b = Buffer.alloc(8);
-  b[0] = m.tag & 0xff;
-  b[1] = m.status & 0xff;
-  b.writeUInt32LE(m.consoleSessionId >>> 0, 4);
-  return Buffer.concat([b, m.icv]);
+  return encodeRakpStatusMessage(m.tag, m.status, m.consoleSessionId, m.icv);
 }
 
 export function decodeRakp4(b: Buffer, icvLength: number): Decoded<Rakp4> {

@@ -10,7 +10,7 @@
  * OS then share one lease instead of taking three addresses.
  */
 import type { ReservationConfig, SubnetConfig } from '../config/types.js';
-import { cidrBroadcast, cidrContains, type Ipv4 } from '../net/ipv4.js';
+import { cidrBroadcast, cidrContains, formatCidr, type Ipv4 } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
 import type { Lease } from './lease.js';
 
@@ -157,7 +157,7 @@ export class LeaseTable {
       return { ok: true, ip: requested, needsProbe: this.needsProbe(requested) };
     }
     const free = this.findFree(mac, subnet, now);
-    return free === undefined ? { ok: false, reason: `pool of ${subnet.cidr.network >>> 0 ? '' : ''}subnet exhausted` } : { ok: true, ip: free, needsProbe: this.needsProbe(free) };
+    return free === undefined ? { ok: false, reason: `pool of ${formatCidr(subnet.cidr)} exhausted` } : { ok: true, ip: free, needsProbe: this.needsProbe(free) };
   }
 
   private needsProbe(ip: Ipv4): boolean {

@@ -99,10 +99,6 @@ export interface Ipv4Range {
   readonly last: Ipv4;
 }
 
-export function rangeSize(r: Ipv4Range): number {
-  return r.last - r.first + 1;
-}
-
 export function rangeContains(r: Ipv4Range, ip: Ipv4): boolean {
   return ip >= r.first && ip <= r.last;
 }

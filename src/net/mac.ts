@@ -32,7 +32,3 @@ export function macFromBytes(bytes: Uint8Array): Mac {
   if (bytes.length !== 6) throw new MacParseError(`<${bytes.length} bytes>`);
   return `${HEX[bytes[0]!]}:${HEX[bytes[1]!]}:${HEX[bytes[2]!]}:${HEX[bytes[3]!]}:${HEX[bytes[4]!]}:${HEX[bytes[5]!]}` as Mac;
 }
-
-export function macToBytes(mac: Mac): Buffer {
-  return Buffer.from(mac.replace(/:/g, ''), 'hex');
-}
