@@ -6,10 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Runtime: node, a C toolchain for the small native socket helper, iputils-ping
-# for the DHCP conflict check. Tests and benchmarks: the real DHCP peers.
-RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping ipxe)
+# for the DHCP conflict check, tgt for iSCSI targets, qemu-utils to import
+# qcow2 images, lvm2 and thin-provisioning-tools for the lvm backend.
+# Tests and benchmarks: the real peers (DHCP clients and servers, TFTP clients,
+# a BMC simulator and ipmitool, a userspace iSCSI initiator, btrfs for reflinks,
+# QEMU and a Debian kernel for the device-mapper guest).
+RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping ipxe tgt qemu-utils
+              lvm2 thin-provisioning-tools)
 TEST_PKGS=(kea-admin kea-dhcp4-server busybox udhcpc dnsmasq-base isc-dhcp-relay
-           qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl atftp tftp-hpa nftables)
+           qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl atftp tftp-hpa nftables
+           openipmi ipmitool libiscsi-bin btrfs-progs nasm socat kmod)
 
 want=("${RUNTIME_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
