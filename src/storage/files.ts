@@ -1,0 +1,434 @@
+/**
+ * The `file` VolumeBackend: images and disks are files under one directory,
+ * clones are reflinks (btrfs, XFS with reflink=1) or, where the file system
+ * cannot share extents, sparse copies.
+ *
+ *   ROOT/images/ID.raw   + ID.json    golden image, 0444 when read-only
+ *   ROOT/disks/ID.raw    + ID.json    machine disk (what tgtd exports)
+ *   ROOT/checkpoints/DISK/NAME.raw    checkpoint of a disk
+ *   ROOT/tmp/                         staging; emptied at init
+ *
+ * Metadata lives in one small JSON sidecar per volume, not in a manifest:
+ * every operation changes exactly one volume's record, so each write is one
+ * atomic tmp + fsync + rename of a file nobody else touches, with no shared
+ * file to rewrite and no lock around it. A volume exists when its sidecar
+ * exists: data is put in place first and the sidecar last, and removal goes
+ * the other way, so a crash leaves at worst a .raw without a sidecar, which
+ * is ignored and deleted at the next init.
+ *
+ * Cloning runs cp (coreutils 9.1 refuses --reflink=always together with
+ * --sparse=always, "--reflink can be used only with --sparse=auto"; a
+ * reflink keeps holes anyway). Which of the two works is probed once at
+ * init on a scratch file and exposed as cloneMode for the caller to log.
+ */
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { CommandError, type Runner } from '../exec/run.js';
+import {
+  AlreadyExistsError, BackendError, InUseError, isAboveThreshold, NotFoundError, PoolFullError, SerialQueue,
+  SizeError, StorageError, validateId,
+  type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions, type RestoreResult, type Usage, type VolumeBackend,
+} from './backend.js';
+import { copySparse, TooLongError } from './write-sparse.js';
+
+export type CloneMode = 'reflink' | 'copy';
+
+export interface FileBackendOptions {
+  readonly root: string;
+  readonly runner: Runner;
+  /** Clone, checkpoint and import are refused above this filesystem used% (default 90). */
+  readonly thresholdPercent?: number;
+  /** Limit for one cp; a sparse copy of a big image takes a while (default 30 min). */
+  readonly copyTimeoutMs?: number;
+}
+
+interface ImageMeta { v: 1; id: string; sizeBytes: number; sha256: string; readOnly: boolean }
+interface DiskMeta { v: 1; id: string; imageId: string }
+
+export class FileBackend implements VolumeBackend {
+  readonly kind = 'file' as const;
+  private mode: CloneMode | undefined;
+  private readonly queue = new SerialQueue();
+  private readonly root: string;
+  private readonly threshold: number;
+  private readonly copyTimeoutMs: number;
+  private tmpSeq = 0;
+
+  constructor(private readonly opts: FileBackendOptions) {
+    this.root = path.resolve(opts.root);
+    this.threshold = opts.thresholdPercent ?? 90;
+    this.copyTimeoutMs = opts.copyTimeoutMs ?? 30 * 60_000;
+  }
+
+  /** 'reflink' or 'copy' once init() has run. */
+  get cloneMode(): CloneMode | undefined {
+    return this.mode;
+  }
+
+  async init(): Promise<void> {
+    for (const d of ['images', 'disks', 'checkpoints', 'tmp']) await mkdir(this.dir(d), { recursive: true });
+    await rm(this.dir('tmp'), { recursive: true, force: true });
+    await mkdir(this.dir('tmp'));
+    // A .raw without its sidecar is the remains of an interrupted operation.
+    for (const d of ['images', 'disks']) {
+      const names = new Set(await readdir(this.dir(d)));
+      for (const n of names) {
+        if (n.endsWith('.raw') && !names.has(`${n.slice(0, -4)}.json`)) await rm(path.join(this.dir(d), n), { force: true });
+      }
+    }
+    this.mode = await this.probe();
+  }
+
+  private async probe(): Promise<CloneMode> {
+    const a = this.tmpPath('probe');
+    const b = this.tmpPath('probe-clone');
+    const fh = await open(a, 'wx');
+    try { await fh.write(Buffer.alloc(64 << 10, 0x5a)); } finally { await fh.close(); }
+    try {
+      await this.opts.runner(['cp', '--reflink=always', a, b], { timeoutMs: 30_000 });
+      return 'reflink';
+    } catch (e) {
+      if (!(e instanceof CommandError) || e.reason !== 'exit') throw new BackendError(`directory ${this.root}`, 'probe', e);
+      return 'copy';
+    } finally {
+      await rm(a, { force: true });
+      await rm(b, { force: true });
+    }
+  }
+
+  // ---- images ------------------------------------------------------------
+
+  async importImage(id: string, source: Readable | string, opts: ImportOptions = {}): Promise<ImageInfo> {
+    validateId('image', id, 'import');
+    const vol = `image ${id}`;
+    return this.queue.run(async () => {
+      if (await this.readImage(id)) throw new AlreadyExistsError(vol, 'import');
+      await this.refuseIfFull(vol, 'import');
+      let limit = opts.sizeBytes;
+      if (typeof source === 'string') {
+        const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
+        if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
+        limit = st.size;
+      }
+      const tmp = this.tmpPath(`img-${id}`);
+      try {
+        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+        let r;
+        try {
+          r = await copySparse(source, fh, limit);
+          if (opts.sizeBytes !== undefined && r.bytes !== opts.sizeBytes) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${opts.sizeBytes}`);
+          if (r.bytes === 0) throw new SizeError(vol, 'import', 'image is empty');
+          await fh.truncate(r.bytes); // trailing zero blocks become a hole
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        const readOnly = opts.readOnly ?? true;
+        if (readOnly) await chmod(tmp, 0o444);
+        await rename(tmp, this.imagePath(id));
+        const meta: ImageMeta = { v: 1, id, sizeBytes: r.bytes, sha256: r.sha256, readOnly };
+        await this.writeJson(this.dir('images'), `${id}.json`, meta);
+        return toImage(meta);
+      } catch (e) {
+        await rm(tmp, { force: true });
+        if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
+        throw wrap(e, vol, 'import');
+      }
+    });
+  }
+
+  async listImages(): Promise<ImageInfo[]> {
+    const out: ImageInfo[] = [];
+    for (const id of await this.idsIn('images')) {
+      const m = await this.readImage(id);
+      if (m) out.push(toImage(m));
+    }
+    return out;
+  }
+
+  async getImage(id: string): Promise<ImageInfo | undefined> {
+    validateId('image', id, 'get');
+    const m = await this.readImage(id);
+    return m && toImage(m);
+  }
+
+  async removeImage(id: string): Promise<void> {
+    validateId('image', id, 'remove');
+    const vol = `image ${id}`;
+    return this.queue.run(async () => {
+      if (!(await this.readImage(id))) throw new NotFoundError(vol, 'remove');
+      const users = (await this.listDisks()).filter((d) => d.imageId === id).map((d) => d.id);
+      if (users.length > 0) throw new InUseError(vol, 'remove', users);
+      await unlink(path.join(this.dir('images'), `${id}.json`));
+      await syncDir(this.dir('images'));
+      await rm(this.imagePath(id), { force: true });
+    });
+  }
+
+  async setImageReadOnly(id: string): Promise<void> {
+    validateId('image', id, 'set-read-only');
+    const vol = `image ${id}`;
+    return this.queue.run(async () => {
+      const m = await this.readImage(id);
+      if (!m) throw new NotFoundError(vol, 'set-read-only');
+      await chmod(this.imagePath(id), 0o444);
+      await this.writeJson(this.dir('images'), `${id}.json`, { ...m, readOnly: true });
+    });
+  }
+
+  // ---- disks -------------------------------------------------------------
+
+  async clone(imageId: string, diskId: string): Promise<DiskInfo> {
+    validateId('image', imageId, 'clone');
+    validateId('disk', diskId, 'clone');
+    return this.queue.run(() => this.cloneLocked(imageId, diskId));
+  }
+
+  private async cloneLocked(imageId: string, diskId: string): Promise<DiskInfo> {
+    const vol = `disk ${diskId}`;
+    if (!(await this.readImage(imageId))) throw new NotFoundError(`image ${imageId}`, 'clone');
+    if (await this.readDisk(diskId)) throw new AlreadyExistsError(vol, 'clone');
+    await this.refuseIfFull(vol, 'clone');
+    await this.copyInto(this.imagePath(imageId), this.devicePath(diskId), vol, 'clone');
+    await this.writeJson(this.dir('disks'), `${diskId}.json`, { v: 1, id: diskId, imageId } satisfies DiskMeta);
+    return this.diskInfo({ v: 1, id: diskId, imageId });
+  }
+
+  async removeDisk(diskId: string): Promise<void> {
+    validateId('disk', diskId, 'remove');
+    return this.queue.run(async () => {
+      if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'remove');
+      await this.removeDiskLocked(diskId);
+    });
+  }
+
+  private async removeDiskLocked(diskId: string): Promise<void> {
+    await unlink(path.join(this.dir('disks'), `${diskId}.json`));
+    await syncDir(this.dir('disks'));
+    await rm(this.devicePath(diskId), { force: true });
+    await rm(this.checkpointDir(diskId), { recursive: true, force: true });
+  }
+
+  async diskExists(diskId: string): Promise<boolean> {
+    validateId('disk', diskId, 'exists');
+    return (await this.readDisk(diskId)) !== undefined;
+  }
+
+  async getDisk(diskId: string): Promise<DiskInfo | undefined> {
+    validateId('disk', diskId, 'get');
+    const m = await this.readDisk(diskId);
+    return m && this.diskInfo(m);
+  }
+
+  async listDisks(): Promise<DiskInfo[]> {
+    const out: DiskInfo[] = [];
+    for (const id of await this.idsIn('disks')) {
+      const m = await this.readDisk(id);
+      if (m) out.push(await this.diskInfo(m));
+    }
+    return out;
+  }
+
+  async reset(diskId: string): Promise<DiskInfo> {
+    validateId('disk', diskId, 'reset');
+    return this.queue.run(async () => {
+      const m = await this.readDisk(diskId);
+      if (!m) throw new NotFoundError(`disk ${diskId}`, 'reset');
+      if (!(await this.readImage(m.imageId))) throw new NotFoundError(`image ${m.imageId}`, 'reset');
+      await this.removeDiskLocked(diskId);
+      return this.cloneLocked(m.imageId, diskId);
+    });
+  }
+
+  devicePath(diskId: string): string {
+    validateId('disk', diskId, 'device-path');
+    return path.join(this.dir('disks'), `${diskId}.raw`);
+  }
+
+  // ---- checkpoints -------------------------------------------------------
+
+  async checkpoint(diskId: string, name: string): Promise<CheckpointInfo> {
+    validateId('disk', diskId, 'checkpoint');
+    validateId('checkpoint', name, 'checkpoint');
+    const vol = `checkpoint ${diskId}/${name}`;
+    return this.queue.run(async () => {
+      if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
+      if (await exists(this.checkpointPath(diskId, name))) throw new AlreadyExistsError(vol, 'checkpoint');
+      await this.refuseIfFull(vol, 'checkpoint');
+      await mkdir(this.checkpointDir(diskId), { recursive: true });
+      await this.copyInto(this.devicePath(diskId), this.checkpointPath(diskId, name), vol, 'checkpoint');
+      return { diskId, name };
+    });
+  }
+
+  /**
+   * Copies the checkpoint to a new file and renames it over the disk: the
+   * disk changes atomically, but a process holding the old file open (tgtd)
+   * keeps reading the old inode, so the disk must not be exported meanwhile.
+   */
+  async restore(diskId: string, name: string): Promise<RestoreResult> {
+    validateId('disk', diskId, 'restore');
+    validateId('checkpoint', name, 'restore');
+    const vol = `checkpoint ${diskId}/${name}`;
+    return this.queue.run(async () => {
+      if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'restore');
+      if (!(await exists(this.checkpointPath(diskId, name)))) throw new NotFoundError(vol, 'restore');
+      await this.copyInto(this.checkpointPath(diskId, name), this.devicePath(diskId), `disk ${diskId}`, 'restore');
+      return { method: this.mode ?? 'copy' };
+    });
+  }
+
+  async listCheckpoints(diskId: string): Promise<CheckpointInfo[]> {
+    validateId('disk', diskId, 'list-checkpoints');
+    let names: string[];
+    try {
+      names = await readdir(this.checkpointDir(diskId));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new BackendError(`disk ${diskId}`, 'list-checkpoints', e);
+    }
+    return names.filter((n) => n.endsWith('.raw')).map((n) => ({ diskId, name: n.slice(0, -4) })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async removeCheckpoint(diskId: string, name: string): Promise<void> {
+    validateId('disk', diskId, 'remove-checkpoint');
+    validateId('checkpoint', name, 'remove-checkpoint');
+    const vol = `checkpoint ${diskId}/${name}`;
+    return this.queue.run(async () => {
+      try {
+        await unlink(this.checkpointPath(diskId, name));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(vol, 'remove-checkpoint');
+        throw new BackendError(vol, 'remove-checkpoint', e);
+      }
+    });
+  }
+
+  // ---- usage -------------------------------------------------------------
+
+  async usage(): Promise<Usage> {
+    const s = await statfs(this.root);
+    const total = s.blocks * s.bsize;
+    // Used as df computes it: blocks not free (bfree counts root's reserve as free).
+    const used = (s.blocks - s.bfree) * s.bsize;
+    return { backend: 'file', dataPercent: total > 0 ? (used / total) * 100 : 100, totalBytes: total, thresholdPercent: this.threshold };
+  }
+
+  // ---- helpers -----------------------------------------------------------
+
+  private async refuseIfFull(vol: string, op: string): Promise<void> {
+    const u = await this.usage();
+    if (isAboveThreshold(u)) throw new PoolFullError(vol, op, u);
+  }
+
+  /** cp src to a staging file, make it writable and durable, rename it to dst. */
+  private async copyInto(src: string, dst: string, vol: string, op: string): Promise<void> {
+    if (!this.mode) throw new StorageError(vol, op, 'backend not initialised (init() not called)');
+    const tmp = this.tmpPath(path.basename(dst));
+    const argv = this.mode === 'reflink' ? ['cp', '--reflink=always', src, tmp] : ['cp', '--sparse=always', src, tmp];
+    try {
+      await this.opts.runner(argv, { timeoutMs: this.copyTimeoutMs });
+      // cp gives the copy the source's mode: a clone of a 0444 image must be writable.
+      await chmod(tmp, 0o644);
+      const fh = await open(tmp, 'r+');
+      try { await fh.sync(); } finally { await fh.close(); }
+      await rename(tmp, dst);
+      await syncDir(path.dirname(dst));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw wrap(e, vol, op);
+    }
+  }
+
+  private async diskInfo(m: DiskMeta): Promise<DiskInfo> {
+    const p = this.devicePath(m.id);
+    const st = await stat(p).catch(() => undefined);
+    return { id: m.id, imageId: m.imageId, sizeBytes: st?.size ?? 0, devicePath: p };
+  }
+
+  private async readImage(id: string): Promise<ImageMeta | undefined> {
+    const j = await readJson(path.join(this.dir('images'), `${id}.json`));
+    if (!j || typeof j.sha256 !== 'string' || typeof j.sizeBytes !== 'number') return undefined;
+    return { v: 1, id, sizeBytes: j.sizeBytes, sha256: j.sha256, readOnly: j.readOnly === true };
+  }
+
+  private async readDisk(id: string): Promise<DiskMeta | undefined> {
+    const j = await readJson(path.join(this.dir('disks'), `${id}.json`));
+    if (!j || typeof j.imageId !== 'string') return undefined;
+    return { v: 1, id, imageId: j.imageId };
+  }
+
+  private async idsIn(d: string): Promise<string[]> {
+    return (await readdir(this.dir(d))).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).sort();
+  }
+
+  private async writeJson(dir: string, name: string, value: unknown): Promise<void> {
+    const tmp = this.tmpPath(name);
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(`${JSON.stringify(value)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path.join(dir, name));
+    await syncDir(dir);
+  }
+
+  private dir(d: string): string {
+    return path.join(this.root, d);
+  }
+
+  private imagePath(id: string): string {
+    return path.join(this.dir('images'), `${id}.raw`);
+  }
+
+  private checkpointDir(diskId: string): string {
+    return path.join(this.dir('checkpoints'), diskId);
+  }
+
+  private checkpointPath(diskId: string, name: string): string {
+    return path.join(this.checkpointDir(diskId), `${name}.raw`);
+  }
+
+  /** Staging names are unique per call, so a failed step never collides with the next. */
+  private tmpPath(base: string): string {
+    return path.join(this.dir('tmp'), `${base}.${process.pid}.${++this.tmpSeq}`);
+  }
+}
+
+function toImage(m: ImageMeta): ImageInfo {
+  return { id: m.id, sizeBytes: m.sizeBytes, sha256: m.sha256, readOnly: m.readOnly };
+}
+
+function wrap(e: unknown, vol: string, op: string): StorageError {
+  return e instanceof StorageError ? e : new BackendError(vol, op, e);
+}
+
+async function readJson(p: string): Promise<Record<string, unknown> | undefined> {
+  let text: string;
+  try {
+    text = await readFile(p, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const v: unknown = JSON.parse(text);
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined; // a torn sidecar cannot happen (rename), but a hand-edited one can
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+/** fsync a directory so a rename in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try { await fh.sync(); } finally { await fh.close(); }
+}
