@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-/** metalboot: the admin CLI. It talks to a running daemon over its HTTP API. */
+/** metalboot: the admin CLI. It talks to a running daemon over its HTTP API, or (ipmi) straight to a BMC. */
 import { parseArgs } from 'node:util';
 import { packageVersion } from '../version.js';
+import { IPMI_USAGE, runIpmiCommand } from './ipmi-command.js';
 
 const DEFAULT_API = process.env.METALBOOT_API ?? 'http://127.0.0.1:8080';
 
@@ -9,6 +10,7 @@ function usage(): string {
   return [
     'usage: metalboot [--version] <command> [options]',
     '  leases [--api URL] [--json]   list DHCP leases (default API: $METALBOOT_API or http://127.0.0.1:8080)',
+    IPMI_USAGE,
     '',
   ].join('\n');
 }
@@ -48,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
       case '--version': case 'version': process.stdout.write(`metalboot ${packageVersion()}\n`); return 0;
       case '--help': case '-h': case 'help': process.stdout.write(usage()); return 0;
       case 'leases': return await leases(rest);
+      case 'ipmi': return await runIpmiCommand(rest, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env });
       default:
         process.stderr.write(`metalboot: ${cmd === undefined ? 'no command' : `unknown command ${JSON.stringify(cmd)}`}\n${usage()}`);
         return 2;

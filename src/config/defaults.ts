@@ -2,7 +2,7 @@
  * Defaults and bounds for the config file, in one place so the loader, the
  * docs and the tests agree on them.
  */
-import type { BootFilesConfig, ConflictCheckConfig, DhcpMode, LogLevel } from './types.js';
+import type { BootFilesConfig, ConflictCheckConfig, DhcpMode, IpmiConfig, LogLevel } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/metalboot/metalboot.yaml';
 
@@ -39,6 +39,10 @@ export const DEFAULT_TFTP = {
   retries: 5,
 } as const;
 
+export const DEFAULT_IPMI: IpmiConfig = {
+  timeoutMs: 1000, retries: 3, keepAliveMs: 20_000, maxCommandsPerSecond: 20, cipherSuite: 'auto', privilege: 'administrator',
+};
+
 /** Inclusive [min, max] bounds for integer settings. */
 export const LIMITS = {
   /** A minute to a year: shorter leases flood the server, longer ones never give addresses back. */
@@ -58,6 +62,12 @@ export const LIMITS = {
   /** RFC 2349 timeouts are 1..255 s; below 100 ms a busy client looks dead. */
   tftpTimeoutMs: [100, 255_000],
   tftpRetries: [1, 50],
+  /** Below 50 ms even a LAN BMC looks dead; above 30 s a command is never worth waiting for. */
+  ipmiTimeoutMs: [50, 30_000],
+  ipmiRetries: [0, 10],
+  /** IPMI v2.0 §6.12.15: sessions time out after 60 s ± 3 idle; a keep-alive must come before. */
+  ipmiKeepAliveMs: [0, 55_000],
+  ipmiMaxCommandsPerSecond: [0, 10_000],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** A subnet smaller than /30 has no room for a host besides network and broadcast. */

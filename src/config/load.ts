@@ -34,6 +34,7 @@ import {
   DEFAULT_DATA_DIR,
   DEFAULT_DHCP_MODE,
   DEFAULT_HTTP_LISTEN,
+  DEFAULT_IPMI,
   DEFAULT_LEASE_TIME,
   DEFAULT_LOG_LEVEL,
   DEFAULT_OFFER_HOLD_SECONDS,
@@ -53,6 +54,7 @@ import type {
   DhcpConfig,
   HostPort,
   HttpConfig,
+  IpmiConfig,
   ReservationConfig,
   SubnetConfig,
   TftpConfig,
@@ -83,12 +85,13 @@ export class ConfigError extends Error {
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
   const dhcp = readDhcp(top['dhcp'] ?? {}, 'dhcp', env);
   const tftp = readTftp(top['tftp'] ?? {}, 'tftp', env, dhcp);
+  const ipmi = readIpmi(top['ipmi'] ?? {}, 'ipmi');
 
   // publicUrl is what DHCP hands to iPXE; without DHCP nothing needs it yet,
   // so fall back to the listen address (reachable at least from this host).
@@ -97,7 +100,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
     if (dhcp.mode !== 'off') throw new ConfigError('http.publicUrl', `is required when dhcp.mode is ${dhcp.mode}`);
     publicUrl = urlFromListen(http.listen);
   }
-  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp, tftp };
+  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp, tftp, ipmi };
 }
 
 /** Reads and parses the file; the host's interfaces come from the running system. */
@@ -457,6 +460,29 @@ function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): T
     retries: n('tftpRetries', 'retries', DEFAULT_TFTP.retries),
   };
   return root === undefined ? tftp : { ...tftp, root };
+}
+
+// ---------------------------------------------------------------- ipmi
+
+function readIpmi(v: unknown, path: string): IpmiConfig {
+  const m = mapping(v, path, ['timeoutMs', 'retries', 'keepAliveMs', 'maxCommandsPerSecond', 'cipherSuite', 'privilege']);
+  const n = (k: keyof typeof LIMITS, name: keyof IpmiConfig, dflt: number) => opt(m, name, path, (x, p) => int(x, p, LIMITS[k])) ?? dflt;
+  return {
+    timeoutMs: n('ipmiTimeoutMs', 'timeoutMs', DEFAULT_IPMI.timeoutMs),
+    retries: n('ipmiRetries', 'retries', DEFAULT_IPMI.retries),
+    keepAliveMs: n('ipmiKeepAliveMs', 'keepAliveMs', DEFAULT_IPMI.keepAliveMs),
+    maxCommandsPerSecond: n('ipmiMaxCommandsPerSecond', 'maxCommandsPerSecond', DEFAULT_IPMI.maxCommandsPerSecond),
+    cipherSuite: opt(m, 'cipherSuite', path, readCipherSuite) ?? DEFAULT_IPMI.cipherSuite,
+    privilege: opt(m, 'privilege', path, (x, p) => oneOf(x, p, ['administrator', 'operator'] as const)) ?? DEFAULT_IPMI.privilege,
+  };
+}
+
+/** `auto`, 17, 3 or 1.5 (IPMI 1.5 sessions; YAML reads it as a number, a string is accepted too). */
+export function readCipherSuite(v: unknown, path: string): IpmiConfig['cipherSuite'] {
+  if (v === 'auto' || v === '1.5' || v === 1.5) return v === 'auto' ? v : '1.5';
+  if (v === 17 || v === '17') return 17;
+  if (v === 3 || v === '3') return 3;
+  throw new ConfigError(path, `expected auto, 17, 3 or 1.5, got ${describe(v)}`);
 }
 
 function bool(v: unknown, path: string): boolean {

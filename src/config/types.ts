@@ -97,10 +97,25 @@ export interface TftpConfig {
   readonly retries: number;
 }
 
+/** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */
+export interface IpmiConfig {
+  /** First wait for a BMC reply; doubles per retry up to 4×. */
+  readonly timeoutMs: number;
+  /** Resends after the first try. */
+  readonly retries: number;
+  /** Idle time after which a keep-alive is sent (BMCs drop sessions idle ~60 s); 0 = none. */
+  readonly keepAliveMs: number;
+  /** Per BMC; 0 = unlimited. */
+  readonly maxCommandsPerSecond: number;
+  readonly cipherSuite: 'auto' | 17 | 3 | '1.5';
+  readonly privilege: 'administrator' | 'operator';
+}
+
 export interface Config {
   readonly dataDir: string;
   readonly logLevel: LogLevel;
   readonly http: HttpConfig;
   readonly dhcp: DhcpConfig;
   readonly tftp: TftpConfig;
+  readonly ipmi: IpmiConfig;
 }

@@ -224,3 +224,40 @@ t.test('session reuse: keep-alive keeps it, a restarted BMC gets a new one, conc
   t.equal(c2.stats().sessionsOpened, 2, 'by opening a new session');
   t.equal(sim3.port, sim2Port);
 });
+
+t.test('the admin CLI: metalboot ipmi power/bootdev/info against ipmi_sim, without a daemon', { skip }, async (t) => {
+  const sim = await startIpmiSim(t);
+  const { spawnSync } = await import('node:child_process');
+  const { writeFileSync } = await import('node:fs');
+  const { REPO_ROOT } = await import('../helpers/daemon.js');
+  const pwFile = `${sim.dir}/pw`;
+  writeFileSync(pwFile, `${sim.password}\n`, { mode: 0o600 });
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, [`${REPO_ROOT}/dist/src/cli/metalboot.js`, 'ipmi', '--host', '127.0.0.1', '--port', String(sim.port), '--user', sim.user, ...args],
+      { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env['PATH'] ?? '', ...env } });
+    t.notMatch(r.stdout + r.stderr, sim.password, `${args.join(' ')}: no password in the output`);
+    return r;
+  };
+  const env = { BMC_PW: sim.password };
+  let r = cli(['--password-env', 'BMC_PW', 'power', 'on'], env);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(sim.power(), 1, 'power on reached the BMC');
+  r = cli(['--password-file', pwFile, 'power', 'status']);
+  t.equal(r.stdout, 'Chassis Power is on\n', 'power status, password from a file');
+  r = cli(['--password-env', 'BMC_PW', 'bootdev', 'pxe', '--persistent', '--efi'], env);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(sim.bootDevice(), 'pxe');
+  r = cli(['--password-env', 'BMC_PW', 'info'], env);
+  t.match(r.stdout, /Manufacturer ID\s+: 4753\n[^]*Session\s+: RMCP\+ cipher suite 3/, 'info: device id and session');
+  r = cli(['--password-env', 'BMC_PW', '--cipher-suite', '1.5', 'power', 'off'], env);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr, /warning: using an IPMI 1\.5 session/, 'IPMI 1.5 warns');
+  t.equal(sim.power(), 0);
+  r = cli(['--password-env', 'BMC_PW', 'power', 'status'], { BMC_PW: 'wrong' });
+  t.equal(r.status, 1, 'an IPMI failure exits 1');
+  t.match(r.stderr, /wrong password/);
+  r = cli(['power', 'status']);
+  t.equal(r.status, 2, 'no password source: usage error, exit 2');
+  r = cli(['--password-env', 'BMC_PW', 'power', 'explode'], env);
+  t.equal(r.status, 2, 'unknown power action: exit 2');
+});

@@ -335,3 +335,24 @@ t.test('tftp: each mistake is named precisely', async (t) => {
   ];
   for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
 });
+
+t.test('ipmi: defaults and explicit values', async (t) => {
+  t.same(parseConfig(MIN, env).ipmi, { timeoutMs: 1000, retries: 3, keepAliveMs: 20_000, maxCommandsPerSecond: 20, cipherSuite: 'auto', privilege: 'administrator' });
+  const full = parseConfig(`${MIN}ipmi: { timeoutMs: 250, retries: 0, keepAliveMs: 0, maxCommandsPerSecond: 0, cipherSuite: 3, privilege: operator }\n`, env);
+  t.same(full.ipmi, { timeoutMs: 250, retries: 0, keepAliveMs: 0, maxCommandsPerSecond: 0, cipherSuite: 3, privilege: 'operator' });
+  t.equal(parseConfig(`${MIN}ipmi: { cipherSuite: "1.5" }\n`, env).ipmi.cipherSuite, '1.5');
+  t.equal(parseConfig(`${MIN}ipmi: { cipherSuite: 1.5 }\n`, env).ipmi.cipherSuite, '1.5', 'YAML number 1.5');
+  t.equal(parseConfig(`${MIN}ipmi: { cipherSuite: 17 }\n`, env).ipmi.cipherSuite, 17);
+});
+
+t.test('ipmi: each mistake is named precisely', async (t) => {
+  const cases: [string, string][] = [
+    ['ipmi: { timeoutMs: 49 }', 'config: ipmi.timeoutMs: 49 is out of range 50..30000'],
+    ['ipmi: { retries: 11 }', 'config: ipmi.retries: 11 is out of range 0..10'],
+    ['ipmi: { keepAliveMs: 60000 }', 'config: ipmi.keepAliveMs: 60000 is out of range 0..55000'],
+    ['ipmi: { cipherSuite: 2 }', 'config: ipmi.cipherSuite: expected auto, 17, 3 or 1.5, got number 2'],
+    ['ipmi: { privilege: user }', 'config: ipmi.privilege: expected one of administrator, operator, got string "user"'],
+    ['ipmi: { password: x }', 'config: ipmi.password: unknown key'],
+  ];
+  for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
+});
