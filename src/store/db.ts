@@ -61,8 +61,28 @@ export interface OpenStoreOptions {
 }
 
 type Db = ClassicLevel<string, unknown>;
-type Sub = 'leases' | 'reservations';
+
+/** Collections the services keep beside leases, each its own sublevel. */
+export const RECORD_KINDS = ['images', 'disks', 'ops'] as const;
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
+type Sub = 'leases' | 'reservations' | RecordKind;
 type Op = { type: 'put'; sub: Sub; key: string; value: unknown } | { type: 'del'; sub: Sub; key: string };
+
+export type RecordOp =
+  | { readonly type: 'put'; readonly kind: RecordKind; readonly key: string; readonly value: object }
+  | { readonly type: 'del'; readonly kind: RecordKind; readonly key: string };
+
+/**
+ * Small keyed JSON collections for services (images, disks, the operation journal). A
+ * writeRecords call is one atomic, synced batch: a service can finish an operation and drop
+ * its journal entry in one step. Values come back as plain objects for the service to validate.
+ */
+export interface RecordStore {
+  /** Records of one kind in key order; non-JSON or non-object values are skipped and counted. */
+  loadRecords(kind: RecordKind): Promise<{ key: string; value: Record<string, unknown> }[]>;
+  writeRecords(ops: readonly RecordOp[]): Promise<void>;
+}
 
 /** A reservation made through the API (config reservations live in the config file). */
 export interface StoredReservation {
@@ -77,7 +97,7 @@ export function leaseKey(ip: Ipv4): string {
   return ip.toString(16).padStart(8, '0');
 }
 
-export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): Promise<Store & RecordStore> {
   const path = join(dataDir, 'db');
   let db: Db;
   try {
@@ -117,9 +137,10 @@ async function checkSchema(db: Db, path: string): Promise<void> {
   }
 }
 
-class LevelStore implements Store {
+class LevelStore implements Store, RecordStore {
   private readonly leases;
   private readonly reservations;
+  private readonly records: Record<RecordKind, () => AsyncIterable<[string, string]>>;
   private readonly committer: GroupCommitter<Op>;
   private corrupt = 0;
   private closing: Promise<void> | undefined;
@@ -131,7 +152,12 @@ class LevelStore implements Store {
     // encoded here: at thousands of leases per second, routing every op
     // through sublevel encoding costs more than the write. Reads still go
     // through the typed sublevels (same keys).
-    const prefix = { leases: this.leases.prefix, reservations: this.reservations.prefix };
+    const subs = Object.fromEntries(RECORD_KINDS.map((k) => [k, db.sublevel<string, unknown>(k, { valueEncoding: 'json' })]));
+    this.records = Object.fromEntries(RECORD_KINDS.map((k) => [k, () => subs[k]!.iterator<string, string>({ valueEncoding: 'utf8' })])) as unknown as LevelStore['records'];
+    const prefix: Record<Sub, string> = {
+      leases: this.leases.prefix, reservations: this.reservations.prefix,
+      ...Object.fromEntries(RECORD_KINDS.map((k) => [k, subs[k]!.prefix])) as Record<RecordKind, string>,
+    };
     this.committer = new GroupCommitter<Op>(
       (ops) => db.batch(
         ops.map((op) => op.type === 'put'
@@ -197,6 +223,16 @@ class LevelStore implements Store {
 
   deleteReservation(mac: Mac): Promise<void> {
     return this.committer.submit({ type: 'del', sub: 'reservations', key: mac });
+  }
+
+  async loadRecords(kind: RecordKind): Promise<{ key: string; value: Record<string, unknown> }[]> {
+    return this.loadAll(this.records[kind],
+      (key, raw) => { const r = parseRecord(raw); return typeof r === 'string' ? r : { key, value: r }; }, `${kind}/`);
+  }
+
+  writeRecords(ops: readonly RecordOp[]): Promise<void> {
+    for (const op of ops) if (!RECORD_KINDS.includes(op.kind) || typeof op.key !== 'string' || op.key.length === 0) return Promise.reject(new RangeError(`bad record op for ${String(op.kind)}`));
+    return this.committer.submit(ops.map((op): Op => op.type === 'put' ? { type: 'put', sub: op.kind, key: op.key, value: op.value } : { type: 'del', sub: op.kind, key: op.key }));
   }
 
   close(): Promise<void> {

@@ -225,3 +225,32 @@ t.test('throughput (informational, not asserted)', async (t) => {
   t.comment(`sequential: ${seqN} single-lease puts, one at a time: ${Math.round(seqN / seqSecs)} leases/s`);
   t.equal((await store.loadLeases()).length, n + seqN);
 });
+
+t.test('records: atomic put/delete per kind, survive reopen, corrupt values skipped', async (t) => {
+  const dir = await tempDir(t);
+  let store = await openStore(dir);
+  t.same(await store.loadRecords('disks'), []);
+  await store.writeRecords([
+    { type: 'put', kind: 'ops', key: '0001', value: { op: 'provision', mac: '52:54:00:00:00:01' } },
+    { type: 'put', kind: 'images', key: 'debian', value: { id: 'debian', sizeBytes: 42 } },
+  ]);
+  await store.writeRecords([
+    { type: 'put', kind: 'disks', key: '52:54:00:00:00:01', value: { image: 'debian' } },
+    { type: 'del', kind: 'ops', key: '0001' },
+  ]);
+  t.same(await store.loadRecords('ops'), [], 'journal entry gone in the same batch');
+  t.same(await store.loadRecords('disks'), [{ key: '52:54:00:00:00:01', value: { image: 'debian' } }]);
+  t.same(await store.loadRecords('images'), [{ key: 'debian', value: { id: 'debian', sizeBytes: 42 } }], 'kinds do not mix');
+  await t.rejects(store.writeRecords([{ type: 'put', kind: 'nope' as 'ops', key: 'x', value: {} }]), RangeError);
+  await t.rejects(store.writeRecords([{ type: 'del', kind: 'ops', key: '' }]), RangeError);
+  await store.close();
+
+  const raw = new ClassicLevel<string, string>(join(dir, 'db'), { valueEncoding: 'utf8' });
+  await raw.sublevel<string, string>('disks', { valueEncoding: 'utf8' }).put('broken', '{not json');
+  await raw.close();
+  const seen: string[] = [];
+  store = await openStore(dir, { onCorrupt: (key) => seen.push(key) });
+  t.teardown(() => store.close());
+  t.same((await store.loadRecords('disks')).map((r) => r.key), ['52:54:00:00:00:01'], 'reopened; the corrupt record is skipped');
+  t.same(seen, ['disks/broken']);
+});
