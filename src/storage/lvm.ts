@@ -117,7 +117,10 @@ export class LvmBackend implements VolumeBackend {
       const tmp = P_IMPORT + id;
       if (lvs.some((l) => l.name === tmp)) await this.lvm('import', vol, ['lvremove', '-y', `${this.vg}/${tmp}`]);
       // A fresh thin LV reads zeros everywhere: copySparse skips zero blocks, which stay unallocated in the pool.
-      await this.lvm('import', vol, ['lvcreate', '-y', '-V', `${size}b`, '-T', `${this.vg}/${this.pool}`, '-n', tmp,
+      // lvcreate refuses a byte size that is not whole 512-byte sectors (exit 3, "Error during
+      // parsing of command line"); LVM rounds up to whole extents anyway.
+      const lvBytes = Math.ceil(size / 512) * 512;
+      await this.lvm('import', vol, ['lvcreate', '-y', '-V', `${lvBytes}b`, '-T', `${this.vg}/${this.pool}`, '-n', tmp,
         '--addtag', TAG, '--addtag', 'mb-image']);
       try {
         const fh = await open(`/dev/${this.vg}/${tmp}`, constants.O_WRONLY);

@@ -65,3 +65,12 @@ t.test('malformed reports are refused with LvmReportError', async (t) => {
     ['non-string', doc({ ...row, lv_size: 1 })],
   ] as const) t.throws(() => parseLvs(text), LvmReportError, why);
 });
+
+t.test('scenario captures: a merge orphans the sibling checkpoint', async (t) => {
+  const before = parseLvs(fixture('lvs-scenario-ckpt.json'));
+  t.same(before.filter((l) => l.tags.includes('mb-ckpt')).map((l) => [l.name, l.origin]), [['mbc-m1+c1', 'mbd-m1'], ['mbc-m1+c2', 'mbd-m1']]);
+  const after = parseLvs(fixture('lvs-scenario-after-restore.json'));
+  t.same(after.filter((l) => l.tags.includes('mb-ckpt')).map((l) => [l.name, l.origin]), [['mbc-m1+c1', 'mbd-m1'], ['mbc-m1+c2', undefined]]);
+  t.match(after.find((l) => l.name === 'mbd-m1'), { origin: undefined, tags: ['mb-disk', 'mb-from=golden', 'metalboot'] });
+  t.match(parseLvs(fixture('lvs-scenario-small-pool.json')).find((l) => l.name === 'small'), { dataPercent: 62.5, attr: { type: 'thin-pool' } });
+});
