@@ -153,8 +153,11 @@ export interface TgtadmArgvOptions {
   readonly controlPort?: number;
 }
 
+/** tgtd and tgtadm both refuse `-C` above 32767 ("-C argument value '32768' out of range"). */
+export const CONTROL_PORT_MAX = 32767;
+
 export function checkControlPort(port: number): number {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TgtadmArgError('control-port', String(port), 'must be an integer 0..65535');
+  if (!Number.isInteger(port) || port < 0 || port > CONTROL_PORT_MAX) throw new TgtadmArgError('control-port', String(port), `must be an integer 0..${CONTROL_PORT_MAX}`);
   return port;
 }
 
@@ -227,7 +230,7 @@ export function classifyTgtadmFailure(code: number | undefined, stderr: string):
   if (/already exists|already has/.test(s)) return 'exists';
   if (/can't find|cannot find|does not exist/.test(s)) return 'not-found';
   if (/still active|prevent removal/.test(s)) return 'busy';
-  if (/invalid request|unknown parameter|isn't supported|not allowed\/supported|unsupported/.test(s)) return 'invalid';
+  if (/invalid request|unknown parameter|isn't supported|not allowed\/supported|unsupported|out of range/.test(s)) return 'invalid';
   return 'other';
 }
 

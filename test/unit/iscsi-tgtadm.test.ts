@@ -170,6 +170,8 @@ t.test('argv for every operation', async (t) => {
   for (const [op, argv] of cases) t.same(tgtadmArgv(op, { controlPort: 99 }), argv, op.op);
   t.same(tgtadmArgv({ op: 'show-targets' }).slice(0, 3), ['tgtadm', '-C', '0'], 'default control port 0');
   t.same(tgtadmArgv({ op: 'show-targets' }, { tgtadm: '/usr/sbin/tgtadm' })[0], '/usr/sbin/tgtadm');
+  t.same(tgtadmArgv({ op: 'show-targets' }, { controlPort: 32767 }).slice(1, 3), ['-C', '32767']);
+  for (const bad of [32768, 65535, -1, 1.5]) t.throws(() => tgtadmArgv({ op: 'show-targets' }, { controlPort: bad }), TgtadmArgError, `control port ${bad}`);
 });
 
 t.test('builders refuse what must never reach tgtd', async (t) => {
@@ -226,6 +228,7 @@ t.test('redaction and failure classification', async (t) => {
     [22, 'tgtadm: invalid request', 'invalid'],
     [22, "tgtadm: logicalunit mode: option '-P' is not allowed/supported", 'invalid'],
     [107, 'tgtadm: failed to send request hdr to tgt daemon, Transport endpoint is not connected', 'not-running'],
+    [22, "-C argument value '32768' out of range", 'invalid'],
     [1, 'something new', 'other'],
   ];
   for (const [code, stderr, kind] of cases) t.equal(classifyTgtadmFailure(code, stderr), kind, stderr);
