@@ -43,6 +43,12 @@ export const DEFAULT_IPMI: IpmiConfig = {
   timeoutMs: 1000, retries: 3, keepAliveMs: 20_000, maxCommandsPerSecond: 20, cipherSuite: 'auto', privilege: 'administrator',
 };
 
+export const DEFAULT_STORAGE = { backend: 'file', maxPoolPercent: 90 } as const;
+export const DEFAULT_ISCSI = {
+  enabled: true, port: 3260, iqnPrefix: 'iqn.2026-11.org.metalboot', tgtadm: '/usr/sbin/tgtadm',
+  manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false,
+} as const;
+
 /** Inclusive [min, max] bounds for integer settings. */
 export const LIMITS = {
   /** A minute to a year: shorter leases flood the server, longer ones never give addresses back. */
@@ -68,6 +74,11 @@ export const LIMITS = {
   /** IPMI v2.0 §6.12.15: sessions time out after 60 s ± 3 idle; a keep-alive must come before. */
   ipmiKeepAliveMs: [0, 55_000],
   ipmiMaxCommandsPerSecond: [0, 10_000],
+  /** Below 50 % a pool is refused while mostly empty; at 100 % thin pools fail writes. */
+  maxPoolPercent: [50, 99],
+  /** tgtd takes control ports as small integers (its socket is /var/run/tgtd/socket.N). */
+  tgtdControlPort: [0, 1000],
+  iscsiCheckIntervalMs: [200, 600_000],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** A subnet smaller than /30 has no room for a host besides network and broadcast. */

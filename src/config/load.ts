@@ -35,6 +35,8 @@ import {
   DEFAULT_DHCP_MODE,
   DEFAULT_HTTP_LISTEN,
   DEFAULT_IPMI,
+  DEFAULT_ISCSI,
+  DEFAULT_STORAGE,
   DEFAULT_LEASE_TIME,
   DEFAULT_LOG_LEVEL,
   DEFAULT_OFFER_HOLD_SECONDS,
@@ -55,6 +57,8 @@ import type {
   HostPort,
   HttpConfig,
   IpmiConfig,
+  IscsiConfig,
+  StorageConfig,
   ReservationConfig,
   SubnetConfig,
   TftpConfig,
@@ -85,7 +89,7 @@ export class ConfigError extends Error {
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
@@ -100,7 +104,9 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
     if (dhcp.mode !== 'off') throw new ConfigError('http.publicUrl', `is required when dhcp.mode is ${dhcp.mode}`);
     publicUrl = urlFromListen(http.listen);
   }
-  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp, tftp, ipmi };
+  const storage = readStorage(top['storage'] ?? {}, 'storage', dataDir);
+  const iscsi = readIscsi(top['iscsi'] ?? {}, 'iscsi', storage, portalDefault(dhcp, publicUrl));
+  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp, tftp, ipmi, storage, iscsi };
 }
 
 /** Reads and parses the file; the host's interfaces come from the running system. */
@@ -460,6 +466,72 @@ function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): T
     retries: n('tftpRetries', 'retries', DEFAULT_TFTP.retries),
   };
   return root === undefined ? tftp : { ...tftp, root };
+}
+
+// ---------------------------------------------------------------- storage and iscsi
+
+/** LVM VG/LV names: letters, digits and + _ . - (lvm(8) "Valid names"), not starting with -. */
+const LVM_NAME = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/;
+
+function readStorage(v: unknown, path: string, dataDir: string): StorageConfig {
+  const m = mapping(v, path, ['backend', 'file', 'lvm', 'maxPoolPercent']);
+  const backend = opt(m, 'backend', path, (x, p) => oneOf(x, p, ['file', 'lvm'] as const)) ?? DEFAULT_STORAGE.backend;
+  const file = mapping(m['file'] ?? {}, key(path, 'file'), ['dir']);
+  const fileDir = opt(file, 'dir', key(path, 'file'), readAbsolutePath) ?? `${dataDir.replace(/\/$/, '')}/volumes`;
+  const maxPoolPercent = opt(m, 'maxPoolPercent', path, (x, p) => int(x, p, LIMITS.maxPoolPercent)) ?? DEFAULT_STORAGE.maxPoolPercent;
+  let lvm: StorageConfig['lvm'];
+  if (m['lvm'] !== undefined || backend === 'lvm') {
+    const lp = key(path, 'lvm');
+    const l = mapping(m['lvm'] ?? {}, lp, ['vg', 'thinPool']);
+    const name = (x: unknown, p: string) => {
+      const s = str(x, p);
+      if (!LVM_NAME.test(s) || s === '.' || s === '..') throw new ConfigError(p, `${JSON.stringify(s)} is not a valid LVM name`);
+      return s;
+    };
+    const vg = opt(l, 'vg', lp, name);
+    const thinPool = opt(l, 'thinPool', lp, name);
+    if (backend === 'lvm' && (vg === undefined || thinPool === undefined)) throw new ConfigError(key(lp, vg === undefined ? 'vg' : 'thinPool'), 'is required when storage.backend is lvm');
+    if (vg !== undefined && thinPool !== undefined) lvm = { vg, thinPool };
+  }
+  return { backend, fileDir, maxPoolPercent, ...(lvm ? { lvm } : {}) };
+}
+
+/** The portal machines can reach: the DHCP server address, else publicUrl's host when it is an IPv4 address or loopback. */
+function portalDefault(dhcp: DhcpConfig, publicUrl: string): string | undefined {
+  if (dhcp.mode !== 'off' && dhcp.serverAddress !== undefined) return formatIpv4(dhcp.serverAddress);
+  const host = new URL(publicUrl).hostname;
+  if (host === '[::1]' || host === 'localhost') return '127.0.0.1'; // a daemon only this host can reach
+  return /^[0-9.]+$/.test(host) && host !== '0.0.0.0' ? host : undefined;
+}
+
+/** RFC 3720 §3.2.6.3.1: "iqn." yyyy-mm "." reversed domain, lower case, no spaces. */
+const IQN_PREFIX = /^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.-]+)?$/;
+
+function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost: string | undefined): IscsiConfig {
+  const m = mapping(v, path, ['enabled', 'portal', 'iqnPrefix', 'tgtadm', 'bstype', 'manageTgtd', 'controlPort', 'checkIntervalMs', 'mutualChap']);
+  const enabled = opt(m, 'enabled', path, bool) ?? DEFAULT_ISCSI.enabled;
+  let portal = opt(m, 'portal', path, readIpv4HostPort);
+  if (portal === undefined) {
+    if (portalHost === undefined && enabled) {
+      throw new ConfigError(key(path, 'portal'), 'not set, and neither dhcp.serverAddress nor an IPv4 http.publicUrl gives an address machines can reach; set it, or iscsi.enabled: false');
+    }
+    portal = { host: portalHost ?? '127.0.0.1', port: DEFAULT_ISCSI.port };
+  }
+  if (portal.host === '0.0.0.0') throw new ConfigError(key(path, 'portal'), 'must be an address machines can reach, not 0.0.0.0');
+  const iqnPrefix = opt(m, 'iqnPrefix', path, (x, p) => {
+    const s = str(x, p);
+    if (s.length > 200 || !IQN_PREFIX.test(s)) throw new ConfigError(p, `${JSON.stringify(s.slice(0, 80))} is not an iqn.yyyy-mm.reversed.domain name (lower case)`);
+    return s;
+  }) ?? DEFAULT_ISCSI.iqnPrefix;
+  return {
+    enabled, portal, iqnPrefix,
+    tgtadm: opt(m, 'tgtadm', path, readAbsolutePath) ?? DEFAULT_ISCSI.tgtadm,
+    bstype: opt(m, 'bstype', path, (x, p) => oneOf(x, p, ['aio', 'rdwr'] as const)) ?? (storage.backend === 'lvm' ? 'aio' : 'rdwr'),
+    manageTgtd: opt(m, 'manageTgtd', path, bool) ?? DEFAULT_ISCSI.manageTgtd,
+    controlPort: opt(m, 'controlPort', path, (x, p) => int(x, p, LIMITS.tgtdControlPort)) ?? DEFAULT_ISCSI.controlPort,
+    checkIntervalMs: opt(m, 'checkIntervalMs', path, (x, p) => int(x, p, LIMITS.iscsiCheckIntervalMs)) ?? DEFAULT_ISCSI.checkIntervalMs,
+    mutualChap: opt(m, 'mutualChap', path, bool) ?? DEFAULT_ISCSI.mutualChap,
+  };
 }
 
 // ---------------------------------------------------------------- ipmi

@@ -97,6 +97,36 @@ export interface TftpConfig {
   readonly retries: number;
 }
 
+export interface StorageConfig {
+  /** `file`: images and disks as files (reflink clones where the filesystem can); `lvm`: a thin pool. */
+  readonly backend: 'file' | 'lvm';
+  /** Directory of the file backend (default `<dataDir>/volumes`). */
+  readonly fileDir: string;
+  /** Volume group and thin pool of the lvm backend (required for it). */
+  readonly lvm?: { readonly vg: string; readonly thinPool: string };
+  /** Clone, checkpoint and import are refused above this pool/filesystem use. */
+  readonly maxPoolPercent: number;
+}
+
+export interface IscsiConfig {
+  readonly enabled: boolean;
+  /** Where machines reach tgtd (the address in their sanboot URL); tgtd listens there when managed. */
+  readonly portal: HostPort;
+  /** Target IQN = `<iqnPrefix>:<machine>`; initiator IQN = `<iqnPrefix>:initiator:<machine>`. */
+  readonly iqnPrefix: string;
+  readonly tgtadm: string;
+  /** Backing store type: `aio` suits block devices (lvm), `rdwr` files on any filesystem. */
+  readonly bstype: 'aio' | 'rdwr';
+  /** Start tgtd (and restart it when it dies) instead of expecting the Debian tgt service. */
+  readonly manageTgtd: boolean;
+  /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): 0 is the system's tgtd. */
+  readonly controlPort: number;
+  /** How often tgtd is checked for drift (restarted, targets changed) and reconciled. */
+  readonly checkIntervalMs: number;
+  /** Also make the target authenticate itself to the initiator (mutual CHAP). */
+  readonly mutualChap: boolean;
+}
+
 /** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */
 export interface IpmiConfig {
   /** First wait for a BMC reply; doubles per retry up to 4×. */
@@ -118,4 +148,6 @@ export interface Config {
   readonly dhcp: DhcpConfig;
   readonly tftp: TftpConfig;
   readonly ipmi: IpmiConfig;
+  readonly storage: StorageConfig;
+  readonly iscsi: IscsiConfig;
 }

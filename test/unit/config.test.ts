@@ -356,3 +356,47 @@ t.test('ipmi: each mistake is named precisely', async (t) => {
   ];
   for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
 });
+
+t.test('storage and iscsi: defaults follow the backend, the DHCP address and dataDir', async (t) => {
+  const c = parseConfig(MIN, env);
+  t.same(c.storage, { backend: 'file', fileDir: '/var/lib/metalboot/volumes', maxPoolPercent: 90 });
+  t.same(c.iscsi, {
+    enabled: true, portal: { host: '10.99.0.1', port: 3260 }, iqnPrefix: 'iqn.2026-11.org.metalboot', tgtadm: '/usr/sbin/tgtadm',
+    bstype: 'rdwr', manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false,
+  }, 'portal from dhcp.serverAddress; rdwr for files');
+  const lvm = parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 80 }\n`, env);
+  t.same(lvm.storage, { backend: 'lvm', fileDir: '/var/lib/metalboot/volumes', lvm: { vg: 'vg0', thinPool: 'pool0' }, maxPoolPercent: 80 });
+  t.equal(lvm.iscsi.bstype, 'aio', 'aio for block devices');
+  const off = parseConfig('http: { publicUrl: "http://192.0.2.7:8080" }\ndhcp: { mode: off }\n', env);
+  t.same(off.iscsi.portal, { host: '192.0.2.7', port: 3260 }, 'without DHCP: publicUrl\'s host');
+  t.equal(parseConfig('dhcp: { mode: off }\n', env).iscsi.portal.host, '127.0.0.1', 'nothing else known: the listen address on this host');
+  const full = parseConfig(`${MIN}iscsi: { portal: "10.99.0.2:3261", iqnPrefix: "iqn.2020-01.lab.example:boot", bstype: aio, manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, tgtadm: /opt/tgtadm }\n`, env);
+  t.same(full.iscsi, {
+    enabled: true, portal: { host: '10.99.0.2', port: 3261 }, iqnPrefix: 'iqn.2020-01.lab.example:boot', tgtadm: '/opt/tgtadm',
+    bstype: 'aio', manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true,
+  });
+});
+
+t.test('storage and iscsi: each mistake is named precisely', async (t) => {
+  const cases: [string, string][] = [
+    ['storage: { backend: zfs }', 'config: storage.backend: expected one of file, lvm, got string "zfs"'],
+    ['storage: { backend: lvm }', 'config: storage.lvm.vg: is required when storage.backend is lvm'],
+    ['storage: { backend: lvm, lvm: { vg: vg0 } }', 'config: storage.lvm.thinPool: is required when storage.backend is lvm'],
+    ['storage: { lvm: { vg: "-vg" } }', 'config: storage.lvm.vg: "-vg" is not a valid LVM name'],
+    ['storage: { lvm: { vg: "a b" } }', 'config: storage.lvm.vg: "a b" is not a valid LVM name'],
+    ['storage: { file: { dir: volumes } }', 'config: storage.file.dir: "volumes" must be an absolute path'],
+    ['storage: { maxPoolPercent: 100 }', 'config: storage.maxPoolPercent: 100 is out of range 50..99'],
+    ['iscsi: { portal: "0.0.0.0:3260" }', 'config: iscsi.portal: must be an address machines can reach, not 0.0.0.0'],
+    ['iscsi: { portal: "tgt.lab:3260" }', 'config: iscsi.portal: "tgt.lab" is not an IPv4 address'],
+    ['iscsi: { iqnPrefix: "IQN.2026-11.Org" }', 'config: iscsi.iqnPrefix: "IQN.2026-11.Org" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
+    ['iscsi: { iqnPrefix: "iqn.2026-13.org.x" }', 'config: iscsi.iqnPrefix: "iqn.2026-13.org.x" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
+    ['iscsi: { bstype: sg }', 'config: iscsi.bstype: expected one of aio, rdwr, got string "sg"'],
+    ['iscsi: { controlPort: 1001 }', 'config: iscsi.controlPort: 1001 is out of range 0..1000'],
+    ['iscsi: { checkIntervalMs: 100 }', 'config: iscsi.checkIntervalMs: 100 is out of range 200..600000'],
+    ['iscsi: { chapSecret: x }', 'config: iscsi.chapSecret: unknown key'],
+  ];
+  for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
+  t.equal(errorOf('http: { publicUrl: "http://boot.lab:8080" }\ndhcp: { mode: off }\n').message,
+    'config: iscsi.portal: not set, and neither dhcp.serverAddress nor an IPv4 http.publicUrl gives an address machines can reach; set it, or iscsi.enabled: false');
+  t.equal(parseConfig('http: { publicUrl: "http://boot.lab:8080" }\ndhcp: { mode: off }\niscsi: { enabled: false }\n', env).iscsi.enabled, false);
+});
