@@ -21,15 +21,23 @@ FATSEC   equ 3                      ; 1016 entries * 1.5 bytes <= 3 sectors
 %assign FILECL (EFISIZE+CLUS-1)/CLUS
 FATDATE  equ ((2026-1980)<<9)|(1<<5)|1
 
+HEADS    equ 4                      ; the geometry the CHS fields describe:
+SPT      equ 32                     ; 128 sectors per cylinder, 48 cylinders
+%macro chs 1                        ; head, sector | cylinder bits 8-9, cylinder bits 0-7
+        db ((%1) / SPT) % HEADS
+        db ((%1) % SPT + 1) | ((((%1) / (SPT*HEADS)) >> 2) & 0xc0)
+        db ((%1) / (SPT*HEADS)) & 0xff
+%endmacro
+
 ; ---- LBA 0: MBR --------------------------------------------------------
         incbin MBR, 0, 440
         dd DISKSIG                  ; disk signature (stamp-disk rewrites it)
         dw 0
         db 0x80                     ; partition 1: active
-        db 0xfe, 0xff, 0xff         ; CHS start: LBA only
-        db 0xef                     ; EFI system partition
-        db 0xfe, 0xff, 0xff         ; CHS end: LBA only
-        dd PART_LBA, TOTSEC
+        chs PART_LBA                ; real CHS values, not the FE FF FF "LBA only" form:
+        db 0xef                     ; iPXE's BIOS sanboot guesses the disk geometry from
+        chs PART_LBA+TOTSEC-1       ; them and reads the MBR by CHS (FE FF FF on a 3 MiB
+        dd PART_LBA, TOTSEC         ; disk: 255x63 -> 0 cylinders -> "Input/output error")
         times 3*16 db 0
         dw 0xaa55
 
@@ -54,7 +62,7 @@ fatfs:  db 0xeb, 0x3c, 0x90         ; jump (firmware checks for EB/E9)
         dw TOTSEC                   ; total sectors (16-bit field)
         db 0xf8                     ; media: fixed disk
         dw FATSEC
-        dw 32, 64                   ; sectors per track, heads (unused)
+        dw SPT, HEADS               ; sectors per track, heads
         dd PART_LBA                 ; hidden sectors
         dd 0                        ; total sectors (32-bit field)
         db 0x80, 0, 0x29            ; drive, reserved, extended boot signature
