@@ -101,7 +101,8 @@ sanboot iscsi:${LAB_V4}:::1:${IQN_PREFIX}:${m.name}
   }
   const dnsmasq = L.spawn(['dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--user=root', '--group=root',
     '--pid-file=', '--log-facility=-', '--log-dhcp', `--interface=${LAB_BRIDGE}`, '--bind-interfaces',
-    '--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,10m', '--dhcp-authoritative', `--dhcp-leasefile=${L.path('leases')}`,
+    // --no-ping: dnsmasq otherwise pings every address it is about to offer a new client and waits ~3 s (measured).
+    '--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,10m', '--no-ping', '--dhcp-authoritative', `--dhcp-leasefile=${L.path('leases')}`,
     '--enable-tftp', `--tftp-root=${tftp}`,
     '--dhcp-userclass=set:ipxe,iPXE',
     '--dhcp-match=set:efi64,option:client-arch,7', '--dhcp-match=set:efi64,option:client-arch,9',
@@ -115,7 +116,15 @@ sanboot iscsi:${LAB_V4}:::1:${IQN_PREFIX}:${m.name}
   await dlog.waitFor((l) => /started, version/.test(l), 10_000, 'dnsmasq start');
   t.comment(`lab, disks, tgtd and dnsmasq ready in ${Date.now() - t0} ms`);
 
+  // One VM at a time (TCG on 2 CPUs): whatever happens, this machine is off and its BMC gone when boot() returns.
   const boot = async (t: Test, m: Machine, markerTimeoutMs: number): Promise<void> => {
+    try {
+      await bootAndPowerOff(t, m, markerTimeoutMs);
+    } finally {
+      await L.script('lab-bmc', ['stop', m.name]).catch(() => undefined);
+    }
+  };
+  const bootAndPowerOff = async (t: Test, m: Machine, markerTimeoutMs: number): Promise<void> => {
     const bmc = await L.startBmc(m.name, m.mac, m.fw, m.bmcPort);
     t.match((await L.ipmitool(bmc, ['chassis', 'power', 'status'])).stdout, /Chassis Power is off/, 'BMC: power is off');
     t.match((await L.ipmitool(bmc, ['chassis', 'bootdev', 'pxe'])).stdout, /Set Boot Device to pxe/, 'BMC: bootdev pxe');
@@ -143,7 +152,6 @@ sanboot iscsi:${LAB_V4}:::1:${IQN_PREFIX}:${m.name}
     t.match((await L.ipmitool(bmc, ['chassis', 'power', 'status'])).stdout, /Chassis Power is off/, 'BMC: power is off again');
     const hooks = await L.hookLog(m.name);
     t.match(hooks, /set boot pxe[\s\S]*set power 1[\s\S]*set power 0/, 'the BMC hook saw bootdev, power on, power off');
-    await L.script('lab-bmc', ['stop', m.name]);
   };
 
   await t.test('BIOS: SeaBIOS + iPXE ROM -> DHCP -> TFTP script -> sanboot LUN 1 -> MBR marker', async (t) => {
