@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
-import { openStore, type Store } from './store/db.js';
+import { openStore, type RecordStore, type Store } from './store/db.js';
 import { LeaseTable } from './leases/table.js';
 import { LeaseService } from './leases/service.js';
 import { PingProber, assertPingAvailable, noConflictCheck } from './net/ping.js';
@@ -17,6 +17,15 @@ import { buildHttpApp, listen } from './http/server.js';
 import { formatIpv4 } from './net/ipv4.js';
 import { DirectoryProvider } from './tftp/provider.js';
 import { TftpServer } from './tftp/server.js';
+import type { VolumeBackend } from './storage/backend.js';
+import { FileBackend } from './storage/files.js';
+import { LvmBackend } from './storage/lvm.js';
+import { Tgtd } from './iscsi/tgtd.js';
+import { IscsiReconciler } from './reconcile.js';
+import { DiskService } from './disks/service.js';
+import { CHAP_USER_PREFIX } from './disks/record.js';
+import { ImageService } from './images/service.js';
+import type { HttpDeps } from './http/server.js';
 
 export class ApiTokenError extends Error {
   constructor(readonly path: string, reason: string) {
@@ -44,9 +53,57 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+/**
+ * Test hook for the crash-safety tests: METALBOOT_TEST_CRASH_AT=<op>:<step> makes the daemon
+ * SIGKILL itself right after that step of a disk operation. Unset in production.
+ */
+function crashPointFromEnv(log: Logger): ((step: string) => void) | undefined {
+  const at = process.env['METALBOOT_TEST_CRASH_AT'];
+  if (!at) return undefined;
+  log.warn({ event: 'daemon.test-crash-armed', at }, 'test crash point armed');
+  return (step) => { if (step === at) process.kill(process.pid, 'SIGKILL'); };
+}
+
+/**
+ * Storage, tgtd and the disk service. tgtd is left running when the daemon stops: machines
+ * booted from their iSCSI disks keep them across a metalboot restart or upgrade.
+ */
+async function startStorage(config: Config, store: RecordStore, log: Logger, clock: () => number): Promise<NonNullable<HttpDeps['storage']>> {
+  const s = config.storage;
+  const backend: VolumeBackend = s.backend === 'lvm'
+    ? new LvmBackend({ vg: s.lvm!.vg, pool: s.lvm!.thinPool, runner: runCommand, thresholdPercent: s.maxPoolPercent })
+    : new FileBackend({ root: s.fileDir, runner: runCommand, thresholdPercent: s.maxPoolPercent });
+  await backend.init();
+  log.info({ event: 'storage.ready', backend: backend.kind, ...(backend instanceof FileBackend ? { dir: s.fileDir, cloneMode: backend.cloneMode } : { vg: s.lvm!.vg, pool: s.lvm!.thinPool }) },
+    backend instanceof FileBackend && backend.cloneMode === 'copy' ? 'storage ready; this filesystem cannot reflink, so clones are full (sparse) copies' : 'storage ready');
+  const i = config.iscsi;
+  const tgtd = new Tgtd({
+    runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd,
+    portal: { address: i.portal.host, port: i.portal.port }, pidFile: path.join(config.dataDir, 'tgtd.pid'),
+  });
+  const ilog = log.child({ module: 'iscsi' });
+  let disks: DiskService | undefined;
+  const reconciler = new IscsiReconciler({
+    tgtd, manageTgtd: i.manageTgtd, iqnPrefix: i.iqnPrefix, userPrefix: CHAP_USER_PREFIX,
+    desired: () => disks!.desired(), intervalMs: i.checkIntervalMs, log: ilog,
+  });
+  const crashPoint = crashPointFromEnv(log);
+  disks = new DiskService({
+    backend, store, reconciler, iqnPrefix: i.iqnPrefix, bstype: i.bstype, mutualChap: i.mutualChap, log: ilog, clock,
+    ...(crashPoint ? { crashPoint } : {}),
+  });
+  const recovered = await disks.recover();
+  log.info({ event: 'disks.loaded', disks: disks.list().length, ...recovered }, 'disks loaded');
+  // Not fatal: DHCP and TFTP still serve while tgtd is down; the periodic check keeps trying.
+  await reconciler.reconcile('start').catch(() => undefined);
+  reconciler.start();
+  const images = new ImageService({ backend, imageUsers: (id) => disks!.imageUsers(id), runner: runCommand, tmpDir: path.join(config.dataDir, 'tmp'), log });
+  return { images, disks, backend, reconciler, portal: i.portal };
+}
+
 export async function startDaemon(config: Config, log: Logger): Promise<RunningDaemon> {
   const clock = () => Date.now();
-  const store: Store = await openStore(config.dataDir, {
+  const store: Store & RecordStore = await openStore(config.dataDir, {
     onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
   });
   const stops: (() => Promise<void>)[] = [() => store.close()];
@@ -90,8 +147,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       stops.push(async () => clearInterval(sweeper));
     }
 
+    let storage: HttpDeps['storage'];
+    if (config.iscsi.enabled) {
+      storage = await startStorage(config, store, log, clock);
+      const { reconciler } = storage;
+      stops.push(() => reconciler.stop());
+    }
+
     const auth = { ...(config.http.apiTokenFile !== undefined ? { token: await readApiToken(config.http.apiTokenFile) } : {}) };
-    const app = buildHttpApp({ log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}) });
+    const app = buildHttpApp({ log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}) });
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');

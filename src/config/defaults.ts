@@ -76,8 +76,8 @@ export const LIMITS = {
   ipmiMaxCommandsPerSecond: [0, 10_000],
   /** Below 50 % a pool is refused while mostly empty; at 100 % thin pools fail writes. */
   maxPoolPercent: [50, 99],
-  /** tgtd takes control ports as small integers (its socket is /var/run/tgtd/socket.N). */
-  tgtdControlPort: [0, 1000],
+  /** tgtd and tgtadm refuse -C above 32767 (its socket is /var/run/tgtd/socket.N). */
+  tgtdControlPort: [0, 32_767],
   iscsiCheckIntervalMs: [200, 600_000],
 } as const satisfies Record<string, readonly [number, number]>;
 

@@ -11,6 +11,9 @@ import { leaseRoutes } from './routes/leases.js';
 import { reservationRoutes } from './routes/reservations.js';
 import { bootRoutes } from './routes/boot.js';
 import { bootAssetRoutes } from './routes/boot-assets.js';
+import { imageRoutes } from './routes/images.js';
+import { diskRoutes, type DiskRouteDeps } from './routes/disks.js';
+import type { ImageService } from '../images/service.js';
 
 
 export interface HttpDeps {
@@ -21,6 +24,8 @@ export interface HttpDeps {
   readonly clock: () => number;
   /** Directory of the iPXE programs served under /boot-assets/. */
   readonly bootAssetsDir: string;
+  /** Absent when iSCSI is disabled. */
+  readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
 }
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
@@ -36,6 +41,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   reservationRoutes(app, deps.leases, deps.auth, deps.log);
   bootRoutes(app, deps.log);
   bootAssetRoutes(app, deps.bootAssetsDir, deps.log);
+  if (deps.storage) {
+    imageRoutes(app, deps.storage.images, deps.auth, deps.log);
+    diskRoutes(app, { ...deps.storage, auth: deps.auth, log: deps.log });
+  }
   return app;
 }
 

@@ -82,7 +82,7 @@ export interface VolumeBackend {
   diskExists(diskId: string): Promise<boolean>;
   getDisk(diskId: string): Promise<DiskInfo | undefined>;
   listDisks(): Promise<DiskInfo[]>;
-  /** Drops the disk (and its checkpoints) and clones it again from its image. */
+  /** Drops the disk and clones it again from its image; its checkpoints are kept (restorable later). */
   reset(diskId: string): Promise<DiskInfo>;
 
   checkpoint(diskId: string, name: string): Promise<CheckpointInfo>;

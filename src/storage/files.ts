@@ -204,11 +204,11 @@ export class FileBackend implements VolumeBackend {
     });
   }
 
-  private async removeDiskLocked(diskId: string): Promise<void> {
+  private async removeDiskLocked(diskId: string, keepCheckpoints = false): Promise<void> {
     await unlink(path.join(this.dir('disks'), `${diskId}.json`));
     await syncDir(this.dir('disks'));
     await rm(this.devicePath(diskId), { force: true });
-    await rm(this.checkpointDir(diskId), { recursive: true, force: true });
+    if (!keepCheckpoints) await rm(this.checkpointDir(diskId), { recursive: true, force: true });
   }
 
   async diskExists(diskId: string): Promise<boolean> {
@@ -237,7 +237,7 @@ export class FileBackend implements VolumeBackend {
       const m = await this.readDisk(diskId);
       if (!m) throw new NotFoundError(`disk ${diskId}`, 'reset');
       if (!(await this.readImage(m.imageId))) throw new NotFoundError(`image ${m.imageId}`, 'reset');
-      await this.removeDiskLocked(diskId);
+      await this.removeDiskLocked(diskId, true);
       return this.cloneLocked(m.imageId, diskId);
     });
   }

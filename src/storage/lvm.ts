@@ -208,11 +208,12 @@ export class LvmBackend implements VolumeBackend {
     });
   }
 
-  private async removeDiskLocked(disk: LvReport, lvs: LvReport[], op: string): Promise<void> {
+  private async removeDiskLocked(disk: LvReport, lvs: LvReport[], op: string, keepCheckpoints = false): Promise<void> {
     const diskId = disk.name.slice(P_DISK.length);
     const vol = `disk ${diskId}`;
     if (disk.attr.open) throw new BusyError(vol, op, 'the LV is open (exported or mounted)');
-    for (const c of lvs.filter((l) => isCheckpoint(l) && tagValue(l, 'mb-of') === diskId)) {
+    // Thin snapshots do not depend on their origin: a reset may keep them.
+    for (const c of keepCheckpoints ? [] : lvs.filter((l) => isCheckpoint(l) && tagValue(l, 'mb-of') === diskId)) {
       await this.lvm(op, vol, ['lvremove', '-y', `${this.vg}/${c.name}`]);
     }
     await this.lvm(op, vol, ['lvremove', '-y', `${this.vg}/${disk.name}`]);
@@ -240,7 +241,7 @@ export class LvmBackend implements VolumeBackend {
       if (!disk) throw new NotFoundError(`disk ${diskId}`, 'reset');
       const imageId = tagValue(disk, 'mb-from');
       if (!imageId || !lvs.some((l) => isImage(l) && l.name === P_IMAGE + imageId)) throw new NotFoundError(`image ${imageId ?? '?'}`, 'reset');
-      await this.removeDiskLocked(disk, lvs, 'reset');
+      await this.removeDiskLocked(disk, lvs, 'reset', true);
       return this.cloneLocked(imageId, diskId);
     });
   }

@@ -160,6 +160,7 @@ async function main(): Promise<void> {
 
   await step('checkpoint, write, checkpoint, write; restore c1 (merge), c2 and c1 again (sibling lost its origin: snapshot)', async () => {
     const s1 = await sha(m1, IMG_SIZE);
+    facts.c1Sha = s1;
     await lvm.checkpoint('m1', 'c1');
     await scribble(m1, 4 * MiB, MiB);
     const s2 = await sha(m1, IMG_SIZE);
@@ -199,7 +200,7 @@ async function main(): Promise<void> {
     }
   });
 
-  await step('removeCheckpoint; reset = golden content again, checkpoints gone', async () => {
+  await step('removeCheckpoint; reset = golden content again, checkpoints kept and restorable', async () => {
     await lvm.removeCheckpoint('m1', 'c2');
     assert((await lvm.listCheckpoints('m1')).map((c) => c.name).join() === 'c1', 'c2 not removed');
     const t0 = Date.now();
@@ -207,7 +208,11 @@ async function main(): Promise<void> {
     facts.resetMs = Date.now() - t0;
     assert(d.imageId === 'golden', JSON.stringify(d));
     assert((await sha(m1, IMG_SIZE)) === goldenSha, 'reset disk differs from golden');
-    assert((await lvm.listCheckpoints('m1')).length === 0, 'checkpoints left after reset');
+    assert((await lvm.listCheckpoints('m1')).map((c) => c.name).join() === 'c1', 'reset did not keep checkpoint c1');
+    await lvm.restore('m1', 'c1');
+    assert((await sha(m1, IMG_SIZE)) === facts.c1Sha, 'c1 restored after a reset differs from c1');
+    await lvm.reset('m1');
+    assert((await sha(m1, IMG_SIZE)) === goldenSha, 'second reset differs from golden');
     return { resetMs: facts.resetMs };
   });
 

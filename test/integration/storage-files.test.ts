@@ -125,7 +125,9 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
   const r = await b.reset('node-01');
   t.equal(r.imageId, 'golden');
   t.equal(await sha(d.devicePath), goldenSha, 'reset: the golden content again');
-  t.same(await b.listCheckpoints('node-01'), [], 'reset drops the checkpoints');
+  t.same(await b.listCheckpoints('node-01'), [{ diskId: 'node-01', name: 'c1' }], 'reset keeps the checkpoints');
+  await b.restore('node-01', 'c1');
+  t.equal(await sha(d.devicePath), s1, 'a checkpoint taken before the reset restores after it');
 
   // A fresh backend on the same directory sees the same volumes (sidecars).
   const again = new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand });

@@ -391,7 +391,7 @@ t.test('storage and iscsi: each mistake is named precisely', async (t) => {
     ['iscsi: { iqnPrefix: "IQN.2026-11.Org" }', 'config: iscsi.iqnPrefix: "IQN.2026-11.Org" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
     ['iscsi: { iqnPrefix: "iqn.2026-13.org.x" }', 'config: iscsi.iqnPrefix: "iqn.2026-13.org.x" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
     ['iscsi: { bstype: sg }', 'config: iscsi.bstype: expected one of aio, rdwr, got string "sg"'],
-    ['iscsi: { controlPort: 1001 }', 'config: iscsi.controlPort: 1001 is out of range 0..1000'],
+    ['iscsi: { controlPort: 32768 }', 'config: iscsi.controlPort: 32768 is out of range 0..32767'],
     ['iscsi: { checkIntervalMs: 100 }', 'config: iscsi.checkIntervalMs: 100 is out of range 200..600000'],
     ['iscsi: { chapSecret: x }', 'config: iscsi.chapSecret: unknown key'],
   ];

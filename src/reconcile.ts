@@ -1,0 +1,145 @@
+/**
+ * Makes tgtd match the store: every provisioned disk exported as its own target (LUN 1), bound to
+ * the machine's initiator name and CHAP account, nothing else of ours left. Runs at start, before
+ * each provisioning step, and periodically, so a restarted or tampered tgtd is repaired within one
+ * check interval. Targets that are not ours (another IQN prefix) are never touched.
+ */
+import type { Logger } from './log.js';
+import { applyPlan, diffTargets, type DesiredAccount, type DesiredTarget, type PlanOp } from './iscsi/plan.js';
+import type { TgtTarget } from './iscsi/tgtadm.js';
+import { TgtadmError, TgtdStartError, type Tgtd } from './iscsi/tgtd.js';
+
+export interface DesiredIscsi {
+  readonly targets: readonly DesiredTarget[];
+  readonly accounts: readonly DesiredAccount[];
+}
+
+export interface ReconcileResult {
+  /** tgtadm operations run. */
+  readonly ran: number;
+  /** Changes that could not be made because a session is open. */
+  readonly blocked: readonly Extract<PlanOp, { type: 'blocked' }>[];
+  readonly started: boolean;
+}
+
+export interface ReconcilerOptions {
+  readonly tgtd: Tgtd;
+  readonly manageTgtd: boolean;
+  /** Our targets: `<prefix>:...`. */
+  readonly iqnPrefix: string;
+  /** Our CHAP accounts. */
+  readonly userPrefix: string;
+  readonly desired: () => DesiredIscsi;
+  readonly intervalMs: number;
+  readonly log: Logger;
+}
+
+export class IscsiUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`tgtd is not available: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'IscsiUnavailableError';
+  }
+}
+
+export class IscsiReconciler {
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private last: readonly TgtTarget[] = [];
+  private failing = false;
+  /** Secrets changed since the last reconcile: those accounts are deleted and made again. */
+  private readonly rotate = new Set<string>();
+  readonly counters = { runs: 0, repairs: 0, operations: 0, failures: 0, tgtdStarts: 0 };
+
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  /** Serialised with every other reconcile. Throws IscsiUnavailableError when tgtd cannot be reached. */
+  reconcile(reason: string): Promise<ReconcileResult> {
+    const p = this.queue.then(() => this.once(reason));
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** tgtd's targets as of the last reconcile (sessions included). */
+  lastShow(): readonly TgtTarget[] {
+    return this.last;
+  }
+
+  /** A fresh view of one target (sessions as tgtd sees them now), or undefined. */
+  async target(iqn: string): Promise<TgtTarget | undefined> {
+    try {
+      return (await this.o.tgtd.show()).find((t) => t.iqn === iqn);
+    } catch (e) {
+      throw new IscsiUnavailableError(e);
+    }
+  }
+
+  /** The next reconcile deletes and re-creates this account (its secret changed). */
+  rotateAccount(user: string): void {
+    this.rotate.add(user);
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.reconcile('periodic').catch(() => undefined);
+    }, this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.queue;
+  }
+
+  private owned = (iqn: string): boolean => iqn.startsWith(`${this.o.iqnPrefix}:`);
+
+  private async once(reason: string): Promise<ReconcileResult> {
+    this.counters.runs++;
+    const log = this.o.log;
+    let started = false;
+    try {
+      if (this.o.manageTgtd) {
+        if ((await this.o.tgtd.ensureRunning()) === 'started') {
+          started = true;
+          this.counters.tgtdStarts++;
+          log.warn({ event: 'iscsi.tgtd-started', reason }, 'tgtd was not running; started it');
+        }
+      }
+      const [actual, accounts] = [await this.o.tgtd.show(), await this.o.tgtd.accounts()];
+      const desired = this.o.desired();
+      const rotate = new Set(this.rotate);
+      const ops = diffTargets(actual, desired.targets, this.owned, {
+        actual: accounts, desired: desired.accounts, owned: (u) => u.startsWith(this.o.userPrefix), recreate: rotate,
+      });
+      const blocked = ops.filter((o): o is Extract<PlanOp, { type: 'blocked' }> => o.type === 'blocked');
+      let ran = 0;
+      if (ops.length > blocked.length) {
+        ({ ran } = await applyPlan(this.o.tgtd, ops));
+        for (const u of rotate) this.rotate.delete(u);
+        this.counters.repairs++;
+        this.counters.operations += ran;
+        // At start and when asked, making targets is the job; periodically it means tgtd drifted.
+        const level = reason === 'periodic' ? 'warn' : 'info';
+        log[level]({ event: reason === 'periodic' ? 'iscsi.drift-repaired' : 'iscsi.reconciled', reason, operations: ran, targets: desired.targets.length },
+          reason === 'periodic' ? 'tgtd did not match the store; repaired' : 'tgtd reconciled');
+        this.last = await this.o.tgtd.show();
+      } else {
+        this.last = actual;
+      }
+      for (const b of blocked) log.warn({ event: 'iscsi.reconcile-blocked', tid: b.tid, iqn: b.iqn, reason: b.reason }, 'change left for later: session open');
+      if (this.failing) log.info({ event: 'iscsi.available' }, 'tgtd reachable again');
+      this.failing = false;
+      return { ran, blocked, started };
+    } catch (e) {
+      this.counters.failures++;
+      // One line when tgtd goes away, not one per check.
+      if (!this.failing) {
+        log.error({ event: 'iscsi.unavailable', reason, err: e instanceof Error ? e.message : String(e) }, 'cannot reconcile tgtd');
+      }
+      this.failing = true;
+      if ((e instanceof TgtadmError && (e.kind === 'not-running' || e.kind === 'spawn' || e.kind === 'timeout')) || e instanceof TgtdStartError) throw new IscsiUnavailableError(e);
+      throw e;
+    }
+  }
+}
