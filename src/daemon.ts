@@ -26,6 +26,8 @@ import { DiskService } from './disks/service.js';
 import { CHAP_USER_PREFIX } from './disks/record.js';
 import { ImageService } from './images/service.js';
 import type { HttpDeps } from './http/server.js';
+import { EventBus, type DhcpEventType } from './events/bus.js';
+import { AddressBook } from './events/addresses.js';
 
 export class ApiTokenError extends Error {
   constructor(readonly path: string, reason: string) {
@@ -68,7 +70,7 @@ function crashPointFromEnv(log: Logger): ((step: string) => void) | undefined {
  * Storage, tgtd and the disk service. tgtd is left running when the daemon stops: machines
  * booted from their iSCSI disks keep them across a metalboot restart or upgrade.
  */
-async function startStorage(config: Config, store: RecordStore, log: Logger, clock: () => number): Promise<NonNullable<HttpDeps['storage']>> {
+async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number): Promise<NonNullable<HttpDeps['storage']>> {
   const s = config.storage;
   const backend: VolumeBackend = s.backend === 'lvm'
     ? new LvmBackend({ vg: s.lvm!.vg, pool: s.lvm!.thinPool, runner: runCommand, thresholdPercent: s.maxPoolPercent })
@@ -86,6 +88,11 @@ async function startStorage(config: Config, store: RecordStore, log: Logger, clo
   const reconciler = new IscsiReconciler({
     tgtd, manageTgtd: i.manageTgtd, iqnPrefix: i.iqnPrefix, userPrefix: CHAP_USER_PREFIX,
     desired: () => disks!.desired(), intervalMs: i.checkIntervalMs, log: ilog,
+    onSession: (kind, target, sess) => {
+      const mac = disks?.list().find((r) => r.targetIqn === target)?.mac;
+      const address = sess.connections[0]?.address;
+      bus.publish({ type: kind === 'login' ? 'iscsi.login' : 'iscsi.logout', iqn: target, initiator: sess.initiator, ...(address ? { address } : {}), ...(mac ? { mac } : {}) });
+    },
   });
   const crashPoint = crashPointFromEnv(log);
   disks = new DiskService({
@@ -112,6 +119,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       try { await s(); } catch (e) { log.error({ event: 'daemon.stop-error', err: e instanceof Error ? e.message : String(e) }, 'error while stopping'); }
     }
   };
+
+  const bus = new EventBus(clock);
+  const addresses = new AddressBook();
+  bus.subscribe((e) => addresses.learn(e));
 
   try {
     let leases: LeaseService | undefined;
@@ -149,13 +160,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
 
     let storage: HttpDeps['storage'];
     if (config.iscsi.enabled) {
-      storage = await startStorage(config, store, log, clock);
+      storage = await startStorage(config, store, bus, log, clock);
       const { reconciler } = storage;
       stops.push(() => reconciler.stop());
     }
 
     const auth = { ...(config.http.apiTokenFile !== undefined ? { token: await readApiToken(config.http.apiTokenFile) } : {}) };
-    const app = buildHttpApp({ log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}) });
+    const app = buildHttpApp({ log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses });
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');
@@ -163,7 +174,19 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     if (config.dhcp.mode !== 'off') {
       const serverId = config.dhcp.serverAddress;
       if (serverId === undefined) throw new Error('dhcp.serverAddress is not known');
-      const dhcp = new DhcpServer({ config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}) });
+      const dhcp = new DhcpServer({
+        config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}),
+        onOutcome: (o, c) => {
+          const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
+          bus.publish({
+            type: o.event as DhcpEventType, ...(o.mac ? { mac: o.mac } : {}), ...(ip !== undefined ? { ip: formatIpv4(ip) } : {}),
+            arch: c.arch, ...(c.vendorClass ? { vendorClass: c.vendorClass } : {}), ...(c.uuid ? { uuid: c.uuid } : {}),
+            ...(c.hostname ? { hostname: c.hostname } : {}), ipxe: c.isIpxe,
+            ...(o.boot && o.boot.kind !== 'none' ? { bootFile: 'file' in o.boot ? o.boot.file : o.boot.url } : {}),
+            ...(o.reason ? { reason: o.reason } : {}),
+          });
+        },
+      });
       await dhcp.start();
       stops.push(async () => {
         await dhcp.stop();
@@ -180,7 +203,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       } catch (e) {
         throw new Error(`tftp.root ${root}: ${e instanceof Error ? e.message : String(e)}`);
       }
-      const tftp = new TftpServer({ config: config.tftp, provider, log: log.child({ module: 'tftp' }) });
+      const tftp = new TftpServer({
+        config: config.tftp, provider, log: log.child({ module: 'tftp' }),
+        onTransfer: (e) => {
+          const mac = addresses.macOf(e.client);
+          if (e.phase === 'start') bus.publish({ type: 'tftp.start', client: e.client, file: e.file, size: e.size, ...(mac ? { mac } : {}) });
+          else {
+            const { phase: _p, ...rest } = e;
+            bus.publish({ type: 'tftp.end', ...rest, ...(mac ? { mac } : {}) });
+          }
+        },
+      });
       await tftp.start();
       stops.push(async () => {
         await tftp.stop();

@@ -6,7 +6,7 @@
  */
 import type { Logger } from './log.js';
 import { applyPlan, diffTargets, type DesiredAccount, type DesiredTarget, type PlanOp } from './iscsi/plan.js';
-import type { TgtTarget } from './iscsi/tgtadm.js';
+import type { TgtSession, TgtTarget } from './iscsi/tgtadm.js';
 import { TgtadmError, TgtdStartError, type Tgtd } from './iscsi/tgtd.js';
 
 export interface DesiredIscsi {
@@ -32,6 +32,8 @@ export interface ReconcilerOptions {
   readonly desired: () => DesiredIscsi;
   readonly intervalMs: number;
   readonly log: Logger;
+  /** Logins and logouts, as seen between two looks at tgtd (at most one interval late). */
+  readonly onSession?: (kind: 'login' | 'logout', target: string, s: TgtSession) => void;
 }
 
 export class IscsiUnavailableError extends Error {
@@ -66,11 +68,27 @@ export class IscsiReconciler {
 
   /** A fresh view of one target (sessions as tgtd sees them now), or undefined. */
   async target(iqn: string): Promise<TgtTarget | undefined> {
+    let shown: TgtTarget[];
     try {
-      return (await this.o.tgtd.show()).find((t) => t.iqn === iqn);
+      shown = await this.o.tgtd.show();
     } catch (e) {
       throw new IscsiUnavailableError(e);
     }
+    this.seen(shown);
+    return shown.find((t) => t.iqn === iqn);
+  }
+
+  private sessions = new Map<string, { target: string; s: TgtSession }>();
+
+  /** Compares sessions with the last look and reports logins and logouts. */
+  private seen(shown: readonly TgtTarget[]): void {
+    const now = new Map<string, { target: string; s: TgtSession }>();
+    for (const t of shown) for (const s of t.sessions) now.set(`${t.iqn} ${s.nexus} ${s.initiator}`, { target: t.iqn, s });
+    if (this.o.onSession) {
+      for (const [k, v] of now) if (!this.sessions.has(k)) this.o.onSession('login', v.target, v.s);
+      for (const [k, v] of this.sessions) if (!now.has(k)) this.o.onSession('logout', v.target, v.s);
+    }
+    this.sessions = now;
   }
 
   /** The next reconcile deletes and re-creates this account (its secret changed). */
@@ -127,6 +145,7 @@ export class IscsiReconciler {
       } else {
         this.last = actual;
       }
+      this.seen(this.last);
       for (const b of blocked) log.warn({ event: 'iscsi.reconcile-blocked', tid: b.tid, iqn: b.iqn, reason: b.reason }, 'change left for later: session open');
       if (this.failing) log.info({ event: 'iscsi.available' }, 'tgtd reachable again');
       this.failing = false;

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { formatIpv4, parseIpv4, type Ipv4 } from '../net/ipv4.js';
 import { openInterfaceSocket } from '../net/udp-socket.js';
 import type { LeaseService } from '../leases/service.js';
-import { classify } from './classify.js';
+import { classify, type ClientInfo } from './classify.js';
 import { handleProxy, handleServer, type HandlerContext, type Outcome } from './handler.js';
 import { messageTypeName } from './options.js';
 import { decodePacket, encodePacket } from './packet.js';
@@ -32,8 +32,8 @@ export interface DhcpServerDeps {
   /** Required in server mode. */
   readonly leases?: LeaseService;
   readonly log: Logger;
-  /** Called for every outcome (event bus hook for later issues). */
-  readonly onOutcome?: (o: Outcome) => void;
+  /** Called for every outcome with what the client told us (the daemon publishes it on the event bus). */
+  readonly onOutcome?: (o: Outcome, client: ClientInfo) => void;
 }
 
 export class DhcpServer {
@@ -99,7 +99,7 @@ export class DhcpServer {
       : handleServer(req, client, this.ctx, this.deps.leases!);
     // finish() runs inside the chain too, so an encode failure is caught here
     // instead of becoming an unhandled rejection.
-    work.then((o) => this.finish(sock, o, client.messageType)).catch((e: unknown) => {
+    work.then((o) => this.finish(sock, o, client)).catch((e: unknown) => {
       this.counters.errors++;
       this.deps.log.error({ event: 'dhcp.error', mac: client.mac, type: messageTypeName(client.messageType), err: e instanceof Error ? e.message : String(e) }, 'DHCP request failed');
     }).finally(() => {
@@ -108,9 +108,15 @@ export class DhcpServer {
     });
   }
 
-  private finish(sock: dgram.Socket, o: Outcome, type: number | undefined): void {
+  private finish(sock: dgram.Socket, o: Outcome, client: ClientInfo): void {
+    const type = client.messageType;
     this.count(o.event);
-    this.deps.onOutcome?.(o);
+    try {
+      this.deps.onOutcome?.(o, client);
+    } catch (e) {
+      this.counters.errors++;
+      this.deps.log.error({ event: 'dhcp.hook-error', err: e instanceof Error ? e.message : String(e) }, 'outcome hook failed');
+    }
     const log = this.deps.log;
     // Built only when it will be written: at thousands of packets per second
     // the object costs more than the reply.

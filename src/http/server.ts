@@ -14,6 +14,8 @@ import { bootAssetRoutes } from './routes/boot-assets.js';
 import { imageRoutes } from './routes/images.js';
 import { diskRoutes, type DiskRouteDeps } from './routes/disks.js';
 import type { ImageService } from '../images/service.js';
+import type { EventBus } from '../events/bus.js';
+import type { AddressBook } from '../events/addresses.js';
 
 
 export interface HttpDeps {
@@ -24,6 +26,9 @@ export interface HttpDeps {
   readonly clock: () => number;
   /** Directory of the iPXE programs served under /boot-assets/. */
   readonly bootAssetsDir: string;
+  /** The daemon's event stream and what it learned about addresses (absent in narrow tests). */
+  readonly bus?: EventBus;
+  readonly addresses?: AddressBook;
   /** Absent when iSCSI is disabled. */
   readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
 }

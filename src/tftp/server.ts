@@ -45,7 +45,13 @@ export interface TftpServerDeps {
   /** MTU of config.interface; default: read from /sys/class/net. */
   readonly mtu?: number;
   readonly clock?: () => number;
+  /** Transfer start and end, for the event bus (errors in it are caught). */
+  readonly onTransfer?: (e: TransferEvent) => void;
 }
+
+export type TransferEvent =
+  | { readonly phase: 'start'; readonly client: string; readonly file: string; readonly size: number }
+  | { readonly phase: 'end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string };
 
 /** IPv4 (20) + UDP (8) + TFTP header (4) = 32 bytes of each frame are not data. */
 const FRAME_OVERHEAD = 32;
@@ -235,6 +241,7 @@ export class TftpServer {
     const t = new Transfer(this, sock, strangers, rinfo.address, rinfo.port, file, req.mode, f, machine);
     this.transfers.set(client, t);
     this.counters.started++;
+    this.notify({ phase: 'start', client: rinfo.address, file, size: f.size });
     t.start();
   }
 
@@ -263,7 +270,15 @@ export class TftpServer {
     };
     if (ok) this.deps.log.info(fields, 'TFTP transfer complete');
     else this.deps.log.warn(fields, 'TFTP transfer failed');
+    this.notify({
+      phase: 'end', client: t.key.replace(/:\d+$/, ''), file: t.file, ok, bytes: s.bytesAcked, size: t.machine.size,
+      durationMs: fields.durationMs, retransmits: s.retransmits, ...(reason !== undefined ? { error: reason } : {}),
+    });
     this.checkIdle();
+  }
+
+  private notify(e: TransferEvent): void {
+    try { this.deps.onTransfer?.(e); } catch { /* a subscriber must not break a transfer */ }
   }
 
   countWrongTid(from: string): void {

@@ -1,0 +1,53 @@
+/**
+ * Which MAC uses which IPv4 address, as DHCP tells us: the ACKed lease in server mode, the
+ * requested or client address seen by ProxyDHCP. Used to attribute TFTP transfers, HTTP
+ * requests and syslog lines to machines, and to decide who may fetch a machine's boot script.
+ * Bounded: old entries are dropped once `max` MACs are known.
+ */
+import type { Mac } from '../net/mac.js';
+import type { DhcpEventType, MetalbootEvent } from './bus.js';
+
+export class AddressBook {
+  private readonly ipOfMac = new Map<Mac, string>();
+  private readonly macOfIp = new Map<string, Mac>();
+
+  constructor(private readonly max = 65_536) {}
+
+  /** Feed every bus event; DHCP events that carry an address teach it. */
+  learn(e: MetalbootEvent): void {
+    if (!e.type.startsWith('dhcp.') || e.type === 'dhcp.ignored' || e.type === 'dhcp.nak' || e.type === 'dhcp.no-address') return;
+    const d = e as Extract<MetalbootEvent, { type: DhcpEventType }>;
+    if (!d.mac || !d.ip || d.ip === '0.0.0.0') return;
+    if (e.type === 'dhcp.release' || e.type === 'dhcp.decline') { this.forget(d.mac); return; }
+    this.set(d.mac, d.ip);
+  }
+
+  set(mac: Mac, ip: string): void {
+    const old = this.ipOfMac.get(mac);
+    if (old !== undefined && this.macOfIp.get(old) === mac) this.macOfIp.delete(old);
+    const prev = this.macOfIp.get(ip);
+    if (prev !== undefined && prev !== mac) this.ipOfMac.delete(prev);
+    this.ipOfMac.delete(mac); // re-insert: Map order is the eviction order
+    this.ipOfMac.set(mac, ip);
+    this.macOfIp.set(ip, mac);
+    if (this.ipOfMac.size > this.max) {
+      const [oldest, oip] = this.ipOfMac.entries().next().value as [Mac, string];
+      this.ipOfMac.delete(oldest);
+      if (this.macOfIp.get(oip) === oldest) this.macOfIp.delete(oip);
+    }
+  }
+
+  forget(mac: Mac): void {
+    const ip = this.ipOfMac.get(mac);
+    this.ipOfMac.delete(mac);
+    if (ip !== undefined && this.macOfIp.get(ip) === mac) this.macOfIp.delete(ip);
+  }
+
+  ipOf(mac: Mac): string | undefined {
+    return this.ipOfMac.get(mac);
+  }
+
+  macOf(ip: string): Mac | undefined {
+    return this.macOfIp.get(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+  }
+}

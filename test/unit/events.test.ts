@@ -1,0 +1,45 @@
+import t from 'tap';
+import { EventBus } from '../../src/events/bus.js';
+import { AddressBook } from '../../src/events/addresses.js';
+import { parseMac } from '../../src/net/mac.js';
+
+const A = parseMac('52:54:00:00:00:0a');
+const B = parseMac('52:54:00:00:00:0b');
+
+t.test('bus: ordered seq, clock, subscribers isolated from each other, bounded ring', async (t) => {
+  let now = 1000;
+  const bus = new EventBus(() => now, 3);
+  const got: number[] = [];
+  bus.subscribe(() => { throw new Error('bad subscriber'); });
+  const off = bus.subscribe((e) => got.push(e.seq));
+  for (let i = 0; i < 5; i++) { now++; bus.publish({ type: 'tftp.start', client: '10.0.0.1', file: `f${i}`, size: i }); }
+  t.same(got, [1, 2, 3, 4, 5]);
+  t.equal(bus.counters.subscriberErrors, 5, 'a throwing subscriber is counted, not fatal');
+  t.same(bus.recent().map((e) => e.seq), [3, 4, 5], 'ring keeps the newest, oldest first');
+  t.same(bus.recent(() => true, 4).map((e) => e.seq), [5], 'resume after a seq');
+  t.equal(bus.recent()[2]!.at, 1005);
+  off();
+  bus.publish({ type: 'tftp.start', client: 'x', file: 'y', size: 0 });
+  t.same(got, [1, 2, 3, 4, 5], 'unsubscribed');
+});
+
+t.test('address book: learns from DHCP events, moves, forgets, is bounded', async (t) => {
+  const bus = new EventBus(() => 0);
+  const book = new AddressBook(2);
+  bus.subscribe((e) => book.learn(e));
+  bus.publish({ type: 'dhcp.ack', mac: A, ip: '10.0.0.5' });
+  t.equal(book.macOf('10.0.0.5'), A);
+  t.equal(book.macOf('::ffff:10.0.0.5'), A, 'IPv4-mapped form');
+  t.equal(book.ipOf(A), '10.0.0.5');
+  bus.publish({ type: 'dhcp.ack', mac: A, ip: '10.0.0.6' });
+  t.equal(book.macOf('10.0.0.5'), undefined, 'old address dropped when the MAC moves');
+  bus.publish({ type: 'dhcp.ack', mac: B, ip: '10.0.0.6' });
+  t.equal(book.ipOf(A), undefined, 'an address taken over by another MAC');
+  bus.publish({ type: 'dhcp.nak', mac: B, ip: '10.0.0.9' });
+  t.equal(book.ipOf(B), '10.0.0.6', 'NAK teaches nothing');
+  bus.publish({ type: 'dhcp.release', mac: B, ip: '10.0.0.6' });
+  t.equal(book.macOf('10.0.0.6'), undefined, 'release forgets');
+  for (let i = 0; i < 5; i++) book.set(parseMac(`52:54:00:00:01:0${i}`), `10.0.1.${i}`);
+  t.equal(book.macOf('10.0.1.0'), undefined, 'oldest evicted beyond max');
+  t.equal(book.macOf('10.0.1.4'), parseMac('52:54:00:00:01:04'));
+});
