@@ -86,6 +86,16 @@ export class TftpServer {
     return this.transfers.size;
   }
 
+  /** Running transfers and their progress (read-only copies, for the status page). */
+  transfersInProgress(): { client: string; file: string; size: number; bytes: number; startedAt: number; retransmits: number }[] {
+    const out = [];
+    for (const t of this.transfers.values()) {
+      if (t === 'opening') continue;
+      out.push({ client: t.address, file: t.file, size: t.machine.size, bytes: t.machine.stats.bytesAcked, startedAt: t.startedAt, retransmits: t.machine.stats.retransmits });
+    }
+    return out;
+  }
+
   /** The blksize cap actually used: config, and the interface MTU − 32 when known. */
   get maxBlksize(): number {
     return this.limits.maxBlksize;
