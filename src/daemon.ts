@@ -2,7 +2,7 @@
  * The composition root: builds every service from the config, starts the
  * edges, and stops them in reverse order. Nothing else constructs services.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './config/types.js';
@@ -26,27 +26,13 @@ import { DiskService } from './disks/service.js';
 import { CHAP_USER_PREFIX } from './disks/record.js';
 import { ImageService } from './images/service.js';
 import type { HttpDeps } from './http/server.js';
+import { TokenAuth, writeTokenFile } from './http/auth.js';
+import { Operations } from './machines/operations.js';
+import { BmcPool } from './machines/bmc.js';
+import { MachineService } from './machines/service.js';
+import type { Mac } from './net/mac.js';
 import { EventBus, type DhcpEventType } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
-
-export class ApiTokenError extends Error {
-  constructor(readonly path: string, reason: string) {
-    super(`http.apiTokenFile ${path}: ${reason}`);
-    this.name = 'ApiTokenError';
-  }
-}
-
-async function readApiToken(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new ApiTokenError(path, e instanceof Error ? e.message : String(e));
-  }
-  const token = text.trim();
-  if (token.length < 16 || /\s/.test(token)) throw new ApiTokenError(path, 'must hold one token of at least 16 characters, no spaces');
-  return token;
-}
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
@@ -165,8 +151,36 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       stops.push(() => reconciler.stop());
     }
 
-    const auth = { ...(config.http.apiTokenFile !== undefined ? { token: await readApiToken(config.http.apiTokenFile) } : {}) };
-    const app = buildHttpApp({ log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses });
+    const tokenFile = config.http.apiTokenFile;
+    if (!existsSync(tokenFile)) {
+      await writeTokenFile(tokenFile);
+      log.info({ event: 'http.token-created', file: tokenFile }, 'API token created (read it from this file; rotate with `metalboot token rotate`)');
+    }
+    const auth = new TokenAuth(tokenFile, config.http.readOnlyTokenFile);
+    const operations = new Operations(store, bus, clock);
+    await operations.load();
+    const mlog = log.child({ module: 'machines' });
+    const bmcs = new BmcPool(config.ipmi, bus, { debug: (o, m) => mlog.debug(o, m), warn: (o, m) => mlog.warn(o, m) });
+    stops.push(() => bmcs.closeAll());
+    const machines = new MachineService({
+      store, bus, bmcs, operations, clock, log: mlog, discover: config.machines.discover,
+      ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
+    });
+    await machines.load();
+    log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
+    const disks = storage?.disks;
+    const boot: HttpDeps['boot'] = {
+      publicUrl: config.http.publicUrl, unknown: config.machines.unknown, netbootDir: config.machines.netbootDir,
+      sanboot: { tries: config.machines.sanbootTries, retryDelaySec: config.machines.sanbootRetryDelaySec, fallback: config.machines.sanbootFallback },
+      machine: (mac) => machines.get(mac),
+      ...(disks ? { disk: (mac: Mac) => disks.get(mac), portal: config.iscsi.portal } : {}),
+      // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
+      ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
+    };
+    const app = buildHttpApp({
+      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
+      machines: { service: machines, operations },
+    });
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');

@@ -58,6 +58,7 @@ import type {
   HttpConfig,
   IpmiConfig,
   IscsiConfig,
+  MachinesConfig,
   StorageConfig,
   ReservationConfig,
   SubnetConfig,
@@ -89,7 +90,7 @@ export class ConfigError extends Error {
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi', 'machines']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
@@ -106,7 +107,14 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
   }
   const storage = readStorage(top['storage'] ?? {}, 'storage', dataDir);
   const iscsi = readIscsi(top['iscsi'] ?? {}, 'iscsi', storage, portalDefault(dhcp, publicUrl));
-  return { dataDir, logLevel, http: { listen: http.listen, publicUrl, ...(http.apiTokenFile !== undefined ? { apiTokenFile: http.apiTokenFile } : {}) }, dhcp, tftp, ipmi, storage, iscsi };
+  return {
+    dataDir, logLevel,
+    http: {
+      listen: http.listen, publicUrl, apiTokenFile: http.apiTokenFile ?? `${dataDir.replace(/\/$/, '')}/api-token`,
+      ...(http.readOnlyTokenFile !== undefined ? { readOnlyTokenFile: http.readOnlyTokenFile } : {}),
+    },
+    dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir, dhcp),
+  };
 }
 
 /** Reads and parses the file; the host's interfaces come from the running system. */
@@ -286,15 +294,17 @@ interface RawHttp {
   readonly listen: HostPort;
   readonly publicUrl: string | undefined;
   readonly apiTokenFile: string | undefined;
+  readonly readOnlyTokenFile: string | undefined;
 }
 
 function readHttp(v: unknown, path: string): RawHttp {
-  const m = mapping(v, path, ['listen', 'publicUrl', 'apiTokenFile']);
+  const m = mapping(v, path, ['listen', 'publicUrl', 'apiTokenFile', 'readOnlyTokenFile']);
   return {
     listen: opt(m, 'listen', path, readHostPort) ?? readHostPort(DEFAULT_HTTP_LISTEN, key(path, 'listen')),
     publicUrl: opt(m, 'publicUrl', path, readPublicUrl),
     // The token itself never sits in the config file (which is world-readable on many systems).
     apiTokenFile: opt(m, 'apiTokenFile', path, readAbsolutePath),
+    readOnlyTokenFile: opt(m, 'readOnlyTokenFile', path, readAbsolutePath),
   };
 }
 
@@ -531,6 +541,21 @@ function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost:
     controlPort: opt(m, 'controlPort', path, (x, p) => int(x, p, LIMITS.tgtdControlPort)) ?? DEFAULT_ISCSI.controlPort,
     checkIntervalMs: opt(m, 'checkIntervalMs', path, (x, p) => int(x, p, LIMITS.iscsiCheckIntervalMs)) ?? DEFAULT_ISCSI.checkIntervalMs,
     mutualChap: opt(m, 'mutualChap', path, bool) ?? DEFAULT_ISCSI.mutualChap,
+  };
+}
+
+// ---------------------------------------------------------------- machines
+
+function readMachines(v: unknown, path: string, dataDir: string, dhcp: DhcpConfig): MachinesConfig {
+  const m = mapping(v, path, ['unknown', 'discover', 'sanbootTries', 'sanbootRetryDelaySec', 'sanbootFallback', 'netbootDir']);
+  return {
+    // Beside a lab's own DHCP server (proxy) metalboot stays out of the way of machines it does not know.
+    unknown: opt(m, 'unknown', path, (x, p) => oneOf(x, p, ['ignore', 'menu', 'local'] as const)) ?? (dhcp.mode === 'server' ? 'menu' : 'ignore'),
+    discover: opt(m, 'discover', path, bool) ?? true,
+    sanbootTries: opt(m, 'sanbootTries', path, (x, p) => int(x, p, [1, 100])) ?? 3,
+    sanbootRetryDelaySec: opt(m, 'sanbootRetryDelaySec', path, (x, p) => int(x, p, [1, 600])) ?? 5,
+    sanbootFallback: opt(m, 'sanbootFallback', path, (x, p) => oneOf(x, p, ['retry', 'menu', 'exit'] as const)) ?? 'exit',
+    netbootDir: opt(m, 'netbootDir', path, readAbsolutePath) ?? `${dataDir.replace(/\/$/, '')}/netboot`,
   };
 }
 

@@ -70,11 +70,10 @@ export interface HttpConfig {
   readonly listen: HostPort;
   /** Base URL machines use to reach metalboot's HTTP server, no trailing slash. */
   readonly publicUrl: string;
-  /**
-   * File holding the API token for changes through the API (Bearer). Without
-   * it, only clients on loopback may change anything.
-   */
-  readonly apiTokenFile?: string;
+  /** File holding the read-write API token (Bearer); created (0600) at first start. Default `<dataDir>/api-token`. */
+  readonly apiTokenFile: string;
+  /** Optional file holding a read-only token. */
+  readonly readOnlyTokenFile?: string;
 }
 
 export interface TftpConfig {
@@ -127,6 +126,19 @@ export interface IscsiConfig {
   readonly mutualChap: boolean;
 }
 
+export interface MachinesConfig {
+  /** What a MAC metalboot has no machine for boots: nothing (`ignore`), a `menu`, or its `local` disk. */
+  readonly unknown: 'ignore' | 'menu' | 'local';
+  /** Record unknown PXE clients as `discovered` machines. */
+  readonly discover: boolean;
+  /** sanboot attempts before the fallback, and the pause between them. */
+  readonly sanbootTries: number;
+  readonly sanbootRetryDelaySec: number;
+  readonly sanbootFallback: 'retry' | 'menu' | 'exit';
+  /** Kernels and initrds served at /boot/files/ (default `<dataDir>/netboot`). */
+  readonly netbootDir: string;
+}
+
 /** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */
 export interface IpmiConfig {
   /** First wait for a BMC reply; doubles per retry up to 4×. */
@@ -150,4 +162,5 @@ export interface Config {
   readonly ipmi: IpmiConfig;
   readonly storage: StorageConfig;
   readonly iscsi: IscsiConfig;
+  readonly machines: MachinesConfig;
 }

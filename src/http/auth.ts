@@ -1,35 +1,136 @@
 /**
- * Who may change things through the API: with a configured token, requests
- * carrying it as a Bearer token; without one, only clients on loopback (the
- * admin on the server itself, through the CLI).
+ * API authentication: every /api route needs `Authorization: Bearer <token>`. The read-write
+ * token lives in a file (http.apiTokenFile, default <dataDir>/api-token, created 0600 at first
+ * start); an optional read-only token (http.readOnlyTokenFile) may read but not change. Both
+ * files are re-read when they change, so `metalboot token rotate` takes effect at once.
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { timingSafeEqual, createHash, randomBytes } from 'node:crypto';
+import { statSync, readFileSync } from 'node:fs';
+import { writeFile, rename, mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-export type ApiAuth = { readonly token?: string };
+export type Access = 'rw' | 'ro';
 
+export interface ApiAuth {
+  /** The access a request's Authorization header grants, or undefined. */
+  check(authorization: string | undefined): Access | undefined;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/** Compare fixed-length digests so neither length nor content leaks through timing. */
 function sameSecret(a: string, b: string): boolean {
-  // Compare fixed-length digests so neither length nor content leaks through timing.
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+  return timingSafeEqual(digest(a), digest(b));
 }
 
-export function isLoopback(addr: string): boolean {
-  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
+export class TokenFileError extends Error {
+  constructor(readonly file: string, reason: string) {
+    super(`API token file ${file}: ${reason}`);
+    this.name = 'TokenFileError';
+  }
 }
 
-export function mayChange(auth: ApiAuth, remote: string, authorization: string | undefined): boolean {
-  if (auth.token === undefined) return isLoopback(remote);
-  const m = /^Bearer (\S+)$/.exec(authorization ?? '');
-  return m !== null && sameSecret(m[1]!, auth.token);
+/** One token per file, at least 16 characters, no spaces. */
+export function parseTokenText(file: string, text: string): string {
+  const token = text.trim();
+  if (token.length < 16 || /\s/.test(token)) throw new TokenFileError(file, 'must hold one token of at least 16 characters, no spaces');
+  return token;
 }
 
-/** Fastify preHandler for mutating routes. */
+class TokenFile {
+  private token: string | undefined;
+  private mtimeMs = -1;
+  private checkedAt = 0;
+
+  constructor(readonly file: string, private readonly clock: () => number) {}
+
+  /** The current token, re-read at most once a second when the file's mtime changed. */
+  get(): string | undefined {
+    const now = this.clock();
+    if (now - this.checkedAt < 1000 && this.token !== undefined) return this.token;
+    this.checkedAt = now;
+    try {
+      const st = statSync(this.file);
+      if (st.mtimeMs !== this.mtimeMs) {
+        this.token = parseTokenText(this.file, readFileSync(this.file, 'utf8'));
+        this.mtimeMs = st.mtimeMs;
+      }
+    } catch {
+      // Unreadable or malformed after a rotation mistake: keep the last good token.
+    }
+    return this.token;
+  }
+}
+
+export class TokenAuth implements ApiAuth {
+  private readonly rw: TokenFile;
+  private readonly ro: TokenFile | undefined;
+
+  constructor(rwFile: string, roFile?: string, clock: () => number = Date.now) {
+    this.rw = new TokenFile(rwFile, clock);
+    this.ro = roFile ? new TokenFile(roFile, clock) : undefined;
+    if (this.rw.get() === undefined) throw new TokenFileError(rwFile, 'unreadable or malformed');
+  }
+
+  check(authorization: string | undefined): Access | undefined {
+    const m = /^Bearer (\S+)$/.exec(authorization ?? '');
+    if (!m) return undefined;
+    const rw = this.rw.get();
+    if (rw !== undefined && sameSecret(m[1]!, rw)) return 'rw';
+    const ro = this.ro?.get();
+    if (ro !== undefined && sameSecret(m[1]!, ro)) return 'ro';
+    return undefined;
+  }
+}
+
+/** A fixed token (tests, embedding). */
+export function staticAuth(rw: string, ro?: string): ApiAuth {
+  return {
+    check(authorization) {
+      const m = /^Bearer (\S+)$/.exec(authorization ?? '');
+      if (!m) return undefined;
+      if (sameSecret(m[1]!, rw)) return 'rw';
+      if (ro !== undefined && sameSecret(m[1]!, ro)) return 'ro';
+      return undefined;
+    },
+  };
+}
+
+export function newToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/** Writes a new token atomically (0600); returns it. Used at first start and by `token rotate`. */
+export async function writeTokenFile(file: string, token = newToken()): Promise<string> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, `${token}\n`, { mode: 0o600 });
+  await rename(tmp, file);
+  return token;
+}
+
+/** fastify onRequest hook for /api/*: 401 without a valid token. */
+export function requireToken(auth: ApiAuth) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!req.url.startsWith('/api/')) return;
+    const access = auth.check(req.headers.authorization);
+    if (!access) {
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token (Authorization: Bearer <token>)' });
+      return;
+    }
+    (req as FastifyRequest & { access?: Access }).access = access;
+  };
+}
+
+/** Fastify preHandler for mutating routes: a read-only token may not change anything. */
 export function requireChangeRight(auth: ApiAuth) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!mayChange(auth, req.ip, req.headers.authorization)) {
-      await reply.code(auth.token === undefined ? 403 : 401).send({
-        error: auth.token === undefined ? 'changes are allowed from loopback only (no http.apiTokenFile configured)' : 'missing or wrong API token',
-      });
+    const access = (req as FastifyRequest & { access?: Access }).access ?? auth.check(req.headers.authorization);
+    if (access !== 'rw') {
+      await reply.code(access === 'ro' ? 403 : 401).send({ error: access === 'ro' ? 'this token is read-only' : 'missing or wrong API token' });
     }
   };
 }

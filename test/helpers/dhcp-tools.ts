@@ -3,18 +3,24 @@
  * udhcpc) against the daemon and read its API. Everything runs inside test
  * namespaces through TestNet.
  */
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestNet } from './netns.js';
 import type { LeaseView } from '../../src/http/routes/leases.js';
 
+/** The read-write API token a daemon created at first start. */
+export function apiToken(dataDir: string): string {
+  return readFileSync(`${dataDir}/api-token`, 'utf8').trim();
+}
+
 /** A lease as GET /api/v1/leases returns it. */
 export type ApiLease = LeaseView;
 
-/** GET /api/v1/leases from inside ns. */
-export async function apiLeases(net: TestNet, ns: string, baseUrl: string): Promise<ApiLease[]> {
-  const res = await net.exec(ns, ['curl', '-sf', '--max-time', '10', `${baseUrl}/api/v1/leases`], 15_000);
+/** GET /api/v1/leases from inside ns, with the token the daemon created in its data directory. */
+export async function apiLeases(net: TestNet, ns: string, baseUrl: string, dataDir: string): Promise<ApiLease[]> {
+  const res = await net.exec(ns, ['curl', '-sf', '--max-time', '10', '-H', `Authorization: Bearer ${apiToken(dataDir)}`, `${baseUrl}/api/v1/leases`], 15_000);
   return (JSON.parse(res.stdout) as { leases: ApiLease[] }).leases;
 }
 

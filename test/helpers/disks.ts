@@ -14,6 +14,7 @@ import { Tgtd } from '../../src/iscsi/tgtd.js';
 import { openStore } from '../../src/store/db.js';
 import { decodeDiskRecord, type DiskRecord } from '../../src/disks/record.js';
 import { TestNet } from './netns.js';
+import { apiToken } from './dhcp-tools.js';
 import { startDaemon, type DaemonUnderTest } from './daemon.js';
 import { freeControlPort, removeControlSocket } from './tgtd.js';
 
@@ -80,7 +81,7 @@ export async function buildDiskLab(t: Test, prefix: string, extraYaml = ''): Pro
       return daemon;
     },
     async api(method, url, body) {
-      const argv = ['curl', '-sS', '-m', '120', '-X', method, '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:8080${url}`];
+      const argv = ['curl', '-sS', '-m', '120', '-X', method, '-H', `Authorization: Bearer ${apiToken(dataDir)}`, '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:8080${url}`];
       if (body !== undefined) argv.push('-H', 'Content-Type: application/json', '--data-binary', JSON.stringify(body));
       const r = await net.exec(ns, argv, 130_000);
       const i = r.stdout.lastIndexOf('\n');
@@ -88,7 +89,7 @@ export async function buildDiskLab(t: Test, prefix: string, extraYaml = ''): Pro
       return { status: Number(r.stdout.slice(i + 1)), body: text, json: () => JSON.parse(text) };
     },
     async upload(url, file) {
-      const r = await net.exec(ns, ['curl', '-sS', '-m', '300', '-X', 'PUT', '-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`,
+      const r = await net.exec(ns, ['curl', '-sS', '-m', '300', '-X', 'PUT', '-H', `Authorization: Bearer ${apiToken(dataDir)}`, '-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`,
         '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:8080${url}`], 310_000);
       const i = r.stdout.lastIndexOf('\n');
       return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };

@@ -102,7 +102,7 @@ dhcp:
   const d2 = await startDaemon(net, srv, cfg, { dataDir: d1.dataDir, logLevel: 'info' });
   t.teardown(async () => { await d2.stop(); await removeDaemonDir(d2); await removeDaemonDir(d1); });
   t.equal(d2.events('leases.loaded')[0]?.count, acked.size, `restart loaded all ${acked.size} leases`);
-  const after = new Map((await apiLeases(net, srv, api)).filter((l) => l.state === 'bound').map((l) => [l.mac, l.ip]));
+  const after = new Map((await apiLeases(net, srv, api, d1.dataDir)).filter((l) => l.state === 'bound').map((l) => [l.mac, l.ip]));
   t.same([...acked].filter(([m, ip]) => after.get(m) !== ip), [], 'every acknowledged lease is back with its address');
 });
 
@@ -153,7 +153,7 @@ dhcp:
   // A client on A gets one.
   const a = await udhcpc(net, na, ca);
   t.ok(a.ip && inRange(a.ip, '10.96.1.100', '10.96.1.150'), `lease on interface A: ${a.ip}`);
-  const leases = await apiLeases(net, srv, api);
+  const leases = await apiLeases(net, srv, api, d.dataDir);
   t.same(leases.map((l) => [l.mac, l.ip, l.state]), [['52:54:00:96:01:01', a.ip, 'bound']], 'only A\'s client has a lease');
 
   // Health check.

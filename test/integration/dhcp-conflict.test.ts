@@ -62,7 +62,7 @@ t.test('ping conflict check: a squatted address is not offered and is listed as 
   const c = d.events('dhcp.conflict');
   t.same(c.map((l) => l.ip), ['10.97.1.100'], 'dhcp.conflict logged for the squatted address');
   t.equal(d.events('dhcp.offer').filter((l) => l.ip === '10.97.1.100').length, 0, 'never offered');
-  const leases = await apiLeases(net, srv, 'http://10.97.1.1:8080');
+  const leases = await apiLeases(net, srv, 'http://10.97.1.1:8080', d.dataDir);
   const byIp = new Map(leases.map((l) => [l.ip, l]));
   t.equal(byIp.get('10.97.1.100')?.state, 'declined', 'API lists the squatted address as declined');
   t.equal(byIp.get('10.97.1.100')?.mac, null, 'with no client MAC');
@@ -112,7 +112,7 @@ t.test('DHCPDECLINE: udhcpc -a declines an address in use (ARP) and gets another
   t.equal(dec.mac, mac, 'with the client MAC');
   t.same(d.events('dhcp.conflict').map((l) => l.ip), ['10.97.2.100'], 'the probe caught only the ping-answering squatter');
 
-  const leases = await apiLeases(net, srv, 'http://10.97.2.1:8080');
+  const leases = await apiLeases(net, srv, 'http://10.97.2.1:8080', d.dataDir);
   const state = Object.fromEntries(leases.map((l) => [l.ip, [l.state, l.mac]]));
   t.same(state, {
     '10.97.2.100': ['declined', null],

@@ -66,7 +66,7 @@ t.test('kill -9 while granting leases: every acknowledged lease survives the res
   // Phase 1: a quiet batch of 60 clients, snapshot from the API.
   const first = await runPerfdhcp(net, cli, ['-4', '-r', '100', '-R', '60', '-n', '60', '-W', '500000', '-l', cdev, '10.95.0.1'], 30_000);
   t.ok((first.ra?.received ?? 0) >= 57, `first batch acknowledged: ${first.ra?.received}`);
-  const before = await apiLeases(net, srv, api);
+  const before = await apiLeases(net, srv, api, d1.dataDir);
   t.ok(pairs(before).length >= 57, `API lists ${pairs(before).length} bound leases before the crash`);
 
   // Phase 2: a storm of exchanges; the load client itself sends SIGKILL to the daemon the
@@ -89,7 +89,7 @@ t.test('kill -9 while granting leases: every acknowledged lease survives the res
   t.teardown(async () => { await d2.stop(); await removeDaemonDir(d2); await removeDaemonDir(d1); });
   const loaded = d2.events('leases.loaded')[0];
   t.ok(Number(loaded?.count) >= acked.size, `restart loaded ${loaded?.count} leases`);
-  const after = await apiLeases(net, srv, api);
+  const after = await apiLeases(net, srv, api, d1.dataDir);
   const afterByMac = new Map(after.filter((l) => l.state === 'bound').map((l) => [l.mac!, l.ip]));
   const lostOrMoved = [...acked].filter(([mac, ip]) => afterByMac.get(mac) !== ip);
   t.same(lostOrMoved, [], 'every acknowledged lease (logged by the daemon or received by a client) is still bound to the same address');
@@ -102,7 +102,7 @@ t.test('kill -9 while granting leases: every acknowledged lease survives the res
   const newAcks = d2.events('dhcp.ack').filter((a) => String(a.mac).startsWith('00:0c:03:'));
   t.ok(newAcks.length >= 95, `daemon acknowledged ${newAcks.length} new clients`);
   t.same(newAcks.filter((a) => oldIps.has(String(a.ip))).map((a) => `${a.mac}=${a.ip}`), [], 'no new client got an address bound before the crash');
-  const final = (await apiLeases(net, srv, api)).filter((l) => l.state === 'bound');
+  const final = (await apiLeases(net, srv, api, d1.dataDir)).filter((l) => l.state === 'bound');
   t.equal(new Set(final.map((l) => l.ip)).size, final.length, 'no duplicate address in the lease table');
   t.ok(final.length >= acked.size + 95, `${final.length} bound leases in total`);
 });
@@ -128,7 +128,7 @@ t.test('kill -9: a returning client gets its old address back', { skip, timeout:
 
   const d2 = await startDaemon(net, srv, cfg, { dataDir: d1.dataDir });
   t.teardown(async () => { await d2.stop(); await removeDaemonDir(d2); await removeDaemonDir(d1); });
-  t.same(pairs(await apiLeases(net, srv, api)), [...got].map(([m, ip]) => `${m}=${ip}`).sort(), 'the API lists the same leases after the restart');
+  t.same(pairs(await apiLeases(net, srv, api, d1.dataDir)), [...got].map(([m, ip]) => `${m}=${ip}`).sort(), 'the API lists the same leases after the restart');
 
   // Each client comes back (in another order, as a fresh DISCOVER with no requested address).
   for (const mac of [...macs].reverse()) {
@@ -140,7 +140,7 @@ t.test('kill -9: a returning client gets its old address back', { skip, timeout:
   await net.ip(cli, ['link', 'set', cdev, 'address', '52:54:00:95:04:99']);
   const n = await udhcpc(net, cli, cdev);
   t.ok(n.ip && inRange(n.ip, POOL[0], POOL[1]) && ![...got.values()].includes(n.ip), `a new client gets a different address (${n.ip})`);
-  const final = (await apiLeases(net, srv, api)).filter((l) => l.state === 'bound');
+  const final = (await apiLeases(net, srv, api, d1.dataDir)).filter((l) => l.state === 'bound');
   t.equal(final.length, 4, 'four bound leases');
   t.equal(new Set(final.map((l) => l.ip)).size, 4, 'four distinct addresses');
 });

@@ -68,7 +68,7 @@ dhcp:
   await net.ip(cli, ['addr', 'flush', 'dev', cdev]);
   const got = await udhcpc(net, cli, cdev, { tries: 8 });
   t.ok(got.ip && inRange(got.ip, POOL[0], POOL[1]), `a real client still gets a lease (${got.ip ?? got.output})`);
-  const leases = await apiLeases(net, srv, api);
+  const leases = await apiLeases(net, srv, api, d.dataDir);
   t.ok(leases.some((l) => l.mac === CLIENT_MAC && l.ip === got.ip && l.state === 'bound'), 'and the API lists it');
   const bound = leases.filter((l) => l.state === 'bound');
   t.equal(new Set(bound.map((l) => l.ip)).size, bound.length, 'no address bound twice');

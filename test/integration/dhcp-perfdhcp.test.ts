@@ -62,7 +62,7 @@ dhcp:
   t.equal(d.events('dhcp.nak').length, 0, 'no NAKs');
   t.equal(d.events('dhcp.no-address').length, 0, 'pool never ran out');
 
-  const leases = await apiLeases(net, srv, api);
+  const leases = await apiLeases(net, srv, api, d.dataDir);
   const bound = leases.filter((l) => l.state === 'bound');
   t.equal(bound.length, ackedIp.size, 'API lists one bound lease per acknowledged client');
   t.equal(new Set(bound.map((l) => l.mac)).size, bound.length, 'distinct MACs');

@@ -117,7 +117,7 @@ t.test('a relayed client gets an address from its own (remote) subnet', { skip, 
   const lr = await udhcpc(net, loc, ldev);
   t.ok(lr.ip && inRange(lr.ip, '10.93.1.100', '10.93.1.150'), `local client got a local address: ${lr.ip}`);
 
-  const leases = await apiLeases(net, srv, API);
+  const leases = await apiLeases(net, srv, API, d.dataDir);
   t.same(
     leases.filter((l) => l.state === 'bound').map((l) => [l.mac, l.ip]).sort(),
     [[CLIENT_MAC, ip], [LOCAL_MAC, lr.ip]].sort(),

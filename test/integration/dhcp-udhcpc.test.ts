@@ -5,6 +5,7 @@
 import t from 'tap';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { apiToken } from '../helpers/dhcp-tools.js';
 
 const skip = netnsUnavailable();
 
@@ -40,7 +41,7 @@ dhcp:
   const ip = m![1]!;
   t.match(ip, /^10\.91\.0\.1([0-4][0-9]|50)$/, 'from the pool');
 
-  const res = await net.exec(srv, ['curl', '-sf', 'http://10.91.0.1:8080/api/v1/leases']);
+  const res = await net.exec(srv, ['curl', '-sf', '-H', `Authorization: Bearer ${apiToken(d.dataDir)}`, 'http://10.91.0.1:8080/api/v1/leases']);
   const leases = (JSON.parse(res.stdout) as { leases: { mac: string; ip: string; state: string; vendorClass: string }[] }).leases;
   t.same(leases.map((l) => [l.mac, l.ip, l.state]), [['52:54:00:91:00:01', ip, 'bound']], 'API lists the lease');
 
@@ -64,6 +65,6 @@ dhcp:
   // Release: -R releases on exit (SIGTERM).
   for (const p of pids) process.kill(Number(p), 'SIGTERM');
   await d.waitForEvent('dhcp.release', 20_000, (l) => l.ip === ip);
-  const after = JSON.parse((await net.exec(srv, ['curl', '-sf', 'http://10.91.0.1:8080/api/v1/leases'])).stdout) as { leases: { ip: string; state: string }[] };
+  const after = JSON.parse((await net.exec(srv, ['curl', '-sf', '-H', `Authorization: Bearer ${apiToken(d.dataDir)}`, 'http://10.91.0.1:8080/api/v1/leases'])).stdout) as { leases: { ip: string; state: string }[] };
   t.same(after.leases.map((l) => [l.ip, l.state]), [[ip, 'released']], 'lease released');
 });

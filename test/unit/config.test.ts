@@ -61,7 +61,7 @@ t.test('a full example parses to typed values', async (t) => {
   const c = parseConfig(FULL, env);
   t.equal(c.dataDir, '/srv/metalboot');
   t.equal(c.logLevel, 'debug');
-  t.same(c.http, { listen: { host: '127.0.0.1', port: 9090 }, publicUrl: 'http://10.99.0.1:9090' });
+  t.same(c.http, { listen: { host: '127.0.0.1', port: 9090 }, publicUrl: 'http://10.99.0.1:9090', apiTokenFile: '/srv/metalboot/api-token' }, 'the token file defaults into dataDir');
   t.equal(c.dhcp.mode, 'server');
   t.equal(c.dhcp.interface, 'br0');
   t.equal(c.dhcp.serverAddress, ip('10.99.0.2'));
@@ -399,4 +399,12 @@ t.test('storage and iscsi: each mistake is named precisely', async (t) => {
   t.equal(errorOf('http: { publicUrl: "http://boot.lab:8080" }\ndhcp: { mode: off }\n').message,
     'config: iscsi.portal: not set, and neither dhcp.serverAddress nor an IPv4 http.publicUrl gives an address machines can reach; set it, or iscsi.enabled: false');
   t.equal(parseConfig('http: { publicUrl: "http://boot.lab:8080" }\ndhcp: { mode: off }\niscsi: { enabled: false }\n', env).iscsi.enabled, false);
+});
+
+t.test('machines: defaults depend on the DHCP mode; mistakes named', async (t) => {
+  t.same(parseConfig(MIN, env).machines, { unknown: 'menu', discover: true, sanbootTries: 3, sanbootRetryDelaySec: 5, sanbootFallback: 'exit', netbootDir: '/var/lib/metalboot/netboot' });
+  t.equal(parseConfig('http: { publicUrl: "http://10.99.0.1:8080" }\ndhcp: { mode: proxy, interface: br0 }\n', env).machines.unknown, 'ignore', 'proxy mode stays out of the way');
+  t.equal(errorOf(`${MIN}machines: { unknown: pxe }\n`).message, 'config: machines.unknown: expected one of ignore, menu, local, got string "pxe"');
+  t.equal(errorOf(`${MIN}machines: { sanbootTries: 0 }\n`).message, 'config: machines.sanbootTries: 0 is out of range 1..100');
+  t.equal(parseConfig(MIN.replace('http: { publicUrl: "http://10.99.0.1:8080" }', 'http: { publicUrl: "http://10.99.0.1:8080", readOnlyTokenFile: /etc/metalboot/ro-token }'), env).http.readOnlyTokenFile, '/etc/metalboot/ro-token');
 });

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { buildHttpApp } from '../../src/http/server.js';
-import { mayChange } from '../../src/http/auth.js';
+import { staticAuth } from '../../src/http/auth.js';
+import type { InjectOptions } from 'fastify';
 import { LeaseTable } from '../../src/leases/table.js';
 import { LeaseService } from '../../src/leases/service.js';
 import { noConflictCheck } from '../../src/net/ping.js';
@@ -21,6 +22,9 @@ const subnet: SubnetConfig = {
   leaseTime: 600,
 };
 
+const TOKEN = 'test-token-0123456789abcdef';
+const RO_TOKEN = 'read-only-token-0123456789';
+
 async function setup(t: { teardown(fn: () => unknown): void }, token?: string) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-http-'));
   const store = await openStore(dir);
@@ -34,8 +38,12 @@ async function setup(t: { teardown(fn: () => unknown): void }, token?: string) {
   const leases = new LeaseService(table, store, noConflictCheck, () => now);
   let logged = '';
   const log = createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logged += c.toString(); cb(); } }) });
-  const app = buildHttpApp({ log, leases, clock: () => now, auth: token ? { token } : {}, bootAssetsDir: dir });
+  const app = buildHttpApp({ log, leases, clock: () => now, auth: staticAuth(token ?? TOKEN, RO_TOKEN), bootAssetsDir: dir });
   t.teardown(async () => { await app.close(); await store.close(); await rm(dir, { recursive: true, force: true }); });
+  const inject = app.inject.bind(app) as (o: InjectOptions) => ReturnType<typeof app.inject>;
+  // Every API call below carries the token unless a test sets its own headers.
+  (app as { inject: unknown }).inject = (o: InjectOptions) =>
+    inject({ ...o, headers: { authorization: `Bearer ${token ?? TOKEN}`, ...((o.headers as Record<string, string> | undefined) ?? {}) } });
   return { app, leases, store, dir, advance: (ms: number) => { now += ms; }, logs: () => logged };
 }
 
@@ -84,22 +92,20 @@ t.test('reservations through the API, persisted, with conflicts refused', async 
   t.same(await store.loadReservations(), [], 'deleted from the store');
 });
 
-t.test('changes need loopback or the token; the token never reaches the log', async (t) => {
-  const token = 'a-long-secret-token-123456';
-  const { app, logs } = await setup(t, token);
-  const put = (headers: Record<string, string>, remoteAddress = '127.0.0.1') =>
-    app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:07', payload: { ip: '10.60.0.70' }, headers, remoteAddress });
-  t.equal((await put({})).statusCode, 401, 'token configured: loopback alone is not enough');
-  t.equal((await put({ authorization: 'Bearer wrong' })).statusCode, 401);
-  t.equal((await put({ authorization: `Bearer ${token}` }, '10.60.0.9')).statusCode, 200);
-  t.notMatch(logs(), token);
-
-  const { app: open } = await setup(t);
-  const res = await open.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:07', payload: { ip: '10.60.0.70' }, remoteAddress: '10.60.0.9' });
-  t.equal(res.statusCode, 403, 'no token configured: remote clients may not change');
-  t.ok(mayChange({}, '::1', undefined));
-  t.ok(mayChange({}, '::ffff:127.0.0.1', undefined));
-  t.notOk(mayChange({}, '::ffff:10.0.0.1', undefined));
+t.test('every /api route needs the token; a read-only token cannot change; the token never reaches the log', async (t) => {
+  const { app, logs } = await setup(t);
+  const put = (authorization: string, remoteAddress = '127.0.0.1') =>
+    app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:07', payload: { ip: '10.60.0.70' }, headers: { authorization }, remoteAddress });
+  t.equal((await put('')).statusCode, 401, 'loopback alone is not enough');
+  t.equal((await put('Bearer wrong-token-0123456789')).statusCode, 401);
+  t.equal((await put(`Bearer ${RO_TOKEN}`)).statusCode, 403, 'read-only token may not change');
+  t.equal((await put(`Bearer ${TOKEN}`, '10.60.0.9')).statusCode, 200, 'the token works from anywhere');
+  const get = (authorization: string) => app.inject({ method: 'GET', url: '/api/v1/leases', headers: { authorization } });
+  t.equal((await get('')).statusCode, 401, 'reads need a token too');
+  t.equal((await get(`Bearer ${RO_TOKEN}`)).statusCode, 200, 'a read-only token reads');
+  t.equal((await app.inject({ method: 'GET', url: '/healthz', headers: { authorization: '' } })).statusCode, 200, 'healthz is open');
+  t.notMatch(logs(), TOKEN);
+  t.notMatch(logs(), RO_TOKEN);
 });
 
 t.test('boot script endpoint', async (t) => {

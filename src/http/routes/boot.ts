@@ -1,15 +1,132 @@
-/** GET /boot/<mac>.ipxe: the script iPXE runs after DHCP pointed it here (dhcp/bootfile.ts). */
-import type { FastifyInstance } from 'fastify';
+/**
+ * GET /boot/<mac>.ipxe: the script iPXE runs after DHCP pointed it here (dhcp/bootfile.ts), chosen
+ * by boot/policy.ts. A script that carries CHAP secrets is served only to the machine it is for:
+ * the request must come from the address DHCP gave (or saw for) that MAC; anyone else gets 403
+ * and a log line. Unknown MACs get a script that names nothing but themselves.
+ *   GET /boot/<mac>.menu.ipxe   the machine's menu
+ *   GET /boot/files/<name>      netboot kernels and initrds (Range supported)
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
-import { tryParseMac } from '../../net/mac.js';
-import { renderUnknownMachineScript } from '../../boot/ipxe.js';
+import { tryParseMac, type Mac } from '../../net/mac.js';
+import type { EventBus } from '../../events/bus.js';
+import type { Machine } from '../../machines/model.js';
+import type { DiskRecord } from '../../disks/record.js';
+import type { HostPort } from '../../config/types.js';
+import { bootActionFor, type UnknownPolicy } from '../../boot/policy.js';
+import {
+  renderLocalScript, renderMenuScript, renderNetbootScript, renderSanbootScript, renderUnknownMachineScript, renderWaitScript, type SanbootFallback,
+} from '../../boot/ipxe.js';
 
-export function bootRoutes(app: FastifyInstance, log: Logger): void {
+export interface BootRouteDeps {
+  readonly log: Logger;
+  readonly bus?: EventBus;
+  readonly publicUrl: string;
+  readonly machine?: (mac: Mac) => Machine | undefined;
+  readonly disk?: (mac: Mac) => DiskRecord | undefined;
+  /** The address DHCP leased to (or saw for) this MAC. */
+  readonly ipOf?: (mac: Mac) => string | undefined;
+  readonly portal?: HostPort;
+  readonly unknown: UnknownPolicy;
+  readonly sanboot: { readonly tries: number; readonly retryDelaySec: number; readonly fallback: SanbootFallback };
+  /** Directory of netboot kernels and initrds. */
+  readonly netbootDir?: string;
+}
+
+const FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+function plainIp(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
+  const script = (reply: FastifyReply, text: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
+
   app.get<{ Params: { file: string } }>('/boot/:file', async (req, reply) => {
-    const m = /^(.+)\.ipxe$/.exec(req.params.file);
+    const m = /^(.+?)(\.menu)?\.ipxe$/.exec(req.params.file);
     const mac = m ? tryParseMac(m[1]!) : undefined;
     if (!mac) return reply.code(404).type('text/plain').send('not found\n');
-    log.info({ event: 'http.boot-script', mac, from: req.ip }, 'iPXE script served');
-    return reply.type('text/plain; charset=utf-8').send(renderUnknownMachineScript(mac));
+    const from = plainIp(req.ip);
+    const machine = d.machine?.(mac);
+    const disk = d.disk?.(mac);
+    const menuUrl = `${d.publicUrl}/boot/${mac}.menu.ipxe`;
+    const selfUrl = `${d.publicUrl}/boot/${mac}.ipxe`;
+    let action = bootActionFor(machine, disk, d.unknown);
+    if (m![2] && machine) action = disk ? { kind: 'menu', machine, disk } : { kind: 'menu', machine };
+    const served = (kind: string, ok = true, reason?: string) => {
+      d.bus?.publish({ type: 'boot.script', mac, ip: from, action: kind, served: ok, ...(reason ? { reason } : {}) });
+      if (ok) d.log.info({ event: 'http.boot-script', mac, from, action: kind }, 'iPXE script served');
+      else d.log.warn({ event: 'http.boot-script-refused', mac, from, reason }, 'iPXE script refused');
+    };
+    switch (action.kind) {
+      case 'sanboot': {
+        // The only script with a secret in it: only for the machine's own address.
+        const owner = d.ipOf?.(mac);
+        if (owner === undefined || owner !== from) {
+          served('sanboot', false, owner === undefined ? 'no DHCP address known for this MAC' : 'request not from the address leased to this MAC');
+          return reply.code(403).type('text/plain').send('forbidden\n');
+        }
+        if (!d.portal) return reply.code(503).type('text/plain').send('iSCSI disabled\n');
+        const mm = action.machine;
+        served('sanboot');
+        return script(reply, renderSanbootScript({
+          mac, name: mm.name, portalHost: d.portal.host, portalPort: d.portal.port, targetIqn: action.disk.targetIqn, lun: 1,
+          initiatorIqn: action.disk.initiatorIqn, chap: action.disk.chap, ...(action.disk.mutualChap ? { mutualChap: action.disk.mutualChap } : {}),
+          ...(mm.firmware === 'uefi' && mm.uefiFilename ? { filename: mm.uefiFilename } : {}),
+          tries: d.sanboot.tries, retryDelaySec: d.sanboot.retryDelaySec, fallback: d.sanboot.fallback, menuUrl,
+        }));
+      }
+      case 'wait':
+        served('wait');
+        return script(reply, renderWaitScript(mac, selfUrl, 5));
+      case 'local':
+        served('local');
+        return script(reply, renderLocalScript(mac, action.firmware));
+      case 'netboot': {
+        const n = action.machine.netboot!;
+        served('netboot');
+        return script(reply, renderNetbootScript({
+          mac, kernelUrl: `${d.publicUrl}/boot/files/${n.kernel}`, ...(n.initrd ? { initrdUrl: `${d.publicUrl}/boot/files/${n.initrd}` } : {}), ...(n.cmdline ? { cmdline: n.cmdline } : {}),
+        }));
+      }
+      case 'menu':
+        served('menu');
+        return script(reply, renderMenuScript({
+          mac, ...(action.machine ? { name: action.machine.name } : {}), ...(action.disk ? { sanbootUrl: selfUrl } : {}),
+          firmware: action.machine?.firmware ?? 'unknown', timeoutMs: 10_000,
+        }));
+      case 'none':
+        served('none');
+        return script(reply, renderUnknownMachineScript(mac));
+    }
+  });
+
+  app.get<{ Params: { name: string } }>('/boot/files/:name', async (req, reply) => {
+    const { name } = req.params;
+    if (!d.netbootDir || !FILE_RE.test(name) || name.includes('..')) return reply.code(404).send({ error: 'not found' });
+    const file = path.join(d.netbootDir, name);
+    const st = await stat(file).catch(() => undefined);
+    if (!st?.isFile()) return reply.code(404).send({ error: 'not found' });
+    reply.header('accept-ranges', 'bytes').type('application/octet-stream');
+    const range = req.headers.range;
+    if (range !== undefined) {
+      // RFC 9110 §14.2: one byte range; anything else is served whole (allowed: "MAY ignore").
+      const r = /^bytes=(\d*)-(\d*)$/.exec(range);
+      if (r && (r[1] || r[2])) {
+        let start = r[1] ? Number(r[1]) : Math.max(0, st.size - Number(r[2]));
+        let end = r[1] && r[2] ? Number(r[2]) : st.size - 1;
+        if (!r[1]) end = st.size - 1;
+        end = Math.min(end, st.size - 1);
+        if (start > end || start >= st.size) return reply.code(416).header('content-range', `bytes */${st.size}`).send();
+        start = Math.max(0, start);
+        return reply.code(206).header('content-range', `bytes ${start}-${end}/${st.size}`).header('content-length', end - start + 1)
+          .send(createReadStream(file, { start, end }));
+      }
+    }
+    d.log.info({ event: 'http.netboot-file', file: name, from: plainIp(req.ip), bytes: st.size }, 'netboot file served');
+    return reply.header('content-length', st.size).send(createReadStream(file));
   });
 }

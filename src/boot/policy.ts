@@ -1,0 +1,35 @@
+/**
+ * What a machine boots, from what metalboot knows about it. Pure: the HTTP route gathers the
+ * machine, its disk and who is asking, and renders the script this returns.
+ */
+import type { Machine } from '../machines/model.js';
+import type { DiskRecord } from '../disks/record.js';
+
+/** For MACs metalboot has no machine for (config `machines.unknown`). */
+export type UnknownPolicy = 'ignore' | 'menu' | 'local';
+
+export type BootAction =
+  | { readonly kind: 'sanboot'; readonly machine: Machine; readonly disk: DiskRecord }
+  | { readonly kind: 'wait'; readonly machine: Machine }
+  | { readonly kind: 'local'; readonly firmware: Machine['firmware'] }
+  | { readonly kind: 'netboot'; readonly machine: Machine }
+  | { readonly kind: 'menu'; readonly machine?: Machine; readonly disk?: DiskRecord }
+  | { readonly kind: 'none' };
+
+export function bootActionFor(machine: Machine | undefined, disk: DiskRecord | undefined, unknown: UnknownPolicy): BootAction {
+  if (!machine || machine.state === 'discovered') {
+    if (unknown === 'local') return { kind: 'local', firmware: machine?.firmware ?? 'unknown' };
+    if (unknown === 'menu') return machine ? { kind: 'menu', machine } : { kind: 'menu' };
+    return { kind: 'none' };
+  }
+  switch (machine.bootMode) {
+    case 'local': return { kind: 'local', firmware: machine.firmware };
+    case 'netboot': return machine.netboot ? { kind: 'netboot', machine } : { kind: 'local', firmware: machine.firmware };
+    case 'menu': return disk && (machine.state === 'ready' || machine.state === 'active') ? { kind: 'menu', machine, disk } : { kind: 'menu', machine };
+    case 'sanboot':
+      if (machine.state === 'provisioning') return { kind: 'wait', machine };
+      if (disk && (machine.state === 'ready' || machine.state === 'active')) return { kind: 'sanboot', machine, disk };
+      // enrolled, error, maintenance, or no disk: nothing of ours to boot; the local disk, if any.
+      return { kind: 'local', firmware: machine.firmware };
+  }
+}

@@ -1,0 +1,376 @@
+/**
+ * The product's verbs on machines: enrol, discover, update, delete, provision (disk → target →
+ * sanboot → boot device PXE → power), reset, checkpoint/restore, power and boot device. Every
+ * state change goes through model.ts's transition table and is stored with an event (time,
+ * actor, from, to, reason) in the same synced write as the machine.
+ */
+import type { EventBus, MetalbootEvent } from '../events/bus.js';
+import type { Logger } from '../log.js';
+import type { Mac } from '../net/mac.js';
+import type { RecordStore } from '../store/db.js';
+import type { DiskService } from '../disks/service.js';
+import type { LeaseService } from '../leases/service.js';
+import { parseIpv4 } from '../net/ipv4.js';
+import { tryParseMac } from '../net/mac.js';
+import type { BootDevice, ChassisAction } from '../ipmi/commands.js';
+import type { BmcPool } from './bmc.js';
+import type { Operation, Operations } from './operations.js';
+import {
+  BOOT_MODES, MACHINE_STATES, isMachineName, transition,
+  type BmcSettings, type BootMode, type Firmware, type Machine, type MachineState, type NetbootSettings, type StateEvent,
+} from './model.js';
+
+export type MachineErrorCode = 'not-found' | 'exists' | 'invalid' | 'conflict' | 'no-bmc' | 'no-disks';
+
+export class MachineError extends Error {
+  constructor(readonly mac: Mac | string, readonly code: MachineErrorCode, detail: string) {
+    super(`machine ${mac}: ${detail}`);
+    this.name = 'MachineError';
+  }
+}
+
+/** What an admin may set; everything optional on update. */
+export interface MachineSpec {
+  readonly name?: string;
+  readonly ip?: string | null;
+  readonly bmc?: BmcSettings | null;
+  readonly image?: string | null;
+  readonly bootMode?: BootMode;
+  readonly firmware?: Firmware;
+  readonly uefiFilename?: string | null;
+  readonly netboot?: NetbootSettings | null;
+}
+
+export interface MachineServiceOptions {
+  readonly store: RecordStore;
+  readonly bus: EventBus;
+  readonly disks?: DiskService;
+  readonly leases?: LeaseService;
+  readonly bmcs: BmcPool;
+  readonly operations: Operations;
+  readonly clock: () => number;
+  readonly log: Logger;
+  /** Record unknown PXE clients as `discovered`. */
+  readonly discover: boolean;
+  /** Upper bound on discovered machines kept (a MAC flood must not fill the store). */
+  readonly maxDiscovered?: number;
+}
+
+const EVENTS_KEPT = 200;
+
+export class MachineService {
+  private readonly machines = new Map<Mac, Machine>();
+  private readonly history = new Map<Mac, StateEvent[]>();
+  private seq = 0;
+
+  constructor(private readonly o: MachineServiceOptions) {}
+
+  async load(): Promise<void> {
+    for (const { key, value } of await this.o.store.loadRecords('machines')) {
+      const mac = tryParseMac(key);
+      if (!mac || value['mac'] !== mac || typeof value['state'] !== 'string' || !(MACHINE_STATES as readonly string[]).includes(value['state'] as string)) {
+        this.o.log.error({ event: 'machines.corrupt-record', key }, 'machine record skipped');
+        continue;
+      }
+      this.machines.set(mac, value as unknown as Machine);
+    }
+    for (const { key, value } of await this.o.store.loadRecords('machine-events')) {
+      const e = value as unknown as StateEvent;
+      if (typeof e.mac !== 'string' || !this.machines.has(e.mac)) continue;
+      const list = this.history.get(e.mac) ?? [];
+      list.push({ ...e, ...{ key } } as StateEvent);
+      this.history.set(e.mac, list);
+    }
+    // A machine caught in `provisioning` by a restart: its operation died with the daemon.
+    for (const m of this.machines.values()) {
+      if (m.state === 'provisioning') {
+        const disk = this.o.disks?.get(m.mac);
+        await this.setState(m.mac, disk ? 'ready' : 'error', disk ? 'provisioning finished by the disk journal at restart' : 'provisioning interrupted by a restart', 'metalboot');
+      }
+    }
+    this.o.bus.subscribe((e) => { void this.observe(e).catch((err: unknown) => this.o.log.error({ event: 'machines.observe-error', err: String(err) }, 'event handling failed')); });
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  list(state?: MachineState): Machine[] {
+    return [...this.machines.values()].filter((m) => !state || m.state === state).sort((a, b) => a.name.localeCompare(b.name) || a.mac.localeCompare(b.mac));
+  }
+
+  get(mac: Mac): Machine | undefined {
+    return this.machines.get(mac);
+  }
+
+  events(mac: Mac): StateEvent[] {
+    this.require(mac);
+    return [...(this.history.get(mac) ?? [])].map(({ mac: m, at, actor, from, to, reason }) => ({ mac: m, at, actor, from, to, reason }));
+  }
+
+  // ---------------------------------------------------------------- enrol, update, delete
+
+  async create(mac: Mac, spec: MachineSpec, actor: string): Promise<Machine> {
+    const existing = this.machines.get(mac);
+    if (existing && existing.state !== 'discovered') throw new MachineError(mac, 'exists', `already enrolled as ${existing.name}`);
+    const name = spec.name ?? existing?.name ?? `m-${mac.replaceAll(':', '')}`;
+    const now = this.o.clock();
+    const base: Machine = {
+      mac, name, bootMode: 'sanboot', firmware: 'unknown', state: existing?.state ?? 'enrolled', createdAt: existing?.createdAt ?? now, updatedAt: now,
+      ...(existing?.discovered ? { discovered: existing.discovered } : {}),
+    };
+    const m = this.apply(base, spec);
+    await this.reserve(m, existing);
+    if (existing) {
+      this.machines.set(mac, m);
+      await this.setState(mac, 'enrolled', 'enrolled', actor);
+    } else {
+      await this.write(m, { mac, at: now, actor, from: null, to: 'enrolled', reason: 'enrolled' });
+    }
+    this.o.log.info({ event: 'machines.enrolled', mac, name, actor }, 'machine enrolled');
+    return this.machines.get(mac)!;
+  }
+
+  async update(mac: Mac, spec: MachineSpec, actor: string): Promise<Machine> {
+    const old = this.require(mac);
+    const m = { ...this.apply(old, spec), updatedAt: this.o.clock() };
+    await this.reserve(m, old);
+    if (spec.bmc !== undefined) await this.o.bmcs.drop(mac);
+    await this.write(m);
+    this.o.bus.publish({ type: 'machine.changed', mac, what: Object.keys(spec).join(','), actor });
+    return m;
+  }
+
+  async remove(mac: Mac, force: boolean, actor: string): Promise<void> {
+    const m = this.require(mac);
+    const disk = this.o.disks?.get(mac);
+    if (disk && !force) throw new MachineError(mac, 'conflict', `has a provisioned disk (state ${m.state}); deprovision it or delete with ?force=true`);
+    if (disk) await this.o.disks!.deprovision(mac);
+    if (m.ip && this.o.leases) await this.o.leases.unreserve(mac);
+    await this.o.bmcs.drop(mac);
+    const evs = this.history.get(mac) ?? [];
+    await this.o.store.writeRecords([
+      { type: 'del', kind: 'machines', key: mac },
+      ...evs.map((e) => ({ type: 'del' as const, kind: 'machine-events' as const, key: (e as StateEvent & { key?: string }).key ?? '' })).filter((x) => x.key),
+    ]);
+    this.machines.delete(mac);
+    this.history.delete(mac);
+    this.o.log.info({ event: 'machines.deleted', mac, actor }, 'machine deleted');
+  }
+
+  // ---------------------------------------------------------------- provisioning
+
+  /** 202-style: returns the operation; the steps run in the background. */
+  provision(mac: Mac, image: string | undefined, actor: string): Operation {
+    const m = this.require(mac);
+    const disks = this.needDisks(mac);
+    const img = image ?? m.image;
+    if (!img) throw new MachineError(mac, 'invalid', 'no image given and none set on the machine');
+    transition(m, 'provisioning', 'provision'); // throws TransitionError (409) before anything starts
+    if (disks.get(mac) && disks.get(mac)!.imageId !== img) throw new MachineError(mac, 'conflict', `has a disk from image ${disks.get(mac)!.imageId}; deprovision it first`);
+    return this.o.operations.start('provision', mac, async (step) => {
+      await this.setState(mac, 'provisioning', `provision ${img}`, actor);
+      try {
+        if (!disks.get(mac)) {
+          step('disk');
+          await disks.provision(mac, { imageId: img });
+        }
+        step('boot-mode');
+        const cur = this.require(mac);
+        if (cur.image !== img || cur.bootMode !== 'sanboot') await this.write({ ...cur, image: img, bootMode: 'sanboot', updatedAt: this.o.clock() });
+        if (cur.bmc) {
+          step('bootdev');
+          await this.o.bmcs.call(mac, cur.bmc, 'bootdev pxe', (c) => c.setBootDevice({ device: 'pxe', efi: cur.firmware === 'uefi' }));
+          step('power');
+          const state = await this.o.bmcs.call(mac, cur.bmc, 'power status', (c) => c.powerState());
+          await this.o.bmcs.call(mac, cur.bmc, state === 'on' ? 'power cycle' : 'power on', (c) => c.power(state === 'on' ? 'cycle' : 'on'));
+        }
+        await this.setState(mac, 'ready', 'disk and target ready', actor);
+        return { image: img, targetIqn: disks.get(mac)?.targetIqn };
+      } catch (e) {
+        await this.setState(mac, 'error', e instanceof Error ? e.message : String(e), actor).catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  async reset(mac: Mac, actor: string): Promise<Machine> {
+    const m = this.require(mac);
+    const disks = this.needDisks(mac);
+    if (!disks.get(mac)) throw new MachineError(mac, 'conflict', `has no disk (state ${m.state})`);
+    const back = m.state === 'active' ? 'ready' : m.state;
+    await disks.reset(mac); // refuses (409) while the machine's iSCSI session is open
+    if (back !== m.state) await this.setState(mac, back, 'disk reset to its image', actor);
+    this.o.bus.publish({ type: 'machine.changed', mac, what: 'disk-reset', actor });
+    return this.require(mac);
+  }
+
+  async deprovision(mac: Mac, actor: string): Promise<Machine> {
+    const m = this.require(mac);
+    transition(m, 'enrolled', 'deprovision');
+    await this.needDisks(mac).deprovision(mac);
+    await this.setState(mac, 'enrolled', 'disk removed', actor);
+    return this.require(mac);
+  }
+
+  async checkpoint(mac: Mac, name: string): Promise<{ name: string }> {
+    this.require(mac);
+    const c = await this.needDisks(mac).checkpoint(mac, name);
+    return { name: c.name };
+  }
+
+  async restore(mac: Mac, checkpoint: string, actor: string): Promise<{ method: string }> {
+    this.require(mac);
+    const r = await this.needDisks(mac).restore(mac, checkpoint);
+    this.o.bus.publish({ type: 'machine.changed', mac, what: `restored ${checkpoint}`, actor });
+    return r;
+  }
+
+  async setMaintenance(mac: Mac, on: boolean, actor: string): Promise<Machine> {
+    const m = this.require(mac);
+    const to: MachineState = on ? 'maintenance' : this.o.disks?.get(mac) ? 'ready' : 'enrolled';
+    transition(m, to, on ? 'enter maintenance' : 'leave maintenance');
+    await this.setState(mac, to, on ? 'maintenance' : 'back from maintenance', actor);
+    return this.require(mac);
+  }
+
+  // ---------------------------------------------------------------- BMC
+
+  async power(mac: Mac, action: Exclude<ChassisAction, 'diag'>, actor: string): Promise<void> {
+    const m = this.require(mac);
+    const bmc = this.needBmc(m);
+    await this.o.bmcs.call(mac, bmc, `power ${action}`, (c) => c.power(action));
+    this.o.log.info({ event: 'machines.power', mac, action, actor }, `power ${action}`);
+  }
+
+  async powerState(mac: Mac): Promise<'on' | 'off'> {
+    const m = this.require(mac);
+    return this.o.bmcs.call(mac, this.needBmc(m), 'power status', (c) => c.powerState());
+  }
+
+  async bootdev(mac: Mac, spec: { device: BootDevice; persistent?: boolean; efi?: boolean }, actor: string): Promise<{ device: string; persistent: boolean; efi: boolean }> {
+    const m = this.require(mac);
+    const back = await this.o.bmcs.call(mac, this.needBmc(m), `bootdev ${spec.device}`, (c) => c.setBootDevice(spec));
+    this.o.log.info({ event: 'machines.bootdev', mac, device: spec.device, actor }, 'boot device set');
+    return { device: back.device, persistent: back.persistent, efi: back.efi };
+  }
+
+  // ---------------------------------------------------------------- what the network tells us
+
+  private async observe(e: MetalbootEvent): Promise<void> {
+    if (!e.mac) return;
+    const m = this.machines.get(e.mac);
+    if (e.type === 'iscsi.login' && m && m.state === 'ready') await this.setState(m.mac, 'active', `iSCSI login from ${e.address ?? e.initiator}`, 'tgtd');
+    else if (e.type === 'iscsi.logout' && m && m.state === 'active') await this.setState(m.mac, 'ready', 'iSCSI session ended', 'tgtd');
+    else if (!m && this.o.discover && (e.type === 'dhcp.offer' || e.type === 'dhcp.ack' || e.type === 'dhcp.proxy-offer' || e.type === 'dhcp.proxy-ack')
+      && (e.vendorClass?.startsWith('PXEClient') || e.vendorClass?.startsWith('HTTPClient') || e.ipxe)) {
+      const discovered = [...this.machines.values()].filter((x) => x.state === 'discovered').length;
+      if (discovered >= (this.o.maxDiscovered ?? 1000)) return;
+      const now = this.o.clock();
+      const firmware: Firmware = e.arch === 'bios' ? 'bios' : e.arch && e.arch !== 'unknown' ? 'uefi' : 'unknown';
+      const dm: Machine = {
+        mac: e.mac, name: `m-${e.mac.replaceAll(':', '')}`, bootMode: 'sanboot', firmware, state: 'discovered', createdAt: now, updatedAt: now,
+        discovered: { at: now, ...(e.arch ? { arch: e.arch } : {}), ...(e.vendorClass ? { vendorClass: e.vendorClass } : {}), ...(e.uuid ? { uuid: e.uuid } : {}), ...(e.hostname ? { hostname: e.hostname } : {}) },
+      };
+      if (this.machines.has(e.mac)) return;
+      this.machines.set(e.mac, dm);
+      await this.write(dm, { mac: e.mac, at: now, actor: 'dhcp', from: null, to: 'discovered', reason: `PXE boot seen (${e.vendorClass ?? 'iPXE'})` });
+      this.o.log.info({ event: 'machines.discovered', mac: e.mac, arch: e.arch }, 'unknown PXE client recorded as discovered');
+    }
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private require(mac: Mac): Machine {
+    const m = this.machines.get(mac);
+    if (!m) throw new MachineError(mac, 'not-found', 'not known');
+    return m;
+  }
+
+  private needDisks(mac: Mac): DiskService {
+    if (!this.o.disks) throw new MachineError(mac, 'no-disks', 'iSCSI disks are disabled (iscsi.enabled: false)');
+    return this.o.disks;
+  }
+
+  private needBmc(m: Machine): BmcSettings {
+    if (!m.bmc) throw new MachineError(m.mac, 'no-bmc', 'has no BMC configured');
+    return m.bmc;
+  }
+
+  private apply(base: Machine, s: MachineSpec): Machine {
+    const mac = base.mac;
+    const out: Record<string, unknown> = { ...base };
+    const bad = (field: string, why: string) => new MachineError(mac, 'invalid', `${field}: ${why}`);
+    if (s.name !== undefined) { if (!isMachineName(s.name)) throw bad('name', 'must be a host name label'); out['name'] = s.name; }
+    if (s.ip !== undefined) {
+      if (s.ip === null) delete out['ip'];
+      else { try { parseIpv4(s.ip); } catch { throw bad('ip', `${JSON.stringify(s.ip)} is not an IPv4 address`); } out['ip'] = s.ip; }
+    }
+    if (s.bmc !== undefined) {
+      if (s.bmc === null) delete out['bmc'];
+      else {
+        const b = s.bmc;
+        if (!b.host || !/^[A-Za-z0-9.:-]{1,253}$/.test(b.host)) throw bad('bmc.host', 'not a host name or address');
+        if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) throw bad('bmc.port', 'out of range 1..65535');
+        if (!b.user || b.user.length > 16) throw bad('bmc.user', '1 to 16 characters');
+        if (Buffer.byteLength(b.password) > 20) throw bad('bmc.password', 'at most 20 bytes (IPMI v2.0)');
+        out['bmc'] = { host: b.host, port: b.port, user: b.user, password: b.password, ...(b.cipherSuite !== undefined ? { cipherSuite: b.cipherSuite } : {}), ...(b.privilege ? { privilege: b.privilege } : {}) };
+      }
+    }
+    if (s.image !== undefined) { if (s.image === null) delete out['image']; else out['image'] = s.image; }
+    if (s.bootMode !== undefined) { if (!(BOOT_MODES as readonly string[]).includes(s.bootMode)) throw bad('bootMode', `one of ${BOOT_MODES.join(', ')}`); out['bootMode'] = s.bootMode; }
+    if (s.firmware !== undefined) out['firmware'] = s.firmware;
+    if (s.uefiFilename !== undefined) {
+      if (s.uefiFilename === null) delete out['uefiFilename'];
+      else { if (!/^[A-Za-z0-9._\\/-]{1,255}$/.test(s.uefiFilename)) throw bad('uefiFilename', 'letters, digits, . _ - / \\ only'); out['uefiFilename'] = s.uefiFilename; }
+    }
+    if (s.netboot !== undefined) {
+      if (s.netboot === null) delete out['netboot'];
+      else {
+        const n = s.netboot;
+        const file = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+        if (!file.test(n.kernel)) throw bad('netboot.kernel', 'a file name in the netboot directory');
+        if (n.initrd !== undefined && !file.test(n.initrd)) throw bad('netboot.initrd', 'a file name in the netboot directory');
+        if (n.cmdline !== undefined && !/^[A-Za-z0-9._:\-/=+~@, "']{0,2048}$/.test(n.cmdline)) throw bad('netboot.cmdline', 'unsupported characters');
+        out['netboot'] = n;
+      }
+    }
+    return out as unknown as Machine;
+  }
+
+  private async reserve(m: Machine, old: Machine | undefined): Promise<void> {
+    const leases = this.o.leases;
+    if (!leases || m.ip === old?.ip) return;
+    if (old?.ip) await leases.unreserve(m.mac);
+    if (!m.ip) return;
+    const r = await leases.reserve({ mac: m.mac, ip: parseIpv4(m.ip), hostname: m.name });
+    if (!r.ok) throw new MachineError(m.mac, r.reason === 'not-in-subnet' ? 'invalid' : 'conflict', `ip ${m.ip}: ${r.reason}`);
+  }
+
+  private async setState(mac: Mac, to: MachineState, reason: string, actor: string): Promise<void> {
+    const m = this.require(mac);
+    if (m.state === to) return;
+    transition(m, to, reason);
+    const now = this.o.clock();
+    const next: Machine = { ...m, state: to, stateReason: reason, updatedAt: now };
+    await this.write(next, { mac, at: now, actor, from: m.state, to, reason });
+    this.o.log.info({ event: 'machines.state', mac, from: m.state, to, reason, actor }, `${m.state} → ${to}`);
+  }
+
+  /** One synced batch: the machine and, when given, its state event (older events trimmed). */
+  private async write(m: Machine, ev?: StateEvent): Promise<void> {
+    const ops: Parameters<RecordStore['writeRecords']>[0][number][] = [{ type: 'put', kind: 'machines', key: m.mac, value: m }];
+    let list = this.history.get(m.mac) ?? [];
+    if (ev) {
+      const key = `${m.mac}/${ev.at.toString(36).padStart(9, '0')}-${(this.seq++).toString(36).padStart(4, '0')}`;
+      ops.push({ type: 'put', kind: 'machine-events', key, value: ev });
+      list = [...list, { ...ev, ...{ key } } as StateEvent];
+      while (list.length > EVENTS_KEPT) {
+        const old = list.shift() as StateEvent & { key?: string };
+        if (old.key) ops.push({ type: 'del', kind: 'machine-events', key: old.key });
+      }
+    }
+    await this.o.store.writeRecords(ops);
+    this.machines.set(m.mac, m);
+    this.history.set(m.mac, list);
+    if (ev) this.o.bus.publish({ type: 'machine.state', mac: m.mac, from: ev.from ?? 'none', to: ev.to, reason: ev.reason, actor: ev.actor });
+  }
+}
