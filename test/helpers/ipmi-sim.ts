@@ -24,6 +24,8 @@ export function ipmiSimUnavailable(): string | false {
 export interface SimOptions {
   /** Default: a free port. */
   readonly port?: number;
+  /** Run the BMC (and ipmitool) inside this network namespace, on its loopback. */
+  readonly netns?: string;
   readonly user?: string;
   readonly password?: string;
   /** `user 2 <enabled> ...`: a disabled user cannot log in. */
@@ -103,7 +105,8 @@ set_working_mc 0x20
 mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
 mc_enable 0x20
 `);
-  const child: ChildProcess = spawn('timeout', ['-k', '5', '900', IPMI_SIM, '-n', '-c', path.join(dir, 'lan.conf'), '-f', path.join(dir, 'bmc.emu'), '-s', path.join(dir, 'state')],
+  const nsPrefix = o.netns ? ['ip', 'netns', 'exec', o.netns] : [];
+  const child: ChildProcess = spawn(nsPrefix[0] ?? 'timeout', [...nsPrefix.slice(1), ...(o.netns ? ['timeout'] : []), '-k', '5', '900', IPMI_SIM, '-n', '-c', path.join(dir, 'lan.conf'), '-f', path.join(dir, 'bmc.emu'), '-s', path.join(dir, 'state')],
     { stdio: ['ignore', 'ignore', 'ignore'], detached: true });
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -113,13 +116,14 @@ mc_enable 0x20
     rmSync(dir, { recursive: true, force: true });
   };
   t.teardown(stop);
-  await waitForPong(port, 5000);
+  if (o.netns) await new Promise((r) => setTimeout(r, 700)); // the ping below cannot reach into the namespace
+  else await waitForPong(port, 5000);
   const sim: Sim = {
     host: '127.0.0.1', port, user, password, dir,
     power: () => (readFileSync(path.join(dir, 'power'), 'utf8').trim() === '1' ? 1 : 0),
     bootDevice: () => (existsSync(path.join(dir, 'boot')) ? readFileSync(path.join(dir, 'boot'), 'utf8').trim() : 'none'),
     hookLog: () => (existsSync(path.join(dir, 'hook.log')) ? readFileSync(path.join(dir, 'hook.log'), 'utf8') : ''),
-    ipmitool: (args, opts = {}) => execFileSync(IPMITOOL, [
+    ipmitool: (args, opts = {}) => execFileSync(nsPrefix[0] ?? IPMITOOL, [...nsPrefix.slice(1), ...(o.netns ? [IPMITOOL] : []),
       ...(opts.lan15 ? ['-I', 'lan'] : ['-I', 'lanplus', '-C', '3']), '-H', '127.0.0.1', '-p', String(port), '-U', user, '-P', password, '-N', '1', '-R', '2', ...args,
     ], { encoding: 'utf8', timeout: 20_000 }),
     stop,
