@@ -49,6 +49,8 @@ import {
   MAX_BOOT_FILE_BYTES,
   MAX_SUBNET_PREFIX,
 } from './defaults.js';
+import { DEFAULT_STATUS, DEFAULT_SYSLOG, SYSLOG_LIMITS } from './defaults.js';
+import type { StatusConfig, SyslogConfig } from './types.js';
 import type {
   BootFilesConfig,
   Config,
@@ -90,7 +92,7 @@ export class ConfigError extends Error {
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi', 'machines']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi', 'machines', 'syslog', 'status']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
@@ -113,6 +115,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
       listen: http.listen, publicUrl, apiTokenFile: http.apiTokenFile ?? `${dataDir.replace(/\/$/, '')}/api-token`,
       ...(http.readOnlyTokenFile !== undefined ? { readOnlyTokenFile: http.readOnlyTokenFile } : {}),
     },
+    syslog: readSyslog(top['syslog'] ?? {}, 'syslog'), status: readStatus(top['status'] ?? {}, 'status'),
     dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir, dhcp),
   };
 }
@@ -721,4 +724,24 @@ function readMac(v: unknown, path: string): Mac {
   // The group bit: such an address never sends a DHCPDISCOVER.
   if (parseInt(mac.slice(0, 2), 16) & 1) throw new ConfigError(path, `${mac} is a multicast address`);
   return mac;
+}
+
+// ---------------------------------------------------------------- syslog and status
+
+function readSyslog(v: unknown, path: string): SyslogConfig {
+  const m = mapping(v, path, ['enabled', 'listen', 'maxPerSecondPerSource', 'burst']);
+  const maxPerSecondPerSource = opt(m, 'maxPerSecondPerSource', path, (x, p) => int(x, p, SYSLOG_LIMITS.maxPerSecondPerSource)) ?? DEFAULT_SYSLOG.maxPerSecondPerSource;
+  const burst = opt(m, 'burst', path, (x, p) => int(x, p, SYSLOG_LIMITS.burst)) ?? DEFAULT_SYSLOG.burst;
+  if (burst < maxPerSecondPerSource) throw new ConfigError(key(path, 'burst'), `${burst} is below maxPerSecondPerSource ${maxPerSecondPerSource} (a bucket smaller than one second of messages)`);
+  return {
+    enabled: opt(m, 'enabled', path, bool) ?? DEFAULT_SYSLOG.enabled,
+    listen: opt(m, 'listen', path, readIpv4HostPort) ?? readIpv4HostPort(DEFAULT_SYSLOG.listen, key(path, 'listen')),
+    maxPerSecondPerSource,
+    burst,
+  };
+}
+
+function readStatus(v: unknown, path: string): StatusConfig {
+  const m = mapping(v, path, ['public']);
+  return { public: opt(m, 'public', path, bool) ?? DEFAULT_STATUS.public };
 }

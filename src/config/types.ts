@@ -162,5 +162,23 @@ export interface Config {
   readonly ipmi: IpmiConfig;
   readonly storage: StorageConfig;
   readonly iscsi: IscsiConfig;
+  readonly syslog: SyslogConfig;
+  readonly status: StatusConfig;
   readonly machines: MachinesConfig;
+}
+
+/** UDP syslog receiver for iPXE's console (advertised to DHCP clients as option 7 when enabled). */
+export interface SyslogConfig {
+  readonly enabled: boolean;
+  /** IPv4 host and port; iPXE always sends to port 514 of the option 7 address. */
+  readonly listen: HostPort;
+  /** Token bucket per source address: refill rate and bucket size. */
+  readonly maxPerSecondPerSource: number;
+  readonly burst: number;
+}
+
+/** The status page at GET /. */
+export interface StatusConfig {
+  /** Readable without the API token (its data under /status/api/v1); when false the page asks for the token. */
+  readonly public: boolean;
 }

@@ -408,3 +408,24 @@ t.test('machines: defaults depend on the DHCP mode; mistakes named', async (t) =
   t.equal(errorOf(`${MIN}machines: { sanbootTries: 0 }\n`).message, 'config: machines.sanbootTries: 0 is out of range 1..100');
   t.equal(parseConfig(MIN.replace('http: { publicUrl: "http://10.99.0.1:8080" }', 'http: { publicUrl: "http://10.99.0.1:8080", readOnlyTokenFile: /etc/metalboot/ro-token }'), env).http.readOnlyTokenFile, '/etc/metalboot/ro-token');
 });
+
+t.test('syslog and status: defaults, values, mistakes named', async (t) => {
+  const c = parseConfig(MIN, env);
+  t.same(c.syslog, { enabled: false, listen: { host: '0.0.0.0', port: 514 }, maxPerSecondPerSource: 20, burst: 100 });
+  t.same(c.status, { public: true });
+  const s = parseConfig(`${MIN}syslog: { enabled: true, listen: "10.99.0.1:5514", maxPerSecondPerSource: 5, burst: 50 }\nstatus: { public: false }\n`, env);
+  t.same(s.syslog, { enabled: true, listen: { host: '10.99.0.1', port: 5514 }, maxPerSecondPerSource: 5, burst: 50 });
+  t.equal(s.status.public, false);
+  const cases: [string, string][] = [
+    ['syslog: { enabled: yes }', 'config: syslog.enabled: expected true or false, got string "yes"'],
+    ['syslog: { listen: "loghost:514" }', 'config: syslog.listen: "loghost" is not an IPv4 address'],
+    ['syslog: { listen: "10.99.0.1" }', 'config: syslog.listen: "10.99.0.1" is not host:port (IPv6 hosts go in brackets)'],
+    ['syslog: { maxPerSecondPerSource: 0 }', 'config: syslog.maxPerSecondPerSource: 0 is out of range 1..10000'],
+    ['syslog: { burst: 1000001 }', 'config: syslog.burst: 1000001 is out of range 1..100000'],
+    ['syslog: { maxPerSecondPerSource: 50, burst: 10 }', 'config: syslog.burst: 10 is below maxPerSecondPerSource 50 (a bucket smaller than one second of messages)'],
+    ['syslog: { port: 514 }', 'config: syslog.port: unknown key'],
+    ['status: { public: 1 }', 'config: status.public: expected true or false, got number 1'],
+    ['status: { theme: dark }', 'config: status.theme: unknown key'],
+  ];
+  for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
+});
