@@ -17,6 +17,8 @@ export interface HandlerContext {
   readonly serverId: Ipv4;
   readonly bootFiles: BootFilesConfig;
   readonly publicUrl: string;
+  /** Syslog receiver advertised as option 7 (iPXE logs there), when enabled. */
+  readonly logServer?: Ipv4;
 }
 
 export interface Outcome {
@@ -58,7 +60,7 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
       if (!subnet) return ignore(c, `no subnet for ${c.relayed ? 'relay' : 'interface'} address`);
       const choice = await leases.offer(mac, subnet, c.requestedIp);
       if (!choice.ok) return { event: 'dhcp.no-address', mac, reason: choice.reason };
-      const reply = buildLeaseReply(req, c, MessageType.Offer, { ip: choice.ip, subnet, leaseTime: subnet.leaseTime, hostname: details.hostname }, boot, ctx.serverId);
+      const reply = buildLeaseReply(req, c, MessageType.Offer, { ip: choice.ip, subnet, leaseTime: subnet.leaseTime, hostname: details.hostname }, boot, ctx.serverId, ctx.logServer);
       return { event: 'dhcp.offer', mac, ip: choice.ip, reply, boot };
     }
     case MessageType.Request: {
@@ -99,7 +101,7 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
       const a = leases.assignable(mac, ip, s);
       if (a !== 'ok') return { event: 'dhcp.nak', mac, ip, reason: a, reply: buildNak(req, ctx.serverId, `address ${a}`) };
       await leases.bind(mac, ip, s, details);
-      const reply = buildLeaseReply(req, c, MessageType.Ack, { ip, subnet: s, leaseTime: s.leaseTime, hostname: details.hostname }, boot, ctx.serverId);
+      const reply = buildLeaseReply(req, c, MessageType.Ack, { ip, subnet: s, leaseTime: s.leaseTime, hostname: details.hostname }, boot, ctx.serverId, ctx.logServer);
       return { event: 'dhcp.ack', mac, ip, reply, boot };
     }
     case MessageType.Decline: {
@@ -122,7 +124,7 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
     case MessageType.Inform: {
       const s = c.ciaddr !== IPV4_ZERO ? leases.subnetOf(c.ciaddr) : undefined;
       if (!s) return ignore(c, 'INFORM from an address we do not serve');
-      return { event: 'dhcp.inform', mac, ip: c.ciaddr, reply: buildInformAck(req, c, s, boot, ctx.serverId), boot };
+      return { event: 'dhcp.inform', mac, ip: c.ciaddr, reply: buildInformAck(req, c, s, boot, ctx.serverId, ctx.logServer), boot };
     }
     default:
       return ignore(c, `unexpected ${messageTypeName(c.messageType)}`);
@@ -141,8 +143,8 @@ export function handleProxy(req: DhcpPacket, c: ClientInfo, ctx: HandlerContext,
   if (boot.kind === 'none') return ignore(c, boot.reason);
   if (port === PROXY_PORT) {
     if (c.messageType !== MessageType.Request && c.messageType !== MessageType.Discover) return ignore(c, `unexpected ${messageTypeName(c.messageType)} on 4011`);
-    return { event: 'dhcp.proxy-ack', mac: c.mac, reply: buildProxyReply(req, c, MessageType.Ack, boot, ctx.serverId, source), boot };
+    return { event: 'dhcp.proxy-ack', mac: c.mac, reply: buildProxyReply(req, c, MessageType.Ack, boot, ctx.serverId, source, ctx.logServer), boot };
   }
   if (c.messageType !== MessageType.Discover) return ignore(c, `proxy answers only DISCOVER on 67 (got ${messageTypeName(c.messageType)})`);
-  return { event: 'dhcp.proxy-offer', mac: c.mac, reply: buildProxyReply(req, c, MessageType.Offer, boot, ctx.serverId, source), boot };
+  return { event: 'dhcp.proxy-offer', mac: c.mac, reply: buildProxyReply(req, c, MessageType.Offer, boot, ctx.serverId, source, ctx.logServer), boot };
 }

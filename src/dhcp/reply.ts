@@ -92,10 +92,15 @@ function applySubnet(p: DhcpPacket, subnet: SubnetConfig): void {
   setIpv4(p.options, Opt.BroadcastAddress, cidrBroadcast(subnet.cidr));
 }
 
+/** RFC 2132 §3.9 option 7 (log servers): where iPXE sends its console as syslog, when one is configured. */
+function applyLogServer(p: DhcpPacket, logServer: Ipv4 | undefined): void {
+  if (logServer !== undefined) setIpv4List(p.options, Opt.LogServers, [logServer]);
+}
+
 /** DHCPOFFER or DHCPACK for a lease (server mode). */
 export function buildLeaseReply(
   req: DhcpPacket, c: ClientInfo, type: MessageType.Offer | MessageType.Ack,
-  grant: LeaseGrant, boot: BootTarget, serverId: Ipv4,
+  grant: LeaseGrant, boot: BootTarget, serverId: Ipv4, logServer?: Ipv4,
 ): Reply {
   const p = replyTo(req);
   p.yiaddr = grant.ip;
@@ -108,6 +113,7 @@ export function buildLeaseReply(
   setUint32(p.options, Opt.RenewalTime, Math.floor(grant.leaseTime / 2));
   setUint32(p.options, Opt.RebindingTime, Math.floor((grant.leaseTime * 7) / 8));
   applySubnet(p, grant.subnet);
+  applyLogServer(p, logServer);
   if (grant.hostname) setText(p.options, Opt.Hostname, grant.hostname);
   applyBoot(p, c, boot, serverId, true);
   echoRelayAgentInfo(req, p);
@@ -115,12 +121,13 @@ export function buildLeaseReply(
 }
 
 /** DHCPACK to a DHCPINFORM: configuration, no address, no lease time (RFC 2131 §3.4). */
-export function buildInformAck(req: DhcpPacket, c: ClientInfo, subnet: SubnetConfig, boot: BootTarget, serverId: Ipv4): Reply {
+export function buildInformAck(req: DhcpPacket, c: ClientInfo, subnet: SubnetConfig, boot: BootTarget, serverId: Ipv4, logServer?: Ipv4): Reply {
   const p = replyTo(req);
   p.ciaddr = req.ciaddr;
   setUint8(p.options, Opt.MessageType, MessageType.Ack);
   setIpv4(p.options, Opt.ServerId, serverId);
   applySubnet(p, subnet);
+  applyLogServer(p, logServer);
   applyBoot(p, c, boot, serverId, true);
   echoRelayAgentInfo(req, p);
   // §4.3.5: the reply goes to ciaddr (or the relay).
@@ -146,12 +153,13 @@ export function buildNak(req: DhcpPacket, serverId: Ipv4, message: string): Repl
  */
 export function buildProxyReply(
   req: DhcpPacket, c: ClientInfo, type: MessageType.Offer | MessageType.Ack,
-  boot: BootTarget, serverId: Ipv4, source: Destination,
+  boot: BootTarget, serverId: Ipv4, source: Destination, logServer?: Ipv4,
 ): Reply {
   const p = replyTo(req);
   setUint8(p.options, Opt.MessageType, type);
   setIpv4(p.options, Opt.ServerId, serverId);
   setText(p.options, Opt.VendorClass, 'PXEClient');
+  applyLogServer(p, logServer);
   applyBoot(p, c, boot, serverId, false);
   // iPXE takes boot information from a ProxyDHCP reply only when it has both
   // next-server and a file name (its dhcp_has_pxeopts), even for an HTTP URL.

@@ -34,6 +34,8 @@ export interface DhcpServerDeps {
   readonly log: Logger;
   /** Called for every outcome with what the client told us (the daemon publishes it on the event bus). */
   readonly onOutcome?: (o: Outcome, client: ClientInfo) => void;
+  /** Advertised as DHCP option 7 (log server) when set. */
+  readonly logServer?: Ipv4;
 }
 
 export class DhcpServer {
@@ -45,7 +47,7 @@ export class DhcpServer {
   private readonly ctx: HandlerContext;
 
   constructor(private readonly deps: DhcpServerDeps) {
-    this.ctx = { serverId: deps.serverId, bootFiles: deps.config.bootFiles, publicUrl: deps.publicUrl };
+    this.ctx = { serverId: deps.serverId, bootFiles: deps.config.bootFiles, publicUrl: deps.publicUrl, ...(deps.logServer !== undefined ? { logServer: deps.logServer } : {}) };
     if (deps.config.mode === 'server' && !deps.leases) throw new Error('DHCP server mode needs a lease service');
   }
 

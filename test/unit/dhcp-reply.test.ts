@@ -367,3 +367,18 @@ t.test('relay agent information (option 82) is echoed unchanged in relayed repli
   const [p2, c2] = client(req([opt(53, [1]), opt(82, [...info])]));
   t.notOk(wire(t, buildLeaseReply(p2, c2, MessageType.Offer, { ip: ip('10.99.0.100'), subnet: NET, leaseTime: 600 }, boot(c2), SERVER)).options.has(Opt.RelayAgentInfo));
 });
+
+t.test('option 7 (log server) only when a syslog receiver is configured: lease replies, INFORM ACK, ProxyDHCP', async (t) => {
+  const LOG = ip('10.99.0.2');
+  const [p, c] = client(decode(ipxeDiscover()));
+  const grant = { ip: ip('10.99.0.104'), subnet: NET, leaseTime: 600 };
+  t.equal(wire(t, buildLeaseReply(p, c, MessageType.Offer, grant, boot(c), SERVER)).options.has(Opt.LogServers), false, 'absent by default');
+  t.same(getIpv4List(wire(t, buildLeaseReply(p, c, MessageType.Offer, grant, boot(c), SERVER, LOG)).options, Opt.LogServers), [LOG]);
+  t.same(getIpv4List(wire(t, buildLeaseReply(p, c, MessageType.Ack, grant, boot(c), SERVER, LOG)).options, Opt.LogServers), [LOG]);
+  const [pi, ci] = client(req([opt(53, [8])], { ciaddr: '10.99.0.120' }));
+  t.same(getIpv4List(wire(t, buildInformAck(pi, ci, NET, boot(ci), SERVER, LOG)).options, Opt.LogServers), [LOG]);
+  t.equal(wire(t, buildInformAck(pi, ci, NET, boot(ci), SERVER)).options.has(Opt.LogServers), false);
+  const [pp, cp] = client(decode(pxeBiosDiscover()));
+  const proxy = buildProxyReply(pp, cp, MessageType.Offer, boot(cp), SERVER, { address: ip('0.0.0.0'), port: 68 }, LOG);
+  t.same(getIpv4List(wire(t, proxy).options, Opt.LogServers), [LOG]);
+});
