@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { packageVersion } from '../version.js';
 import { IPMI_USAGE, runIpmiCommand } from './ipmi-command.js';
+import { EVENTS_USAGE, runEventsCommand } from './events-command.js';
 
 const DEFAULT_API = process.env.METALBOOT_API ?? 'http://127.0.0.1:8080';
 
@@ -11,6 +12,7 @@ function usage(): string {
     'usage: metalboot [--version] <command> [options]',
     '  leases [--api URL] [--json]   list DHCP leases (default API: $METALBOOT_API or http://127.0.0.1:8080)',
     IPMI_USAGE,
+    EVENTS_USAGE,
     '',
   ].join('\n');
 }
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
       case '--help': case '-h': case 'help': process.stdout.write(usage()); return 0;
       case 'leases': return await leases(rest);
       case 'ipmi': return await runIpmiCommand(rest, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env });
+      case 'events': { const ac = new AbortController(); process.once('SIGINT', () => ac.abort()); return await runEventsCommand(rest, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), env: process.env, signal: ac.signal }); }
       default:
         process.stderr.write(`metalboot: ${cmd === undefined ? 'no command' : `unknown command ${JSON.stringify(cmd)}`}\n${usage()}`);
         return 2;
