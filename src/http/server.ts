@@ -2,7 +2,9 @@
  * The HTTP edge: health, the REST API and the iPXE script endpoint.
  * Route handlers only translate between HTTP and the services.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { packageVersion } from '../version.js';
 import type { HostPort } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { LeaseService } from '../leases/service.js';
@@ -47,18 +49,55 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     if (deps.log.isLevelEnabled('debug')) deps.log.debug({ event: 'http.request', method: req.method, url: req.url.slice(0, 200), status: reply.statusCode, from: req.ip }, 'http');
   });
 
+  // Schema failures name the field: "body.bootMode: must be equal to one of the allowed values".
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err.validation) {
+      const v = err.validation[0];
+      const p = (v?.params ?? {}) as { additionalProperty?: string; missingProperty?: string; allowedValues?: unknown[] };
+      const field = [err.validationContext ?? 'request', ...(v?.instancePath ? v.instancePath.split('/').filter(Boolean) : []), ...(p.additionalProperty ? [p.additionalProperty] : []), ...(p.missingProperty ? [p.missingProperty] : [])].join('.');
+      const what = p.additionalProperty ? 'unknown field' : `${v?.message ?? 'invalid'}${p.allowedValues ? ` (${p.allowedValues.join(', ')})` : ''}`;
+      return reply.code(400).send({ error: `${field}: ${what}` });
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) deps.log.error({ event: 'http.error', err: err.message }, 'request failed');
+    return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
+  });
   app.addHook('onRequest', requireToken(deps.auth));
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  leaseRoutes(app, deps.leases ? () => deps.leases!.list() : undefined, deps.clock);
-  reservationRoutes(app, deps.leases, deps.auth, deps.log);
-  bootRoutes(app, { log: deps.log, ...(deps.bus ? { bus: deps.bus } : {}), ...(deps.boot ?? { publicUrl: '', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' } }) });
-  if (deps.machines) machineRoutes(app, { machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log });
-  bootAssetRoutes(app, deps.bootAssetsDir, deps.log);
-  if (deps.storage) {
-    imageRoutes(app, deps.storage.images, deps.auth, deps.log);
-    diskRoutes(app, { ...deps.storage, auth: deps.auth, log: deps.log });
-  }
+  // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
+  void app.register(swagger, {
+    openapi: {
+      info: { title: 'metalboot API', version: packageVersion(), description: 'Every /api route needs Authorization: Bearer <token> (the daemon writes it to <dataDir>/api-token).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  void app.register(async (api) => {
+    api.get('/healthz', async () => ({ status: 'ok' }));
+    leaseRoutes(api, deps.leases ? () => deps.leases!.list() : undefined, deps.clock);
+    reservationRoutes(api, deps.leases, deps.auth, deps.log);
+    bootRoutes(api, { log: deps.log, ...(deps.bus ? { bus: deps.bus } : {}), ...(deps.boot ?? { publicUrl: '', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' } }) });
+    if (deps.machines) machineRoutes(api, { machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log });
+    bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
+    if (deps.storage) {
+      imageRoutes(api, deps.storage.images, deps.auth, deps.log);
+      diskRoutes(api, { ...deps.storage, auth: deps.auth, log: deps.log });
+    }
+    docsRoutes(api, () => app.swagger() as object);
+  });
   return app;
+}
+
+/** GET /docs: the OpenAPI document (JSON at /docs/openapi.json) and a plain index of the routes. */
+function docsRoutes(app: FastifyInstance, spec: () => object): void {
+  app.get('/docs/openapi.json', { schema: { hide: true } }, async () => spec());
+  app.get('/docs', { schema: { hide: true } }, async (_req, reply) => {
+    const doc = spec() as { paths?: Record<string, Record<string, { summary?: string }>> };
+    const esc = (x: string) => x.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+    const rows = Object.entries(doc.paths ?? {}).flatMap(([p, ops]) => Object.keys(ops).map((m) => `<tr><td>${esc(m.toUpperCase())}</td><td><code>${esc(p)}</code></td></tr>`));
+    return reply.type('text/html; charset=utf-8').send(`<!doctype html><meta charset="utf-8"><title>metalboot API</title>
+<h1>metalboot API</h1><p>OpenAPI 3 document: <a href="/docs/openapi.json">/docs/openapi.json</a>. Every <code>/api</code> route needs <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+<table>${rows.join('')}</table>`);
+  });
 }
 
 export async function listen(app: FastifyInstance, at: HostPort): Promise<void> {
