@@ -33,6 +33,11 @@ import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
 import { EventBus, type DhcpEventType } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
+import { parseIpv4, type Ipv4 } from './net/ipv4.js';
+import { Metrics, poolLeaseCounts } from './metrics/registry.js';
+import { MacHistory } from './status/history.js';
+import type { DaemonProbes } from './status/types.js';
+import { SyslogServer } from './syslog/server.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
@@ -177,7 +182,20 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
     };
+    // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
+    const probes: DaemonProbes = {};
+    const history = new MacHistory();
+    const detachHistory = history.attach(bus);
+    stops.push(async () => detachHistory());
+    const leaseSvc = leases, storageSvc = storage;
+    const metrics = new Metrics({
+      bus, probes, clock, processMetrics: true,
+      ...(leaseSvc ? { leasePools: () => poolLeaseCounts(config.dhcp.subnets, leaseSvc.list(), clock()) } : {}),
+      ...(storageSvc ? { iscsiSessions: () => storageSvc.reconciler.lastShow().reduce((n, t) => n + t.sessions.length, 0), poolUsage: () => storageSvc.backend.usage() } : {}),
+    });
+    stops.push(async () => metrics.close());
     const app = buildHttpApp({
+      status: { public: config.status.public, probes, history, metrics },
       log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
       machines: { service: machines, operations },
     });
@@ -185,11 +203,31 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');
 
+    // iPXE's syslog (RFC 3164 over UDP), attributed to machines by source address; advertised as DHCP option 7.
+    let logServer: Ipv4 | undefined;
+    if (config.syslog.enabled) {
+      const sl = config.syslog;
+      const slog = log.child({ module: 'syslog' });
+      const syslog = new SyslogServer({
+        listen: sl.listen, maxPerSecondPerSource: sl.maxPerSecondPerSource, burst: sl.burst, log: slog,
+        onMessage: (msg, from) => {
+          const mac = addresses.macOf(from.address);
+          bus.publish({ type: 'syslog', ip: from.address, severity: msg.severity, text: msg.text, ...(mac ? { mac } : {}) });
+          slog.info({ event: 'syslog.message', mac, from: from.address, severity: msg.severity, app: msg.app, text: msg.text }, 'syslog');
+        },
+      });
+      await syslog.start();
+      probes.syslog = syslog;
+      stops.push(async () => { await syslog.stop(); slog.info({ event: 'syslog.stopped', ...syslog.counters }, 'syslog stopped'); });
+      logServer = sl.listen.host !== '0.0.0.0' ? parseIpv4(sl.listen.host) : config.dhcp.serverAddress;
+      if (sl.listen.port !== 514) slog.warn({ event: 'syslog.nonstandard-port', port: sl.listen.port }, 'iPXE sends syslog to port 514 of the DHCP option 7 address; it will not reach this port');
+    }
+
     if (config.dhcp.mode !== 'off') {
       const serverId = config.dhcp.serverAddress;
       if (serverId === undefined) throw new Error('dhcp.serverAddress is not known');
       const dhcp = new DhcpServer({
-        config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}),
+        config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}), ...(logServer !== undefined ? { logServer } : {}),
         onOutcome: (o, c) => {
           const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
           bus.publish({
@@ -202,6 +240,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         },
       });
       await dhcp.start();
+      probes.dhcp = dhcp;
       stops.push(async () => {
         await dhcp.stop();
         const c = dhcp.counters;
@@ -229,6 +268,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         },
       });
       await tftp.start();
+      probes.tftp = tftp;
       stops.push(async () => {
         await tftp.stop();
         const c = tftp.counters;

@@ -21,6 +21,7 @@ import { diskRoutes, type DiskRouteDeps } from './routes/disks.js';
 import type { ImageService } from '../images/service.js';
 import type { EventBus } from '../events/bus.js';
 import type { AddressBook } from '../events/addresses.js';
+import { statusEdge, type StatusEdgeDeps } from './routes/status.js';
 
 
 export interface HttpDeps {
@@ -37,6 +38,8 @@ export interface HttpDeps {
   /** What /boot/<mac>.ipxe needs (machines, disks, addresses, policy); defaults to the unknown-machine script. */
   readonly boot?: Omit<BootRouteDeps, 'log' | 'bus'>;
   readonly machines?: { readonly service: MachineService; readonly operations: Operations };
+  /** Status page, event stream and /metrics (absent in narrow tests). */
+  readonly status?: StatusEdgeDeps['status'];
   /** Absent when iSCSI is disabled. */
   readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
 }
@@ -63,6 +66,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
   });
   app.addHook('onRequest', requireToken(deps.auth));
+  if (deps.status) statusEdge(app, { ...deps, status: deps.status });
   // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
   void app.register(swagger, {
     openapi: {

@@ -146,17 +146,17 @@ export class Metrics {
 
     // TFTP
     const tftp = () => probes.tftp?.counters;
-    scalar('metalboot_tftp_requests_total', 'TFTP requests received.', () => tftp()?.['requests']);
-    scalar('metalboot_tftp_bytes_total', 'TFTP data bytes acknowledged by clients.', () => tftp()?.['bytes']);
-    scalar('metalboot_tftp_retransmits_total', 'TFTP packets sent again after a timeout.', () => tftp()?.['retransmits']);
+    scalar('metalboot_tftp_requests_total', 'TFTP requests received.', () => tftp()?.requests);
+    scalar('metalboot_tftp_bytes_total', 'TFTP data bytes acknowledged by clients.', () => tftp()?.bytes);
+    scalar('metalboot_tftp_retransmits_total', 'TFTP packets sent again after a timeout.', () => tftp()?.retransmits);
     mirrored('metalboot_tftp_transfers_total', 'TFTP transfers finished, by result.', ['result'], () => {
       const c = tftp();
-      return c && [[{ result: 'completed' }, c['completed'] ?? 0], [{ result: 'failed' }, c['failed'] ?? 0]];
+      return c && [[{ result: 'completed' }, c.completed], [{ result: 'failed' }, c.failed]];
     });
     mirrored('metalboot_tftp_errors_total', 'TFTP requests and packets refused or dropped, by kind.', ['kind'], () => {
       const c = tftp();
       return c && ([['malformed', 'malformed'], ['refused', 'refused'], ['not_found', 'notFound'], ['busy', 'busy'], ['wrong_tid', 'wrongTid']] as const)
-        .map(([kind, k]) => [{ kind }, c[k] ?? 0]);
+        .map(([kind, k]) => [{ kind }, c[k]]);
     });
     new Gauge({
       name: 'metalboot_tftp_active_transfers', help: 'TFTP transfers in progress.', registers: [r],
@@ -236,9 +236,9 @@ export class Metrics {
     mirrored('metalboot_syslog_messages_total', 'Syslog datagrams by result.', ['result'], () => {
       const c = sys();
       return c && ([['accepted', 'accepted'], ['malformed', 'malformed'], ['oversized', 'oversized'], ['rate_limited', 'rateLimited']] as const)
-        .map(([result, k]) => [{ result }, c[k] ?? 0]);
+        .map(([result, k]) => [{ result }, c[k]]);
     });
-    scalar('metalboot_syslog_handler_errors_total', 'Accepted syslog messages whose handler failed.', () => sys()?.['handlerErrors']);
+    scalar('metalboot_syslog_handler_errors_total', 'Accepted syslog messages whose handler failed.', () => sys()?.handlerErrors);
     scalar('metalboot_events_published_total', 'Events published on the internal bus.', () => o.bus?.counters.published);
     scalar('metalboot_event_subscriber_errors_total', 'Bus subscribers that threw.', () => o.bus?.counters.subscriberErrors);
     const self = this;

@@ -1,3 +1,7 @@
+import type { DhcpCounters } from '../dhcp/server.js';
+import type { SyslogCounters } from '../syslog/server.js';
+import type { TftpCounters } from '../tftp/server.js';
+
 /**
  * What the status page, its JSON API and the metrics read about the daemon. The services own
  * the facts; these interfaces are the narrow read-only views the edges get.
@@ -31,16 +35,13 @@ export interface TransferProgress {
   readonly retransmits: number;
 }
 
-/** Counter objects of the protocol servers, read when the page or /metrics asks. */
-export type CounterSnapshot = Readonly<Record<string, number>>;
-
 /**
  * Late-bound parts of the daemon: the composition root fills these in as it starts each
  * service (the HTTP edge starts before DHCP and TFTP), and readers treat every one as optional.
  */
 export interface DaemonProbes {
-  dhcp?: { readonly counters: { received: number; malformed: number; replies: number; ignored: number; errors: number; byEvent: Map<string, number> } };
-  tftp?: { readonly counters: Readonly<Record<string, number>>; transfersInProgress(): TransferProgress[] };
-  syslog?: { readonly counters: Readonly<Record<string, number>> };
+  dhcp?: { readonly counters: DhcpCounters };
+  tftp?: { readonly counters: TftpCounters; transfersInProgress(): TransferProgress[] };
+  syslog?: { readonly counters: SyslogCounters };
   machines?: MachineRowSource;
 }

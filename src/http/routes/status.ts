@@ -20,8 +20,18 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiAuth } from '../auth.js';
 import { tryParseMac } from '../../net/mac.js';
-import type { StatusModel } from '../../status/snapshot.js';
-import type { EventStreams } from './events.js';
+import { StatusModel } from '../../status/snapshot.js';
+import type { MacHistory } from '../../status/history.js';
+import type { DaemonProbes } from '../../status/types.js';
+import type { Metrics } from '../../metrics/registry.js';
+import type { EventBus } from '../../events/bus.js';
+import type { AddressBook } from '../../events/addresses.js';
+import type { Lease } from '../../leases/lease.js';
+import type { TgtTarget } from '../../iscsi/tgtadm.js';
+import type { DiskRecord } from '../../disks/record.js';
+import type { Usage } from '../../storage/backend.js';
+import { EventStreams } from './events.js';
+import { metricsRoutes } from './metrics.js';
 
 /** <root>/status from dist/src/http/routes/status.js */
 export const STATUS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../status');
@@ -90,4 +100,45 @@ export function statusRoutes(app: FastifyInstance, o: StatusRouteOptions): void 
     o.streams.routes(app, prefix, guard);
   }
   o.streams.closeAllOnShutdown(app);
+}
+
+/** What buildHttpApp hands over (HttpDeps.status plus the parts of HttpDeps the page reads). */
+export interface StatusEdgeDeps {
+  readonly status: { readonly public: boolean; readonly probes: DaemonProbes; readonly history: MacHistory; readonly metrics?: Metrics };
+  readonly bus?: EventBus;
+  readonly addresses?: AddressBook;
+  readonly auth: ApiAuth;
+  readonly clock: () => number;
+  readonly leases?: { list(): Lease[] };
+  readonly storage?: {
+    readonly reconciler: { lastShow(): readonly TgtTarget[] };
+    readonly disks: { list(): readonly DiskRecord[] };
+    readonly backend: { usage(): Promise<Usage> };
+  };
+}
+
+/** /metrics, the status page, its JSON and the event stream, wired from the HTTP deps. */
+export function statusEdge(app: FastifyInstance, d: StatusEdgeDeps): void {
+  const s = d.status;
+  if (s.metrics) metricsRoutes(app, s.metrics);
+  if (!d.bus) return;
+  const streams = new EventStreams({ bus: d.bus, history: s.history });
+  s.metrics?.observeSse(() => streams.stats);
+  const st = d.storage;
+  // usage() may run lvs: one reading serves every page for a few seconds.
+  let usageAt = -Infinity;
+  let usage: Promise<Usage | undefined> | undefined;
+  const poolUsage = () => {
+    if (!st) return Promise.resolve(undefined);
+    if (!usage || d.clock() - usageAt > 5000) { usageAt = d.clock(); usage = st.backend.usage().catch(() => undefined); }
+    return usage;
+  };
+  const model = new StatusModel({
+    bus: d.bus, history: s.history, probes: s.probes, clock: d.clock, poolUsage,
+    ...(d.addresses ? { addresses: d.addresses } : {}),
+    ...(d.leases ? { leases: () => d.leases!.list() } : {}),
+    // Field by field: disk records hold CHAP secrets.
+    ...(st ? { targets: () => st.reconciler.lastShow(), disks: () => st.disks.list().map((r) => ({ mac: r.mac, targetIqn: r.targetIqn, imageId: r.imageId })) } : {}),
+  });
+  statusRoutes(app, { model, streams, auth: d.auth, public: s.public });
 }
