@@ -1,95 +1,156 @@
 #!/usr/bin/env bash
-# The main job, on one Linux box: installs what is needed, builds, creates a
-# small virtual lab (a network namespace with a bridge), starts metalboot on
-# an embedded default configuration serving DHCP on that bridge, and PXE-boots
-# a diskless QEMU machine (SeaBIOS + iPXE ROM) against it. Prints the boot
-# timeline and the leases. Ctrl-C (or --once, after one boot) tears it all down.
+# The main job, on one Linux box: installs what is needed and builds, creates the virtual lab
+# (scripts/lab: a namespace with a bridge, QEMU machines each behind an ipmi_sim BMC), starts
+# metalboot on an embedded default configuration (file storage, level database, DHCP server on
+# the lab bridge, tgtd managed), imports the lab's golden disk, enrols two machines (one BIOS,
+# one UEFI) with their BMCs, provisions both through the API, powers them on over IPMI and
+# shows each one booting its own disk: the boot timeline per machine (power on → DHCP → TFTP →
+# script → iSCSI login → marker on serial) and the status page URL.
+# Ctrl-C, or --once after both have booted, tears everything down.
 #
-# Everything stays inside the namespace "mbdemo": nothing is sent to any
-# network outside this machine.
+# Everything stays inside the namespace "mbdemo"; the status page is forwarded to
+# 127.0.0.1:18080 on this host only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ONCE=0; [[ "${1:-}" == "--once" ]] && ONCE=1
+ROOT=$PWD
+ONCE=0 INSTALL=1
+for a in "$@"; do
+  case $a in
+    --once) ONCE=1 ;;
+    --no-install) INSTALL=0 ;;   # already installed and built (development)
+    *) echo "usage: scripts/demo.sh [--once] [--no-install]" >&2; exit 2 ;;
+  esac
+done
 [[ $(id -u) == 0 ]] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
 
-bash scripts/install-deps.sh --test
+if ((INSTALL)); then bash scripts/install-deps.sh --test; fi
 
-NS=mbdemo BR=mbdemo0 TAP=mbdemotap0 RUN=$(mktemp -d /tmp/mbdemo.XXXXXX)
-MAC=52:54:00:99:00:01
+export LAB_NS=mbdemo LAB_RUN=/tmp/metalboot-demo LAB_TTL=3600
+LAB=$ROOT/scripts/lab
+RUN=$LAB_RUN
+BMC_PASS=${LAB_BMC_PASS:-mblab-bmc-pw}
+CTL=$((20000 + RANDOM % 10000))        # tgtd control port of the demo's own tgtd
+declare -A MACS=([vm-bios]=52:54:00:77:00:01 [vm-uefi]=52:54:00:77:00:02)
+declare -A FW=([vm-bios]=bios [vm-uefi]=uefi)
+declare -A PORT=([vm-bios]=6231 [vm-uefi]=6232)
+
 cleanup() {
   set +e
-  [[ -n "${QEMU_PID:-}" ]] && kill "$QEMU_PID" 2>/dev/null
+  for vm in "${!MACS[@]}"; do "$LAB/lab-bmc" stop "$vm" >/dev/null 2>&1; done
+  [[ -n "${FWD_PID:-}" ]] && kill "$FWD_PID" 2>/dev/null
   [[ -n "${MB_PID:-}" ]] && kill "$MB_PID" 2>/dev/null && wait "$MB_PID" 2>/dev/null
-  [[ -n "${RA_PID:-}" ]] && kill "$RA_PID" 2>/dev/null
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null
-  ip netns del "$NS" 2>/dev/null
-  echo "demo: torn down (logs were in $RUN)"
+  # tgtd ignores SIGTERM: take it down through its control socket, then make sure.
+  if [[ -S /var/run/tgtd/socket.$CTL ]]; then
+    tgtadm -C "$CTL" --op update --mode sys --name State -v offline >/dev/null 2>&1
+    for tid in $(tgtadm -C "$CTL" --op show --mode target 2>/dev/null | sed -n 's/^Target \([0-9]*\):.*/\1/p'); do tgtadm -C "$CTL" --op delete --mode target --tid "$tid" --force >/dev/null 2>&1; done
+    tgtadm -C "$CTL" --op delete --mode system >/dev/null 2>&1
+  fi
+  [[ -s $RUN/data/tgtd.pid ]] && kill -9 "$(cat "$RUN/data/tgtd.pid")" 2>/dev/null
+  rm -f "/var/run/tgtd/socket.$CTL" "/var/run/tgtd/socket.$CTL.lock"
+  "$LAB/lab-net" down "$LAB_NS" >/dev/null 2>&1
+  echo "demo: torn down (logs are in $RUN)"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ip netns del "$NS" 2>/dev/null || true
-ip netns add "$NS"
-ns() { ip netns exec "$NS" "$@"; }
-ns ip link set lo up
-ns ip link add "$BR" type bridge stp_state 0 forward_delay 0
-ns ip addr add 10.99.0.1/24 dev "$BR"
-ns ip -6 addr add fd99::1/64 dev "$BR" nodad
-ns ip link set "$BR" up
-ns ip tuntap add dev "$TAP" mode tap
-ns ip link set "$TAP" master "$BR" up
-
-# iPXE waits ~16 s for IPv6 router advertisements when none come: an RA-only
-# responder (no DHCP, no DNS) keeps the demo boot fast.
-ns timeout -k 5 3600 dnsmasq --no-daemon --conf-file=/dev/null --port=0 --user=root \
-  --interface="$BR" --bind-interfaces --enable-ra --dhcp-range=fd99::,ra-only,64 --pid-file= \
-  >"$RUN/ra.log" 2>&1 &
-RA_PID=$!
+rm -rf "$RUN"; mkdir -p "$RUN"
+"$LAB/lab-net" up "$LAB_NS" >/dev/null
+ns() { ip netns exec "$LAB_NS" "$@"; }
+"$LAB/make-bootdisk" "$RUN/golden.img" demo golden >/dev/null
 
 # The embedded default configuration.
-cat > "$RUN/metalboot.yaml" <<YAML
+cat >"$RUN/metalboot.yaml" <<YAML
 dataDir: $RUN/data
-http: { listen: "10.99.0.1:8080", publicUrl: "http://10.99.0.1:8080" }
+http: { listen: "10.77.0.1:8080", publicUrl: "http://10.77.0.1:8080" }
 dhcp:
   mode: server
-  interface: $BR
+  interface: labbr
   subnets:
-    - cidr: 10.99.0.0/24
-      pool: [10.99.0.100, 10.99.0.200]
-      router: 10.99.0.1
-      dns: [10.99.0.1]
+    - cidr: 10.77.0.0/24
+      pool: [10.77.0.100, 10.77.0.200]
+      router: 10.77.0.1
       leaseTime: 3600
+tftp: { enabled: true }
+storage: { backend: file, file: { dir: $RUN/volumes } }
+iscsi: { portal: "10.77.0.1:3260", manageTgtd: true, controlPort: $CTL, checkIntervalMs: 1000 }
+machines: { unknown: local }
 YAML
-ns timeout -k 5 3600 node dist/src/cli/metalbootd.js --config "$RUN/metalboot.yaml" --log-level debug >"$RUN/metalboot.log" 2>&1 &
+ns timeout -k 5 "$LAB_TTL" node dist/src/cli/metalbootd.js --config "$RUN/metalboot.yaml" --log-level info >"$RUN/metalboot.log" 2>&1 &
 MB_PID=$!
-for _ in $(seq 1 100); do grep -q '"event":"daemon.ready"' "$RUN/metalboot.log" && break; sleep 0.1; done
-grep -q '"event":"daemon.ready"' "$RUN/metalboot.log" || { cat "$RUN/metalboot.log"; exit 1; }
-echo "demo: metalboot serving DHCP on $BR (namespace $NS); API http://10.99.0.1:8080 inside the namespace"
-
-T0=$(date +%s%3N)
-ns timeout -k 5 600 qemu-system-x86_64 -name demo-vm1 -accel tcg -m 256 -nodefaults -display none \
-  -machine graphics=off -M pc -no-reboot \
-  -netdev tap,id=n0,ifname="$TAP",script=no,downscript=no \
-  -device virtio-net-pci,disable-legacy=on,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom,netdev=n0,mac="$MAC",bootindex=1 \
-  -uuid "1ab00000-0000-4000-8000-${MAC//:/}" \
-  -chardev file,id=ser0,path="$RUN/vm1.serial.log" -serial chardev:ser0 &
-QEMU_PID=$!
-echo "demo: powered on diskless VM $MAC (SeaBIOS + iPXE)"
-
-since() { # ms from power-on to the first log line with this event for the VM
-  node -e '
-    const [file, ev, mac, t0] = process.argv.slice(1);
-    for (const l of require("fs").readFileSync(file, "utf8").split("\n")) {
-      try { const j = JSON.parse(l); if (j.event === ev && j.mac === mac) { console.log(Date.parse(j.time) - Number(t0)); process.exit(0); } } catch {}
-    }
-    process.exit(1);' "$RUN/metalboot.log" "$1" "$MAC" "$T0"
+for _ in $(seq 100); do ns curl -sf -m 1 http://10.77.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
+ns curl -sf -m 1 http://10.77.0.1:8080/healthz >/dev/null || { echo "demo: metalboot did not start:" >&2; tail -5 "$RUN/metalboot.log" >&2; exit 1; }
+TOKEN=$(cat "$RUN/data/api-token")
+api() { # METHOD PATH [JSON]
+  ns curl -sS -m 120 -X "$1" -H "Authorization: Bearer $TOKEN" ${3:+-H 'Content-Type: application/json' --data-binary "$3"} "http://10.77.0.1:8080$2"
 }
-for _ in $(seq 1 900); do since http.boot-script >/dev/null && break; sleep 0.1; done
-printf '\nboot timeline for %s (ms after power-on)\n' "$MAC"
-for ev in dhcp.offer dhcp.ack http.boot-script; do printf '  %-18s %s\n' "$ev" "$(since $ev || echo -)"; done
-printf '\nleases:\n'
-ns node dist/src/cli/metalboot.js leases --api http://10.99.0.1:8080
-printf '\nVM console:\n'; sleep 1; tr -d '\r' < "$RUN/vm1.serial.log" | grep -a -E 'iPXE|metalboot|http://' | tail -5 || true
+json() { node -e 'const v=JSON.parse(require("fs").readFileSync(0,"utf8"));const p=process.argv[1].split(".");let x=v;for(const k of p)x=x?.[k];console.log(x??"")' "$1"; }
+
+# The status page, forwarded to this host's loopback.
+ns socat UNIX-LISTEN:"$RUN/http.sock",fork,unlink-early TCP:10.77.0.1:8080 &
+socat TCP-LISTEN:18080,bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$RUN/http.sock" & FWD_PID=$!
+
+echo "demo: metalboot up in namespace $LAB_NS; importing the lab's golden disk"
+ns curl -sS -m 120 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/octet-stream' \
+  --data-binary "@$RUN/golden.img" http://10.77.0.1:8080/api/v1/images/golden >/dev/null
+
+for vm in vm-bios vm-uefi; do
+  mac=${MACS[$vm]}
+  api PUT "/api/v1/machines/$mac" "{\"name\":\"$vm\",\"firmware\":\"${FW[$vm]}\"}" >/dev/null
+  op=$(api POST "/api/v1/machines/$mac/provision" '{"image":"golden"}' | json operation.id)
+  for _ in $(seq 150); do st=$(api GET "/api/v1/operations/$op" | json status); [[ $st != running ]] && break; sleep 0.2; done
+  [[ $st == succeeded ]] || { echo "demo: provisioning $vm: $st" >&2; exit 1; }
+  # Each clone gets its own id, so the marker on the console says which disk booted.
+  "$LAB/stamp-disk" "$RUN/volumes/disks/m-${mac//:/}.raw" "$vm-disk" >/dev/null
+  "$LAB/lab-bmc" start "$vm" "$mac" "${FW[$vm]}" "${PORT[$vm]}" >/dev/null
+  api PUT "/api/v1/machines/$mac" "{\"bmc\":{\"host\":\"127.0.0.1\",\"port\":${PORT[$vm]},\"user\":\"admin\",\"password\":\"$BMC_PASS\"}}" >/dev/null
+  echo "demo: $vm ($mac, ${FW[$vm]}) provisioned from image golden"
+done
+
+declare -A T0=()
+for vm in vm-bios vm-uefi; do
+  T0[$vm]=$(date +%s%3N)
+  api POST "/api/v1/machines/${MACS[$vm]}/power" '{"action":"on"}' >/dev/null
+  echo "demo: $vm powered on over IPMI"
+done
+
+declare -A DONE=()
+deadline=$(( $(date +%s) + 240 ))
+while (( ${#DONE[@]} < 2 )) && (( $(date +%s) < deadline )); do
+  for vm in vm-bios vm-uefi; do
+    [[ -n ${DONE[$vm]:-} ]] && continue
+    if grep -aq "METALBOOT-DISK-OK" "$RUN/$vm.serial.log" 2>/dev/null; then DONE[$vm]=$(date +%s%3N); fi
+  done
+  sleep 0.2
+done
+
+sleep 2   # tgtd's sessions are looked at once a second: let the iSCSI logins be seen
+# The timeline per machine, from metalboot's own log (one JSON line per event) and the serial console.
+for vm in vm-bios vm-uefi; do
+  mac=${MACS[$vm]}
+  echo
+  echo "== $vm ($mac, ${FW[$vm]}): boot timeline, ms after IPMI power on"
+  node -e '
+    const [log, mac, t0, done] = process.argv.slice(1);
+    const lines = require("fs").readFileSync(log, "utf8").split("\n").flatMap((l) => { try { const j = JSON.parse(l); j.time = Date.parse(j.time); return [j]; } catch { return []; } });
+    const first = (pred) => lines.find((l) => l.time >= +t0 && pred(l));
+    const ip = (lines.find((l) => l.event === "dhcp.ack" && l.mac === mac) || {}).ip;
+    const steps = [
+      ["DHCP ack", (l) => l.event === "dhcp.ack" && l.mac === mac],
+      ["TFTP iPXE program", (l) => l.event === "tftp.transfer" && l.client.startsWith(ip + ":")],
+      ["iPXE script", (l) => l.event === "http.boot-script" && l.mac === mac],
+      ["iSCSI login (active)", (l) => l.event === "machines.state" && l.mac === mac && l.to === "active"],
+    ];
+    for (const [name, pred] of steps) {
+      const l = first(pred);
+      console.log(`  ${name.padEnd(22)} ${l ? "+" + (l.time - t0) : name.startsWith("TFTP") ? "- (not needed: the NIC ROM is iPXE)" : "-"}`);
+    }
+    console.log(`  ${"marker on serial".padEnd(22)} ${done ? "+" + (done - t0) : "not seen"}`);
+  ' "$RUN/metalboot.log" "$mac" "${T0[$vm]}" "${DONE[$vm]:-}"
+  grep -a "METALBOOT-DISK" "$RUN/$vm.serial.log" | tail -1 | sed 's/^/  serial: /'
+done
+echo
+echo "demo: status page: http://127.0.0.1:18080/   (API token: $RUN/data/api-token)"
+(( ${#DONE[@]} == 2 )) || { echo "demo: not every machine booted in time; see $RUN" >&2; exit 1; }
 if ((ONCE)); then exit 0; fi
-echo; echo "demo: running; Ctrl-C to stop"
-wait "$MB_PID"
+echo "demo: Ctrl-C to tear everything down"
+while kill -0 "$MB_PID" 2>/dev/null; do sleep 1; done

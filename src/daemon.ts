@@ -31,6 +31,7 @@ import { Operations } from './machines/operations.js';
 import { BmcPool } from './machines/bmc.js';
 import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
+import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { parseIpv4, type Ipv4 } from './net/ipv4.js';
@@ -183,7 +184,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
     };
     // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
-    const probes: DaemonProbes = {};
+    const probes: DaemonProbes = {
+      machines: {
+        rows: () => machines.list().map((m) => {
+          const ip = boot.ipOf?.(m.mac) ?? m.ip;
+          return { mac: m.mac, name: m.name, state: m.state, ...(ip ? { ip } : {}), ...(m.image ? { image: m.image } : {}) };
+        }),
+      },
+    };
     const history = new MacHistory();
     const detachHistory = history.attach(bus);
     stops.push(async () => detachHistory());
@@ -197,7 +205,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const app = buildHttpApp({
       status: { public: config.status.public, probes, history, metrics },
       log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
-      machines: { service: machines, operations },
+      machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
     });
     await listen(app, config.http.listen);
     stops.push(() => app.close());

@@ -15,6 +15,7 @@ import { bootRoutes, type BootRouteDeps } from './routes/boot.js';
 import { machineRoutes } from './routes/machines.js';
 import type { MachineService } from '../machines/service.js';
 import type { Operations } from '../machines/operations.js';
+import type { Mac } from '../net/mac.js';
 import { bootAssetRoutes } from './routes/boot-assets.js';
 import { imageRoutes } from './routes/images.js';
 import { diskRoutes, type DiskRouteDeps } from './routes/disks.js';
@@ -37,7 +38,7 @@ export interface HttpDeps {
   readonly addresses?: AddressBook;
   /** What /boot/<mac>.ipxe needs (machines, disks, addresses, policy); defaults to the unknown-machine script. */
   readonly boot?: Omit<BootRouteDeps, 'log' | 'bus'>;
-  readonly machines?: { readonly service: MachineService; readonly operations: Operations };
+  readonly machines?: { readonly service: MachineService; readonly operations: Operations; readonly timeline?: (mac: Mac) => unknown[] };
   /** Status page, event stream and /metrics (absent in narrow tests). */
   readonly status?: StatusEdgeDeps['status'];
   /** Absent when iSCSI is disabled. */
@@ -80,7 +81,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     leaseRoutes(api, deps.leases ? () => deps.leases!.list() : undefined, deps.clock);
     reservationRoutes(api, deps.leases, deps.auth, deps.log);
     bootRoutes(api, { log: deps.log, ...(deps.bus ? { bus: deps.bus } : {}), ...(deps.boot ?? { publicUrl: '', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' } }) });
-    if (deps.machines) machineRoutes(api, { machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log });
+    if (deps.machines) machineRoutes(api, { machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log, ...(deps.machines.timeline ? { timeline: deps.machines.timeline } : {}) });
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
     if (deps.storage) {
       imageRoutes(api, deps.storage.images, deps.auth, deps.log);

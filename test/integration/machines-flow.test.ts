@@ -161,6 +161,9 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
 
   const events = (await api(srv, 'GET', `/api/v1/machines/${MAC}/events`)).json().events as { from: string | null; to: string }[];
   t.same(events.map((e) => `${e.from}>${e.to}`), ['null>enrolled', 'enrolled>provisioning', 'provisioning>ready', 'ready>active', 'active>ready'], 'every transition recorded');
+  const boots = (await api(srv, 'GET', `/api/v1/machines/${MAC}/timeline`)).json().boots as { steps: { name: string }[] }[];
+  t.ok(boots.length >= 1, `${boots.length} boot(s) on the timeline`);
+  t.same(boots.at(-1)!.steps.map((s) => s.name).filter((n) => n !== 'tftp'), ['dhcp', 'script', 'iscsi', 'active'], 'the timeline: DHCP → script → iSCSI → active');
   t.equal((await api(srv, 'DELETE', `/api/v1/machines/${MAC}`)).status, 409, 'delete refused while provisioned');
   t.equal((await api(srv, 'DELETE', `/api/v1/machines/${MAC}?force=true`)).status, 204, 'forced delete deprovisions');
   t.same(await tgtd.show(), [], 'its target is gone');

@@ -14,6 +14,7 @@
  *   POST   /api/v1/machines/:mac/restore         {checkpoint}
  *   POST   /api/v1/machines/:mac/maintenance     {on: boolean}
  *   GET    /api/v1/machines/:mac/events          state history
+ *   GET    /api/v1/machines/:mac/timeline        last boots, step by step
  *   GET    /api/v1/operations[?mac=&status=]     GET /api/v1/operations/:id
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -28,6 +29,8 @@ import { sendError, statusOf } from '../errors.js';
 
 export interface MachineRouteDeps {
   readonly machines: MachineService;
+  /** The machine's last boots (DHCP → TFTP → script → iSCSI → active), from the event history. */
+  readonly timeline?: (mac: Mac) => unknown[];
   readonly operations: Operations;
   readonly auth: ApiAuth;
   readonly log: Logger;
@@ -164,6 +167,13 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     } catch (e) {
       return fail(reply, e);
     }
+  });
+
+  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/timeline', async (req, reply) => {
+    const m = mac(req.params.mac, reply);
+    if (!m) return reply;
+    if (!machines.get(m)) return reply.code(404).send({ error: `machine ${m}: not known` });
+    return { boots: d.timeline?.(m) ?? [] };
   });
 
   app.get<{ Querystring: { mac?: string; status?: 'running' | 'succeeded' | 'failed' } }>('/api/v1/operations', {
