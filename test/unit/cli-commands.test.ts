@@ -52,8 +52,6 @@ t.teardown(() => {
 
 t.test('machines: add, list (table, --state, --json), show, set, events, rm; exit codes', async (t) => {
   const { s, run } = await setup(t);
-  const env = { METALBOOT_API: s.api, METALBOOT_TOKEN_FILE: path.join(tmpdir(), 'unused') };
-  void env;
   let r = await run(runMachinesCommand, ['list']);
   t.equal(r.code, 0, r.err);
   t.equal(r.out, 'MAC  NAME  STATE  IP  IMAGE  BOOT  FIRMWARE  BMC\n', 'empty table: the header');
