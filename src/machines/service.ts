@@ -88,7 +88,13 @@ export class MachineService {
         await this.setState(m.mac, disk ? 'ready' : 'error', disk ? 'provisioning finished by the disk journal at restart' : 'provisioning interrupted by a restart', 'metalboot');
       }
     }
-    this.o.bus.subscribe((e) => { void this.observe(e).catch((err: unknown) => this.o.log.error({ event: 'machines.observe-error', err: String(err) }, 'event handling failed')); });
+    this.o.bus.subscribe((e) => {
+      // Cheap checks first: this runs for every DHCP packet of a storm.
+      if (!e.mac) return;
+      const known = this.machines.has(e.mac);
+      if (known ? e.type !== 'iscsi.login' && e.type !== 'iscsi.logout' : !this.o.discover || !e.type.startsWith('dhcp.')) return;
+      void this.observe(e).catch((err: unknown) => this.o.log.error({ event: 'machines.observe-error', err: String(err) }, 'event handling failed'));
+    });
   }
 
   // ---------------------------------------------------------------- queries
