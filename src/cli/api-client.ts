@@ -294,7 +294,9 @@ export class ApiClient {
     const ac = new AbortController();
     let why = `no progress for ${Math.round(idleMs / 1000)} s`;
     let timer = setTimeout(() => ac.abort(), idleMs);
-    const arm = (ms: number, reason: string) => { clearTimeout(timer); why = reason; timer = setTimeout(() => ac.abort(), ms); };
+    // Once the exchange is over, the body may still be pulled for a moment: no new timer then.
+    let over = false;
+    const arm = (ms: number, reason: string) => { clearTimeout(timer); if (over) return; why = reason; timer = setTimeout(() => ac.abort(), ms); };
     let sent = 0;
     const stream = createReadStream(file, { highWaterMark: 1 << 20 });
     // Opened now so that an unreadable file is a usage error, not a network one.
@@ -302,6 +304,7 @@ export class ApiClient {
       .catch((e: NodeJS.ErrnoException) => { clearTimeout(timer); throw new UsageError(`cannot read ${file}: ${e.code ?? e.message}`); });
     async function* chunks(): AsyncGenerator<Buffer> {
       for await (const c of stream) {
+        if (over) return;
         sent += (c as Buffer).length;
         arm(idleMs, `no progress for ${Math.round(idleMs / 1000)} s`);
         o.onProgress?.(sent, size);
@@ -319,6 +322,7 @@ export class ApiClient {
         signal: ac.signal,
       } as RequestInit, () => why);
     } finally {
+      over = true;
       clearTimeout(timer);
       // An early answer (401, 4xx) leaves the body half sent: abort it so the connection closes.
       ac.abort();
