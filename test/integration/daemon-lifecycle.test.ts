@@ -163,12 +163,12 @@ dhcp:
   t.same(JSON.parse(body!), { status: 'ok' }, 'with status ok');
 
   // CLI: lease table, JSON, version.
-  const table = await net.exec(srv, ['node', METALBOOT, 'leases', '--api', api], 20_000);
+  const table = await net.exec(srv, ['node', METALBOOT, 'leases', '--api', api, '--token-file', `${d.dataDir}/api-token`], 20_000);
   const rows = table.stdout.trimEnd().split('\n');
   t.match(rows[0], /^IP\s+MAC\s+STATE\s+EXPIRES/, `table header: ${rows[0]}`);
   t.equal(rows.length, 2, 'one lease row');
   t.match(rows[1], new RegExp(`^${(a.ip ?? 'none').replace(/\./g, '\\.')}\\s+52:54:00:96:01:01\\s+bound\\s+\\d{4}-\\d\\d-\\d\\dT`), `lease row: ${rows[1]}`);
-  const json = await net.exec(srv, ['node', METALBOOT, 'leases', '--api', `${api}/`, '--json'], 20_000);
+  const json = await net.exec(srv, ['node', METALBOOT, 'leases', '--api', `${api}/`, '--json', '--token-file', `${d.dataDir}/api-token`], 20_000);
   t.same((JSON.parse(json.stdout) as { ip: string; mac: string }[]).map((l) => [l.ip, l.mac]), [[a.ip, '52:54:00:96:01:01']], 'leases --json');
   const down = await net.exec(srv, ['node', METALBOOT, 'leases', '--api', 'http://127.0.0.1:9'], 20_000, [0, 1, 2]);
   t.equal(down.code, 1, 'unreachable API: exit 1');
