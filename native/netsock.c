@@ -19,9 +19,12 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -115,10 +118,69 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * notify(socketPath: string, state: string): undefined
+ * The sd_notify(3) protocol without libsystemd: one AF_UNIX datagram with the
+ * state text (e.g. "READY=1\nSTATUS=...") to $NOTIFY_SOCKET. A leading '@'
+ * names an abstract socket (sun_path starts with NUL, no terminator). Node
+ * cannot send unix datagrams itself. Non-blocking: a full receive queue is
+ * an error (EAGAIN) for the caller to log, never a stalled event loop. The
+ * kernel attaches our credentials when systemd asks for them (SO_PASSCRED),
+ * which is how NotifyAccess=main knows the sender. Throws on failure.
+ */
+static napi_value notify(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2) {
+    napi_throw_type_error(env, NULL, "notify(socketPath, state)");
+    return NULL;
+  }
+  struct sockaddr_un sa;
+  char path[sizeof sa.sun_path + 2];
+  size_t plen = 0, slen = 0;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], NULL, 0, &slen) != napi_ok) {
+    napi_throw_type_error(env, NULL, "notify: socketPath and state must be strings");
+    return NULL;
+  }
+  /* The buffer holds one more byte than sun_path: a longer path was truncated. */
+  if (plen < 2 || plen > sizeof sa.sun_path || (path[0] != '/' && path[0] != '@')) {
+    napi_throw_range_error(env, NULL, "notify: socketPath must be an absolute path or @abstract name that fits sun_path");
+    return NULL;
+  }
+  if (slen == 0 || slen > 65536) {
+    napi_throw_range_error(env, NULL, "notify: state must be 1..65536 bytes");
+    return NULL;
+  }
+  char *state = malloc(slen + 1);
+  if (state == NULL) return throw_errno(env, "malloc", ENOMEM);
+  if (napi_get_value_string_utf8(env, argv[1], state, slen + 1, &slen) != napi_ok) {
+    free(state);
+    napi_throw_type_error(env, NULL, "notify: bad state");
+    return NULL;
+  }
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, path, plen);
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  /* Abstract names are exactly plen bytes; paths get their NUL when there is room. */
+  socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen + (path[0] == '/' && plen < sizeof sa.sun_path ? 1 : 0));
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { int e = errno; free(state); return throw_errno(env, "socket(AF_UNIX)", e); }
+  ssize_t n = sendto(fd, state, slen, MSG_NOSIGNAL, (struct sockaddr *)&sa, alen);
+  int e = errno;
+  close(fd);
+  free(state);
+  if (n < 0) return throw_errno(env, "sendto(NOTIFY_SOCKET)", e);
+  if ((size_t)n != slen) return throw_errno(env, "sendto(NOTIFY_SOCKET): short write", EMSGSIZE);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"openUdp4", NULL, open_udp4, NULL, NULL, NULL, napi_default, NULL},
     {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+    {"notify", NULL, notify, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

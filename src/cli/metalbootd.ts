@@ -2,6 +2,10 @@
 /**
  * metalbootd: the daemon. Exit codes: 0 clean stop, 1 runtime failure,
  * 2 bad command line or configuration (one line on stderr says why).
+ *
+ * Under systemd (Type=notify) it sends READY=1 once startDaemon has resolved
+ * (every listener up, tgtd reconciled once), STOPPING=1 when a stop signal
+ * arrives, and WATCHDOG=1 at half of WatchdogSec= when the unit sets one.
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, loadConfigFile, ConfigError } from '../config/load.js';
@@ -10,12 +14,15 @@ import type { LogLevel } from '../config/types.js';
 import { createLogger } from '../log.js';
 import { startDaemon } from '../daemon.js';
 import { packageVersion } from '../version.js';
+import { SystemdNotifier, readNotifyEnv } from '../systemd/notify.js';
 
 function usage(): string {
   return `usage: metalbootd [--config PATH] [--log-level ${LOG_LEVELS.join('|')}] [--version]\n  default config: ${DEFAULT_CONFIG_PATH}\n`;
 }
 
 async function main(): Promise<number> {
+  // Read (and remove from the environment) before any child process is started.
+  const notifyEnv = readNotifyEnv();
   let args;
   try {
     args = parseArgs({
@@ -49,6 +56,12 @@ async function main(): Promise<number> {
   }
   const log = createLogger({ level: (level as LogLevel | undefined) ?? config.logLevel });
   log.info({ event: 'daemon.starting', version: packageVersion(), config: args.config }, 'metalboot starting');
+  const systemd = new SystemdNotifier({ env: notifyEnv, log });
+  if (systemd.enabled) {
+    log.info({ event: 'systemd.notify-socket', socket: systemd.socket, watchdogIntervalMs: systemd.watchdogIntervalMs ?? null }, 'running under systemd');
+  }
+  // Pings during a slow start (first reconcile) too: they prove the event loop is alive.
+  systemd.startWatchdog();
 
   process.on('uncaughtException', (e) => {
     log.fatal({ event: 'daemon.crash', err: e.message, stack: e.stack }, 'uncaught exception');
@@ -63,9 +76,14 @@ async function main(): Promise<number> {
   try {
     daemon = await startDaemon(config, log);
   } catch (e) {
-    log.fatal({ event: 'daemon.start-failed', err: e instanceof Error ? e.message : String(e) }, 'start failed');
+    const err = e instanceof Error ? e.message : String(e);
+    log.fatal({ event: 'daemon.start-failed', err }, 'start failed');
+    systemd.stopWatchdog();
+    systemd.status(`start failed: ${err}`);
     return 1;
   }
+  // startDaemon resolves after every listener is up and tgtd was reconciled once.
+  systemd.ready('serving');
 
   // Graceful stop: stop receiving, finish in-flight requests (lease writes
   // and their replies), close the database, exit 0. A second signal forces.
@@ -75,6 +93,7 @@ async function main(): Promise<number> {
       if (stopping) { log.warn({ event: 'daemon.forced-exit', signal: sig }, 'second signal, exiting now'); process.exit(1); }
       stopping = true;
       log.info({ event: 'daemon.stopping', signal: sig }, 'stopping');
+      systemd.stopping();
       daemon.stop().then(resolve, (e: unknown) => {
         log.error({ event: 'daemon.stop-error', err: e instanceof Error ? e.message : String(e) }, 'error while stopping');
         resolve();
@@ -83,6 +102,7 @@ async function main(): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  systemd.stopWatchdog();
   log.info({ event: 'daemon.stopped' }, 'metalboot stopped');
   return 0;
 }
