@@ -13,6 +13,7 @@ import { LeaseService } from './leases/service.js';
 import { PingProber, assertPingAvailable, noConflictCheck } from './net/ping.js';
 import { runCommand } from './exec/run.js';
 import { DhcpServer } from './dhcp/server.js';
+import { messageTypeName } from './dhcp/options.js';
 import { buildHttpApp, listen } from './http/server.js';
 import { formatIpv4 } from './net/ipv4.js';
 import { DirectoryProvider } from './tftp/provider.js';
@@ -240,6 +241,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
           const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
           bus.publish({
             type: o.event as DhcpEventType, ...(o.mac ? { mac: o.mac } : {}), ...(ip !== undefined ? { ip: formatIpv4(ip) } : {}),
+            ...(c.messageType !== undefined ? { message: messageTypeName(c.messageType) } : {}),
             arch: c.arch, ...(c.vendorClass ? { vendorClass: c.vendorClass } : {}), ...(c.uuid ? { uuid: c.uuid } : {}),
             ...(c.hostname ? { hostname: c.hostname } : {}), ipxe: c.isIpxe,
             ...(o.boot && o.boot.kind !== 'none' ? { bootFile: 'file' in o.boot ? o.boot.file : o.boot.url } : {}),

@@ -91,6 +91,10 @@ export class IscsiReconciler {
     this.sessions = now;
   }
 
+  async closeConnection(tid: number, sid: number, cid: number): Promise<void> {
+    await this.o.tgtd.run({ op: 'delete-conn', tid, sid, cid });
+  }
+
   /** The next reconcile deletes and re-creates this account (its secret changed). */
   rotateAccount(user: string): void {
     this.rotate.add(user);

@@ -270,6 +270,34 @@ export class DiskService {
     });
   }
 
+  /**
+   * Closes the machine's iSCSI connections that `keep` does not list. A powered-off machine never
+   * closes its TCP connection and tgtd sends no keep-alive, so its session would stay and block
+   * reset and restore; after the BMC said the power is off (or the machine restarted) it is dead.
+   */
+  async dropSessions(mac: Mac, keep: ReadonlySet<number> = new Set()): Promise<number> {
+    const r = this.records.get(mac);
+    if (!r) return 0;
+    const t = await this.o.reconciler.target(r.targetIqn);
+    let n = 0;
+    for (const s of t?.sessions ?? []) {
+      if (keep.has(s.nexus)) continue;
+      for (const c of s.connections) {
+        await this.o.reconciler.closeConnection(t!.tid, s.nexus, c.cid);
+        n++;
+      }
+    }
+    if (n) this.o.log.info({ event: 'disks.sessions-closed', mac, connections: n }, 'stale iSCSI connections of a powered-off machine closed');
+    return n;
+  }
+
+  /** The machine's session ids as tgtd sees them now. */
+  async sessionIds(mac: Mac): Promise<Set<number>> {
+    const r = this.records.get(mac);
+    if (!r) return new Set();
+    return new Set(((await this.o.reconciler.target(r.targetIqn))?.sessions ?? []).map((s) => s.nexus));
+  }
+
   // ---------------------------------------------------------------- steps
 
   private require(mac: Mac): DiskRecord {

@@ -15,8 +15,11 @@ export class AddressBook {
 
   /** Feed every bus event; DHCP events that carry an address teach it. */
   learn(e: MetalbootEvent): void {
-    if (!e.type.startsWith('dhcp.') || e.type === 'dhcp.ignored' || e.type === 'dhcp.nak' || e.type === 'dhcp.no-address') return;
+    if (!e.type.startsWith('dhcp.') || e.type === 'dhcp.nak' || e.type === 'dhcp.no-address') return;
     const d = e as Extract<MetalbootEvent, { type: DhcpEventType }>;
+    // ProxyDHCP ignores the REQUEST a client sends the lab's own DHCP server, but the address
+    // in it is the one the client is taking: the only place a proxy learns it.
+    if (e.type === 'dhcp.ignored' && d.message !== 'request') return;
     if (!d.mac || !d.ip || d.ip === '0.0.0.0') return;
     if (e.type === 'dhcp.release' || e.type === 'dhcp.decline') { this.forget(d.mac); return; }
     this.set(d.mac, d.ip);

@@ -53,6 +53,8 @@ export type TgtadmOp =
   | { readonly op: 'new-account'; readonly user: string; readonly secret: string }
   | { readonly op: 'delete-account'; readonly user: string }
   | { readonly op: 'bind-account' | 'unbind-account'; readonly tid: number; readonly user: string; readonly outgoing: boolean }
+  /** Closes one connection of a session (sid = the I_T nexus number `show` prints). */
+  | { readonly op: 'delete-conn'; readonly tid: number; readonly sid: number; readonly cid: number }
   | { readonly op: 'sys-state'; readonly state: 'ready' | 'offline' }
   | { readonly op: 'sys-delete' };
 
@@ -174,6 +176,9 @@ export function tgtadmArgv(op: TgtadmOp, opts: TgtadmArgvOptions = {}): string[]
       return [...iscsi, '--mode', 'target', '--op', 'new', '--tid', String(checkTid(op.tid)), '--targetname', checkIqnArg('targetname', op.iqn)];
     case 'delete-target':
       return [...iscsi, '--mode', 'target', '--op', 'delete', ...(op.force ? ['--force'] : []), '--tid', String(checkTid(op.tid))];
+    case 'delete-conn':
+      if (!Number.isInteger(op.sid) || op.sid < 0 || !Number.isInteger(op.cid) || op.cid < 0) throw new TgtadmArgError('sid/cid', `${op.sid}/${op.cid}`, 'must be non-negative integers');
+      return [...iscsi, '--mode', 'conn', '--op', 'delete', '--tid', String(checkTid(op.tid)), '--sid', String(op.sid), '--cid', String(op.cid)];
     case 'target-state':
       // Lower-case "state": "--name State" is an invalid request for a target (but right for sys).
       return [...iscsi, '--mode', 'target', '--op', 'update', '--tid', String(checkTid(op.tid)), '--name', 'state', '--value', op.state];

@@ -243,8 +243,16 @@ export class MachineService {
   async power(mac: Mac, action: Exclude<ChassisAction, 'diag'>, actor: string): Promise<void> {
     const m = this.require(mac);
     const bmc = this.needBmc(m);
+    const disks = this.o.disks;
+    // Sessions open before a hard off, cycle or reset belong to an OS that is gone afterwards.
+    const hard = action === 'off' || action === 'cycle' || action === 'reset';
+    const before = hard && disks?.get(mac) ? await disks.sessionIds(mac).catch(() => new Set<number>()) : new Set<number>();
     await this.o.bmcs.call(mac, bmc, `power ${action}`, (c) => c.power(action));
     this.o.log.info({ event: 'machines.power', mac, action, actor }, `power ${action}`);
+    if (hard && before.size > 0) {
+      const keep = new Set([...(await disks!.sessionIds(mac).catch(() => new Set<number>()))].filter((s) => !before.has(s)));
+      await disks!.dropSessions(mac, keep).catch((e: unknown) => this.o.log.warn({ event: 'machines.session-close-failed', mac, err: String(e) }, 'could not close the stale iSCSI session'));
+    }
   }
 
   async powerState(mac: Mac): Promise<'on' | 'off'> {

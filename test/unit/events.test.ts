@@ -39,6 +39,10 @@ t.test('address book: learns from DHCP events, moves, forgets, is bounded', asyn
   t.equal(book.ipOf(B), '10.0.0.6', 'NAK teaches nothing');
   bus.publish({ type: 'dhcp.release', mac: B, ip: '10.0.0.6' });
   t.equal(book.macOf('10.0.0.6'), undefined, 'release forgets');
+  bus.publish({ type: 'dhcp.ignored', mac: A, ip: '10.0.0.77', message: 'discover' });
+  t.equal(book.ipOf(A), undefined, 'an ignored DISCOVER teaches nothing');
+  bus.publish({ type: 'dhcp.ignored', mac: A, ip: '10.0.0.77', message: 'request' });
+  t.equal(book.ipOf(A), '10.0.0.77', 'ProxyDHCP: the address a client requests from the lab\'s DHCP server');
   for (let i = 0; i < 5; i++) book.set(parseMac(`52:54:00:00:01:0${i}`), `10.0.1.${i}`);
   t.equal(book.macOf('10.0.1.0'), undefined, 'oldest evicted beyond max');
   t.equal(book.macOf('10.0.1.4'), parseMac('52:54:00:00:01:04'));
