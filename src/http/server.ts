@@ -84,7 +84,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     if (deps.machines) machineRoutes(api, { machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log, ...(deps.machines.timeline ? { timeline: deps.machines.timeline } : {}) });
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
     if (deps.storage) {
-      imageRoutes(api, deps.storage.images, deps.auth, deps.log);
+      const ops = deps.machines?.operations;
+      imageRoutes(api, deps.storage.images, deps.auth, deps.log, ops ? (id, run) => ops.track('import', undefined, run) : undefined);
       diskRoutes(api, { ...deps.storage, auth: deps.auth, log: deps.log });
     }
     docsRoutes(api, () => app.swagger() as object);

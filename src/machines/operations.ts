@@ -1,5 +1,5 @@
 /**
- * Long-running actions (provision, import) as operations: an id to poll, the current step, and
+ * Long-running actions (provision, image import) as operations: an id to poll, the current step, and
  * the result. Kept in memory (the last `keep`) and each finished one written to the store, so
  * `GET /api/v1/operations` still answers after a restart. Steps are published on the bus.
  */
@@ -49,6 +49,28 @@ export class Operations {
 
   /** Starts `run` in the background and returns the operation at once (HTTP 202). */
   start(kind: string, mac: Mac | undefined, run: (step: (name: string) => void) => Promise<unknown>): Operation {
+    const h = this.begin(kind, mac);
+    void run(h.step).then((r) => h.finish(undefined, r), (e: unknown) => h.finish(e));
+    return h.current();
+  }
+
+  /**
+   * Runs `run` as an operation the caller awaits (an upload is done by the request that carries
+   * it): listable and pollable by others while it runs; the result or error is kept.
+   */
+  async track<T>(kind: string, mac: Mac | undefined, run: (step: (name: string) => void) => Promise<T>): Promise<{ op: Operation; result: T }> {
+    const h = this.begin(kind, mac);
+    try {
+      const result = await run(h.step);
+      await h.finish(undefined, result);
+      return { op: h.current(), result };
+    } catch (e) {
+      await h.finish(e);
+      throw e;
+    }
+  }
+
+  private begin(kind: string, mac: Mac | undefined): { step: (name: string) => void; finish: (err: unknown, result?: unknown) => Promise<void>; current: () => Operation } {
     const id = `${kind}-${this.clock().toString(36)}-${randomBytes(3).toString('hex')}`;
     const now = this.clock();
     let op: Operation = { id, kind, ...(mac ? { mac } : {}), status: 'running', step: 'queued', steps: [{ step: 'queued', at: now }], startedAt: now };
@@ -58,18 +80,15 @@ export class Operations {
       this.put(op);
       this.bus.publish({ type: 'operation', id, kind, ...(mac ? { mac } : {}), status: 'running', step: name });
     };
-    void (async () => {
-      try {
-        const result = await run(step);
-        op = { ...op, status: 'succeeded', step: 'done', finishedAt: this.clock(), ...(result !== undefined ? { result } : {}) };
-      } catch (e) {
-        op = { ...op, status: 'failed', finishedAt: this.clock(), error: e instanceof Error ? e.message : String(e) };
-      }
+    const finish = async (err: unknown, result?: unknown) => {
+      op = err === undefined
+        ? { ...op, status: 'succeeded', step: 'done', finishedAt: this.clock(), ...(result !== undefined ? { result } : {}) }
+        : { ...op, status: 'failed', finishedAt: this.clock(), error: err instanceof Error ? err.message : String(err) };
       this.put(op);
       this.bus.publish({ type: 'operation', id, kind, ...(mac ? { mac } : {}), status: op.status, step: op.step, ...(op.error ? { error: op.error } : {}) });
       await this.store.writeRecords([{ type: 'put', kind: 'operations', key: id, value: op }]).catch(() => undefined);
-    })();
-    return op;
+    };
+    return { step, finish, current: () => op };
   }
 
   private put(op: Operation): void {

@@ -31,7 +31,9 @@ t.test('disks through the daemon: import, provision, iSCSI access control, reset
   await t.test('images: raw upload, qcow2 import, qcow2 with a backing file refused', async (t) => {
     const up = await lab.upload('/api/v1/images/golden', imgFile);
     t.equal(up.status, 201, up.body);
-    t.match(JSON.parse(up.body), { id: 'golden', sizeBytes: 8 * MB, sha256: sha256(image), readOnly: true });
+    t.match(JSON.parse(up.body), { id: 'golden', sizeBytes: 8 * MB, sha256: sha256(image), readOnly: true, operation: /^import-/ });
+    const op = await lab.api('GET', `/api/v1/operations/${JSON.parse(up.body).operation}`);
+    t.match(op.json(), { kind: 'import', status: 'succeeded', steps: [{ step: 'queued' }, { step: 'receiving' }] }, 'the import is an operation, with its result kept');
     const qcow = path.join(lab.dir, 'golden.qcow2');
     await lab.exec(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', imgFile, qcow]);
     const imp = await lab.api('POST', '/api/v1/images/golden-q/import', { path: qcow, format: 'qcow2' });

@@ -3,6 +3,7 @@
  *   GET    /api/v1/images
  *   GET    /api/v1/images/:id
  *   PUT    /api/v1/images/:id?format=raw|qcow2   body: the image bytes (application/octet-stream), streamed
+ * Imports are operations (kind "import"): GET /api/v1/operations shows one while its request runs.
  *   POST   /api/v1/images/:id/import              { path, format? }: a file on the server
  *   DELETE /api/v1/images/:id                     409 while a machine's disk comes from it
  */
@@ -15,7 +16,12 @@ import { sendError } from '../errors.js';
 
 const FORMATS: readonly ImageFormat[] = ['raw', 'qcow2'];
 
-export function imageRoutes(app: FastifyInstance, images: ImageService, auth: ApiAuth, log: Logger): void {
+/** Runs an import as an operation (listable and pollable while it runs); absent in narrow tests. */
+export type TrackImport = <T>(id: string, run: (step: (name: string) => void) => Promise<T>) => Promise<{ op: { id: string }; result: T }>;
+
+const untracked: TrackImport = async (_id, run) => ({ op: { id: '' }, result: await run(() => {}) });
+
+export function imageRoutes(app: FastifyInstance, images: ImageService, auth: ApiAuth, log: Logger, track: TrackImport = untracked): void {
   // Uploads are streamed to the backend as they arrive; fastify's body limit does not apply.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
@@ -40,9 +46,12 @@ export function imageRoutes(app: FastifyInstance, images: ImageService, auth: Ap
     const len = req.headers['content-length'];
     const sizeBytes = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
     try {
-      const info = await images.importStream(req.params.id, req.body as Readable, (req.query.format ?? 'raw') as ImageFormat, sizeBytes);
+      const { op, result: info } = await track(req.params.id, (step) => {
+        step('receiving');
+        return images.importStream(req.params.id, req.body as Readable, (req.query.format ?? 'raw') as ImageFormat, sizeBytes);
+      });
       log.info({ event: 'api.image-uploaded', image: info.id, bytes: info.sizeBytes, from: req.ip }, 'image uploaded');
-      return reply.code(201).send(info);
+      return reply.code(201).send({ ...info, ...(op.id ? { operation: op.id } : {}) });
     } catch (e) {
       return sendError(reply, e, log, 'api.image-import-failed');
     }
@@ -58,8 +67,11 @@ export function imageRoutes(app: FastifyInstance, images: ImageService, auth: Ap
     },
   }, async (req, reply) => {
     try {
-      const info = await images.importPath(req.params.id, req.body.path, req.body.format ?? 'raw');
-      return reply.code(201).send(info);
+      const { op, result: info } = await track(req.params.id, (step) => {
+        step(req.body.format === 'qcow2' ? 'converting' : 'copying');
+        return images.importPath(req.params.id, req.body.path, req.body.format ?? 'raw');
+      });
+      return reply.code(201).send({ ...info, ...(op.id ? { operation: op.id } : {}) });
     } catch (e) {
       return sendError(reply, e, log, 'api.image-import-failed');
     }
