@@ -147,7 +147,9 @@ function onSse(m) {
   st.events.unshift(e);
   if (st.events.length > MAX_EVENTS) st.events.length = MAX_EVENTS;
   applyToRow(e);
-  if (e.type === 'tftp.start' || e.type === 'tftp.end' || e.type.startsWith('iscsi.') || e.type === 'machine.state') refreshSoon(1000);
+  // Leases, transfers, sessions and states come with the snapshot: fetch it again, at most once a second.
+  if (e.type === 'tftp.start' || e.type === 'tftp.end' || e.type.startsWith('iscsi.') || e.type === 'machine.state'
+    || e.type === 'dhcp.ack' || e.type === 'dhcp.release' || e.type === 'dhcp.decline') refreshSoon(1000);
   if (st.view.kind === 'machine' && e.mac === st.view.mac) { loadDetail().then(renderSoon, () => undefined); return; }
   renderSoon();
 }
