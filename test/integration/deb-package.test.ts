@@ -89,6 +89,8 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
     'usr/lib/metalboot/boot-assets/undionly.kpxe',
     'usr/lib/metalboot/boot-assets/ipxe.efi',
     'usr/lib/metalboot/boot-assets/MANIFEST',
+    'usr/lib/metalboot/status/index.html',
+    'usr/lib/metalboot/status/app.js',
     'usr/share/doc/metalboot/README.md',
     'usr/share/doc/metalboot/copyright',
     'usr/share/doc/metalboot/examples/lvm-backend.conf',
@@ -153,6 +155,8 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
     const got = path.join(work, 'undionly.kpxe');
     await net.exec(ns, ['curl', '-sS', '--max-time', '10', '-o', got, 'http://127.0.0.1:8080/boot-assets/undionly.kpxe']);
     t.equal(sha256(got), sha256(path.join(root, 'usr/lib/metalboot/boot-assets/undionly.kpxe')), 'serves the packaged iPXE programs');
+    const page = await net.exec(ns, ['curl', '-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:8080/status/app.js']);
+    t.equal(page.stdout, '200', 'serves the packaged status page');
     const cli = await sh(['env', '-u', 'NODE_OPTIONS', path.join(root, 'usr/bin/metalboot'), '--version']);
     t.equal(cli.stdout.trim(), `metalboot ${VERSION}`, 'installed CLI runs');
     t.ok(existsSync(path.join(root, 'var/lib/metalboot/api-token')), 'API token created in the data directory');
