@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// bench/events: N status-page-like SSE clients in one process (one HTTP connection each; one
+// process so that 10 clients do not cost 10 V8 instances on the machine under test). Each reads
+// /api/v1/events/stream (every event, no filter, like the page) with the API token; for each
+// dhcp.ack it measures now - event.at (ms; the daemon's clock is this host's clock). It prints
+// "ready N" on stderr once all N streams are open; after SECONDS it prints one JSON line per
+// client on stdout: {"id":..,"events":N,"acks":N,"lat":[ms,...]}.
+//   usage: events-sse-client.mjs URL TOKENFILE SECONDS N
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+
+const [url, tokenFile, secs, n] = process.argv.slice(2);
+const token = readFileSync(tokenFile, 'utf8').trim();
+const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+const clients = [];
+let open = 0;
+for (let id = 0; id < Number(n); id++) {
+  const c = { id, events: 0, acks: 0, lat: [] };
+  clients.push(c);
+  let buf = '';
+  const req = http.get(url, { agent, headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } }, (res) => {
+    if (res.statusCode !== 200) { console.error(`client ${id}: HTTP ${res.statusCode}`); process.exit(1); }
+    if (++open === Number(n)) console.error(`ready ${open}`);
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const msg = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        for (const line of msg.split('\n')) {
+          if (!line.startsWith('data: ')) continue;
+          const e = JSON.parse(line.slice(6));
+          c.events++;
+          if (e.type === 'dhcp.ack') { c.acks++; c.lat.push(Date.now() - e.at); }
+        }
+      }
+    });
+  });
+  req.on('error', (e) => { console.error(`client ${id}: ${e.message}`); process.exit(1); });
+}
+setTimeout(() => {
+  process.stdout.write(clients.map((c) => JSON.stringify(c)).join('\n') + '\n', () => process.exit(0));
+}, Number(secs) * 1000);
