@@ -115,8 +115,11 @@ export class StatusModel {
     const now = this.s.clock();
     const images = new Map((this.s.disks?.() ?? []).map((d) => [d.mac as string, d.imageId]));
     const rows = this.s.probes.machines?.rows();
-    if (rows) return rows.slice(0, MAX_ROWS).map((r) => this.view(r, r.mac as Mac, now, images));
-    return this.s.history.macs().slice(0, MAX_ROWS).map((m) => this.view(undefined, m, now, images));
+    // Machines the service knows, then MACs only seen in events (an unenrolled DHCP client), as the
+    // page's live rows add them: a reload must not drop what the stream just showed.
+    const known = new Set((rows ?? []).map((r) => r.mac as string));
+    const seen = this.s.history.macs().filter((m) => !known.has(m));
+    return [...(rows ?? []).map((r) => this.view(r, r.mac as Mac, now, images)), ...seen.map((m) => this.view(undefined, m, now, images))].slice(0, MAX_ROWS);
   }
 
   machine(mac: Mac): { machine: MachineView | null; timeline: BootAttempt[]; events: readonly MetalbootEvent[] } {
