@@ -189,7 +189,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       machines: {
         rows: () => machines.list().map((m) => {
           const ip = boot.ipOf?.(m.mac) ?? m.ip;
-          return { mac: m.mac, name: m.name, state: m.state, ...(ip ? { ip } : {}), ...(m.image ? { image: m.image } : {}) };
+          return { mac: m.mac, name: m.name, state: m.state, power: machines.powerOf(m.mac), ...(ip ? { ip } : {}), ...(m.image ? { image: m.image } : {}) };
         }),
       },
     };

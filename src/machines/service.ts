@@ -61,6 +61,8 @@ const EVENTS_KEPT = 200;
 export class MachineService {
   private readonly machines = new Map<Mac, Machine>();
   private readonly history = new Map<Mac, StateEvent[]>();
+  /** Power as last read from or set through the BMC (for the status page; not polled). */
+  private readonly power_ = new Map<Mac, 'on' | 'off'>();
   private seq = 0;
 
   constructor(private readonly o: MachineServiceOptions) {}
@@ -105,6 +107,11 @@ export class MachineService {
 
   get(mac: Mac): Machine | undefined {
     return this.machines.get(mac);
+  }
+
+  /** Power as last read from or set through the machine's BMC, or unknown. */
+  powerOf(mac: Mac): 'on' | 'off' | 'unknown' {
+    return this.power_.get(mac) ?? 'unknown';
   }
 
   events(mac: Mac): StateEvent[] {
@@ -159,6 +166,7 @@ export class MachineService {
     ]);
     this.machines.delete(mac);
     this.history.delete(mac);
+    this.power_.delete(mac);
     this.o.log.info({ event: 'machines.deleted', mac, actor }, 'machine deleted');
   }
 
@@ -188,6 +196,7 @@ export class MachineService {
           step('power');
           const state = await this.o.bmcs.call(mac, cur.bmc, 'power status', (c) => c.powerState());
           await this.o.bmcs.call(mac, cur.bmc, state === 'on' ? 'power cycle' : 'power on', (c) => c.power(state === 'on' ? 'cycle' : 'on'));
+          this.power_.set(mac, 'on');
         }
         await this.setState(mac, 'ready', 'disk and target ready', actor);
         return { image: img, targetIqn: disks.get(mac)?.targetIqn };
@@ -248,6 +257,7 @@ export class MachineService {
     const hard = action === 'off' || action === 'cycle' || action === 'reset';
     const before = hard && disks?.get(mac) ? await disks.sessionIds(mac).catch(() => new Set<number>()) : new Set<number>();
     await this.o.bmcs.call(mac, bmc, `power ${action}`, (c) => c.power(action));
+    this.power_.set(mac, action === 'off' || action === 'soft' ? 'off' : 'on');
     this.o.log.info({ event: 'machines.power', mac, action, actor }, `power ${action}`);
     if (hard && before.size > 0) {
       const keep = new Set([...(await disks!.sessionIds(mac).catch(() => new Set<number>()))].filter((s) => !before.has(s)));
@@ -257,7 +267,9 @@ export class MachineService {
 
   async powerState(mac: Mac): Promise<'on' | 'off'> {
     const m = this.require(mac);
-    return this.o.bmcs.call(mac, this.needBmc(m), 'power status', (c) => c.powerState());
+    const p = await this.o.bmcs.call(mac, this.needBmc(m), 'power status', (c) => c.powerState());
+    this.power_.set(mac, p);
+    return p;
   }
 
   async bootdev(mac: Mac, spec: { device: BootDevice; persistent?: boolean; efi?: boolean }, actor: string): Promise<{ device: string; persistent: boolean; efi: boolean }> {

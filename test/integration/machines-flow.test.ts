@@ -114,6 +114,8 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   t.match(sim.ipmitool(['chassis', 'power', 'status']), /is on/, 'ipmitool agrees');
   t.equal((await api(srv, 'GET', `/api/v1/machines/${MAC}`)).json().state, 'ready');
   t.same((await api(srv, 'GET', `/api/v1/machines/${MAC}/power`)).json(), { power: 'on' });
+  const row = (await api(srv, 'GET', '/api/v1/status')).json().machines.find((m: { mac: string }) => m.mac === MAC);
+  t.match(row, { name: 'node7', state: 'ready', power: 'on', image: 'golden' }, 'the status page\'s row: state, power as last seen through the BMC, image');
 
   // The machine takes its lease; only its address gets the secret-bearing script.
   const lease = await net.exec(cli, ['udhcpc', '-i', 'mfl-c', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', '/bin/true'], 30_000);
