@@ -116,7 +116,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
       ...(http.readOnlyTokenFile !== undefined ? { readOnlyTokenFile: http.readOnlyTokenFile } : {}),
     },
     syslog: readSyslog(top['syslog'] ?? {}, 'syslog'), status: readStatus(top['status'] ?? {}, 'status'),
-    dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir, dhcp),
+    dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir),
   };
 }
 
@@ -549,11 +549,12 @@ function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost:
 
 // ---------------------------------------------------------------- machines
 
-function readMachines(v: unknown, path: string, dataDir: string, dhcp: DhcpConfig): MachinesConfig {
+function readMachines(v: unknown, path: string, dataDir: string): MachinesConfig {
   const m = mapping(v, path, ['unknown', 'discover', 'sanbootTries', 'sanbootRetryDelaySec', 'sanbootFallback', 'netbootDir']);
   return {
-    // Beside a lab's own DHCP server (proxy) metalboot stays out of the way of machines it does not know.
-    unknown: opt(m, 'unknown', path, (x, p) => oneOf(x, p, ['ignore', 'menu', 'local'] as const)) ?? (dhcp.mode === 'server' ? 'menu' : 'ignore'),
+    // Machines metalboot does not know go straight on to their next boot device (they are still
+    // recorded as discovered); a menu would hold every stray PXE client for its timeout.
+    unknown: opt(m, 'unknown', path, (x, p) => oneOf(x, p, ['ignore', 'menu', 'local'] as const)) ?? 'ignore',
     discover: opt(m, 'discover', path, bool) ?? true,
     sanbootTries: opt(m, 'sanbootTries', path, (x, p) => int(x, p, [1, 100])) ?? 3,
     sanbootRetryDelaySec: opt(m, 'sanbootRetryDelaySec', path, (x, p) => int(x, p, [1, 600])) ?? 5,
