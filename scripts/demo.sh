@@ -36,9 +36,15 @@ declare -A PORT=([vm-bios]=6231 [vm-uefi]=6232)
 
 cleanup() {
   set +e
+  trap '' INT TERM
   for vm in "${!MACS[@]}"; do "$LAB/lab-bmc" stop "$vm" >/dev/null 2>&1; done
   [[ -n "${FWD_PID:-}" ]] && kill "$FWD_PID" 2>/dev/null
-  [[ -n "${MB_PID:-}" ]] && kill "$MB_PID" 2>/dev/null && wait "$MB_PID" 2>/dev/null
+  # The daemon first: it would start tgtd again when it finds it gone.
+  if [[ -n "${MB_PID:-}" ]]; then
+    kill "$MB_PID" 2>/dev/null
+    for _ in $(seq 150); do kill -0 "$MB_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$MB_PID" 2>/dev/null; wait "$MB_PID" 2>/dev/null
+  fi
   # tgtd ignores SIGTERM: take it down through its control socket, then make sure.
   if [[ -S /var/run/tgtd/socket.$CTL ]]; then
     tgtadm -C "$CTL" --op update --mode sys --name State -v offline >/dev/null 2>&1
@@ -75,7 +81,9 @@ storage: { backend: file, file: { dir: $RUN/volumes } }
 iscsi: { portal: "10.77.0.1:3260", manageTgtd: true, controlPort: $CTL, checkIntervalMs: 1000 }
 machines: { unknown: local }
 YAML
-ns timeout -k 5 "$LAB_TTL" node dist/src/cli/metalbootd.js --config "$RUN/metalboot.yaml" --log-level info >"$RUN/metalboot.log" 2>&1 &
+# Started directly (not through the ns function): $! must be timeout's pid, which passes SIGTERM
+# on to the daemon, not a subshell's.
+ip netns exec "$LAB_NS" timeout -k 5 "$LAB_TTL" node dist/src/cli/metalbootd.js --config "$RUN/metalboot.yaml" --log-level info >"$RUN/metalboot.log" 2>&1 &
 MB_PID=$!
 for _ in $(seq 100); do ns curl -sf -m 1 http://10.77.0.1:8080/healthz >/dev/null 2>&1 && break; sleep 0.2; done
 ns curl -sf -m 1 http://10.77.0.1:8080/healthz >/dev/null || { echo "demo: metalboot did not start:" >&2; tail -5 "$RUN/metalboot.log" >&2; exit 1; }
@@ -86,7 +94,7 @@ api() { # METHOD PATH [JSON]
 json() { node -e 'const v=JSON.parse(require("fs").readFileSync(0,"utf8"));const p=process.argv[1].split(".");let x=v;for(const k of p)x=x?.[k];console.log(x??"")' "$1"; }
 
 # The status page, forwarded to this host's loopback.
-ns socat UNIX-LISTEN:"$RUN/http.sock",fork,unlink-early TCP:10.77.0.1:8080 &
+ip netns exec "$LAB_NS" socat UNIX-LISTEN:"$RUN/http.sock",fork,unlink-early TCP:10.77.0.1:8080 &
 socat TCP-LISTEN:18080,bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:"$RUN/http.sock" & FWD_PID=$!
 
 echo "demo: metalboot up in namespace $LAB_NS; importing the lab's golden disk"
