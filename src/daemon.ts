@@ -33,7 +33,7 @@ import { BmcPool } from './machines/bmc.js';
 import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
 import { buildTimeline } from './status/timeline.js';
-import { EventBus, type DhcpEventType } from './events/bus.js';
+import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { parseIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
@@ -238,15 +238,18 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const dhcp = new DhcpServer({
         config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}), ...(logServer !== undefined ? { logServer } : {}),
         onOutcome: (o, c) => {
+          // Built field by field (no spreads): this runs for every DHCP packet of a storm.
           const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
-          bus.publish({
-            type: o.event as DhcpEventType, ...(o.mac ? { mac: o.mac } : {}), ...(ip !== undefined ? { ip: formatIpv4(ip) } : {}),
-            ...(c.messageType !== undefined ? { message: messageTypeName(c.messageType) } : {}),
-            arch: c.arch, ...(c.vendorClass ? { vendorClass: c.vendorClass } : {}), ...(c.uuid ? { uuid: c.uuid } : {}),
-            ...(c.hostname ? { hostname: c.hostname } : {}), ipxe: c.isIpxe,
-            ...(o.boot && o.boot.kind !== 'none' ? { bootFile: 'file' in o.boot ? o.boot.file : o.boot.url } : {}),
-            ...(o.reason ? { reason: o.reason } : {}),
-          });
+          const e: { -readonly [K in keyof Extract<EventBody, { type: DhcpEventType }>]: Extract<EventBody, { type: DhcpEventType }>[K] } = { type: o.event as DhcpEventType, arch: c.arch, ipxe: c.isIpxe };
+          if (o.mac) e.mac = o.mac;
+          if (ip !== undefined) e.ip = formatIpv4(ip);
+          if (c.messageType !== undefined) e.message = messageTypeName(c.messageType);
+          if (c.vendorClass) e.vendorClass = c.vendorClass;
+          if (c.uuid) e.uuid = c.uuid;
+          if (c.hostname) e.hostname = c.hostname;
+          if (o.boot && o.boot.kind !== 'none') e.bootFile = 'file' in o.boot ? o.boot.file : o.boot.url;
+          if (o.reason) e.reason = o.reason;
+          bus.publish(e);
         },
       });
       await dhcp.start();

@@ -27,6 +27,7 @@ export class AddressBook {
 
   set(mac: Mac, ip: string): void {
     const old = this.ipOfMac.get(mac);
+    if (old === ip && this.macOfIp.get(ip) === mac) return; // the usual case: ACK after OFFER
     if (old !== undefined && this.macOfIp.get(old) === mac) this.macOfIp.delete(old);
     const prev = this.macOfIp.get(ip);
     if (prev !== undefined && prev !== mac) this.ipOfMac.delete(prev);
