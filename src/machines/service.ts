@@ -94,7 +94,12 @@ export class MachineService {
       // Cheap checks first: this runs for every DHCP packet of a storm.
       if (!e.mac) return;
       const known = this.machines.has(e.mac);
-      if (known ? e.type !== 'iscsi.login' && e.type !== 'iscsi.logout' : !this.o.discover || !e.type.startsWith('dhcp.')) return;
+      if (known) {
+        if (e.type !== 'iscsi.login' && e.type !== 'iscsi.logout') return;
+      } else {
+        if (!this.o.discover || (e.type !== 'dhcp.offer' && e.type !== 'dhcp.ack' && e.type !== 'dhcp.proxy-offer' && e.type !== 'dhcp.proxy-ack')) return;
+        if (!e.ipxe && !e.vendorClass?.startsWith('PXEClient') && !e.vendorClass?.startsWith('HTTPClient')) return;
+      }
       void this.observe(e).catch((err: unknown) => this.o.log.error({ event: 'machines.observe-error', err: String(err) }, 'event handling failed'));
     });
   }
