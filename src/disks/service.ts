@@ -17,7 +17,7 @@ import { SerialQueue, type CheckpointInfo, type VolumeBackend } from '../storage
 import type { DesiredIscsi, IscsiReconciler } from '../reconcile.js';
 import type { BsType } from '../iscsi/tgtadm.js';
 import {
-  CHAP_USER_PREFIX, chapUserFor, decodeDiskRecord, decodeOpRecord, diskIdFor, initiatorIqnFor, newChapSecret, opId, targetIqnFor,
+  chapUserFor, decodeDiskRecord, decodeOpRecord, diskIdFor, initiatorIqnFor, newChapSecret, opId, targetIqnFor,
   type DiskRecord, type OpKind, type OpRecord,
 } from './record.js';
 import { isValidIscsiName, normalizeIscsiName } from '../iscsi/iqn.js';
@@ -271,17 +271,18 @@ export class DiskService {
   }
 
   /**
-   * Closes the machine's iSCSI connections that `keep` does not list. A powered-off machine never
-   * closes its TCP connection and tgtd sends no keep-alive, so its session would stay and block
-   * reset and restore; after the BMC said the power is off (or the machine restarted) it is dead.
+   * Closes the connections of the machine's sessions listed in `stale` (session ids seen before a
+   * hard power off, cycle or reset). A powered-off machine never closes its TCP connection and
+   * tgtd sends no keep-alive, so its session would stay and block reset and restore; a session
+   * that logged in afterwards (the machine booting again) is not in `stale` and is kept.
    */
-  async dropSessions(mac: Mac, keep: ReadonlySet<number> = new Set()): Promise<number> {
+  async dropSessions(mac: Mac, stale: ReadonlySet<number>): Promise<number> {
     const r = this.records.get(mac);
-    if (!r) return 0;
+    if (!r || stale.size === 0) return 0;
     const t = await this.o.reconciler.target(r.targetIqn);
     let n = 0;
     for (const s of t?.sessions ?? []) {
-      if (keep.has(s.nexus)) continue;
+      if (!stale.has(s.nexus)) continue;
       for (const c of s.connections) {
         await this.o.reconciler.closeConnection(t!.tid, s.nexus, c.cid);
         n++;
@@ -376,4 +377,3 @@ export class DiskService {
   }
 }
 
-export { CHAP_USER_PREFIX };

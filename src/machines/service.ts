@@ -264,9 +264,8 @@ export class MachineService {
     await this.o.bmcs.call(mac, bmc, `power ${action}`, (c) => c.power(action));
     this.power_.set(mac, action === 'off' || action === 'soft' ? 'off' : 'on');
     this.o.log.info({ event: 'machines.power', mac, action, actor }, `power ${action}`);
-    if (hard && before.size > 0) {
-      const keep = new Set([...(await disks!.sessionIds(mac).catch(() => new Set<number>()))].filter((s) => !before.has(s)));
-      await disks!.dropSessions(mac, keep).catch((e: unknown) => this.o.log.warn({ event: 'machines.session-close-failed', mac, err: String(e) }, 'could not close the stale iSCSI session'));
+    if (before.size > 0) {
+      await disks!.dropSessions(mac, before).catch((e: unknown) => this.o.log.warn({ event: 'machines.session-close-failed', mac, err: String(e) }, 'could not close the stale iSCSI session'));
     }
   }
 
