@@ -60,7 +60,8 @@ const EVENTS_KEPT = 200;
 
 export class MachineService {
   private readonly machines = new Map<Mac, Machine>();
-  private readonly history = new Map<Mac, StateEvent[]>();
+  /** Each machine's state events with their store keys (older ones are trimmed by key). */
+  private readonly history = new Map<Mac, { readonly key: string; readonly event: StateEvent }[]>();
   /** Power as last read from or set through the BMC (for the status page; not polled). */
   private readonly power_ = new Map<Mac, 'on' | 'off'>();
   private seq = 0;
@@ -80,7 +81,7 @@ export class MachineService {
       const e = value as unknown as StateEvent;
       if (typeof e.mac !== 'string' || !this.machines.has(e.mac)) continue;
       const list = this.history.get(e.mac) ?? [];
-      list.push({ ...e, ...{ key } } as StateEvent);
+      list.push({ key, event: e });
       this.history.set(e.mac, list);
     }
     // A machine caught in `provisioning` by a restart: its operation died with the daemon.
@@ -121,7 +122,7 @@ export class MachineService {
 
   events(mac: Mac): StateEvent[] {
     this.require(mac);
-    return [...(this.history.get(mac) ?? [])].map(({ mac: m, at, actor, from, to, reason }) => ({ mac: m, at, actor, from, to, reason }));
+    return (this.history.get(mac) ?? []).map((h) => h.event);
   }
 
   // ---------------------------------------------------------------- enrol, update, delete
@@ -167,7 +168,7 @@ export class MachineService {
     const evs = this.history.get(mac) ?? [];
     await this.o.store.writeRecords([
       { type: 'del', kind: 'machines', key: mac },
-      ...evs.map((e) => ({ type: 'del' as const, kind: 'machine-events' as const, key: (e as StateEvent & { key?: string }).key ?? '' })).filter((x) => x.key),
+      ...evs.map((h) => ({ type: 'del' as const, kind: 'machine-events' as const, key: h.key })),
     ]);
     this.machines.delete(mac);
     this.history.delete(mac);
@@ -392,10 +393,9 @@ export class MachineService {
     if (ev) {
       const key = `${m.mac}/${ev.at.toString(36).padStart(9, '0')}-${(this.seq++).toString(36).padStart(4, '0')}`;
       ops.push({ type: 'put', kind: 'machine-events', key, value: ev });
-      list = [...list, { ...ev, ...{ key } } as StateEvent];
+      list = [...list, { key, event: ev }];
       while (list.length > EVENTS_KEPT) {
-        const old = list.shift() as StateEvent & { key?: string };
-        if (old.key) ops.push({ type: 'del', kind: 'machine-events', key: old.key });
+        ops.push({ type: 'del', kind: 'machine-events', key: list.shift()!.key });
       }
     }
     await this.o.store.writeRecords(ops);
