@@ -5,6 +5,7 @@
  * Bounded: old entries are dropped once `max` MACs are known.
  */
 import type { Mac } from '../net/mac.js';
+import { unmapIpv4 } from '../net/ipv4.js';
 import type { DhcpEventType, MetalbootEvent } from './bus.js';
 
 export class AddressBook {
@@ -52,6 +53,6 @@ export class AddressBook {
   }
 
   macOf(ip: string): Mac | undefined {
-    return this.macOfIp.get(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+    return this.macOfIp.get(unmapIpv4(ip));
   }
 }

@@ -76,27 +76,22 @@ export class TokenAuth implements ApiAuth {
   }
 
   check(authorization: string | undefined): Access | undefined {
-    const m = /^Bearer (\S+)$/.exec(authorization ?? '');
-    if (!m) return undefined;
-    const rw = this.rw.get();
-    if (rw !== undefined && sameSecret(m[1]!, rw)) return 'rw';
-    const ro = this.ro?.get();
-    if (ro !== undefined && sameSecret(m[1]!, ro)) return 'ro';
-    return undefined;
+    return accessOf(authorization, this.rw.get(), this.ro?.get());
   }
+}
+
+/** What a Bearer header grants against the current read-write and read-only tokens. */
+function accessOf(authorization: string | undefined, rw: string | undefined, ro: string | undefined): Access | undefined {
+  const m = /^Bearer (\S+)$/.exec(authorization ?? '');
+  if (!m) return undefined;
+  if (rw !== undefined && sameSecret(m[1]!, rw)) return 'rw';
+  if (ro !== undefined && sameSecret(m[1]!, ro)) return 'ro';
+  return undefined;
 }
 
 /** A fixed token (tests, embedding). */
 export function staticAuth(rw: string, ro?: string): ApiAuth {
-  return {
-    check(authorization) {
-      const m = /^Bearer (\S+)$/.exec(authorization ?? '');
-      if (!m) return undefined;
-      if (sameSecret(m[1]!, rw)) return 'rw';
-      if (ro !== undefined && sameSecret(m[1]!, ro)) return 'ro';
-      return undefined;
-    },
-  };
+  return { check: (authorization) => accessOf(authorization, rw, ro) };
 }
 
 export function newToken(): string {

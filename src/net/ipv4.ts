@@ -106,3 +106,8 @@ export function rangeContains(r: Ipv4Range, ip: Ipv4): boolean {
 export function rangesOverlap(a: Ipv4Range, b: Ipv4Range): boolean {
   return a.first <= b.last && b.first <= a.last;
 }
+
+/** A socket address as node reports it on a dual-stack listener ("::ffff:10.0.0.5") in plain IPv4 form. */
+export function unmapIpv4(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import { tryParseMac, type Mac } from '../../net/mac.js';
+import { unmapIpv4 } from '../../net/ipv4.js';
 import type { EventBus } from '../../events/bus.js';
 import type { Machine } from '../../machines/model.js';
 import type { DiskRecord } from '../../disks/record.js';
@@ -38,10 +39,6 @@ export interface BootRouteDeps {
 
 const FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-function plainIp(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
-
 export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
   const script = (reply: FastifyReply, text: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
 
@@ -49,7 +46,7 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
     const m = /^(.+?)(\.menu)?\.ipxe$/.exec(req.params.file);
     const mac = m ? tryParseMac(m[1]!) : undefined;
     if (!mac) return reply.code(404).type('text/plain').send('not found\n');
-    const from = plainIp(req.ip);
+    const from = unmapIpv4(req.ip);
     const machine = d.machine?.(mac);
     const disk = d.disk?.(mac);
     const menuUrl = `${d.publicUrl}/boot/${mac}.menu.ipxe`;
@@ -126,7 +123,7 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
           .send(createReadStream(file, { start, end }));
       }
     }
-    d.log.info({ event: 'http.netboot-file', file: name, from: plainIp(req.ip), bytes: st.size }, 'netboot file served');
+    d.log.info({ event: 'http.netboot-file', file: name, from: unmapIpv4(req.ip), bytes: st.size }, 'netboot file served');
     return reply.header('content-length', st.size).send(createReadStream(file));
   });
 }

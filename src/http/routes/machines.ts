@@ -20,12 +20,11 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import { tryParseMac, type Mac } from '../../net/mac.js';
-import { MachineError, type MachineService, type MachineSpec } from '../../machines/service.js';
-import { MACHINE_STATES, BOOT_MODES, TransitionError, publicMachine, type MachineState } from '../../machines/model.js';
+import type { MachineService, MachineSpec } from '../../machines/service.js';
+import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '../../machines/model.js';
 import type { Operations } from '../../machines/operations.js';
-import { IpmiAuthError, IpmiError } from '../../ipmi/errors.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
-import { sendError, statusOf } from '../errors.js';
+import { sendError } from '../errors.js';
 
 export interface MachineRouteDeps {
   readonly machines: MachineService;
@@ -55,15 +54,6 @@ const SPEC = {
   },
 } as const;
 
-/** Errors of this area: machine, transition and BMC refusals, then the shared mapping. */
-function machineStatus(e: unknown): number {
-  if (e instanceof MachineError) return { 'not-found': 404, exists: 409, invalid: 400, conflict: 409, 'no-bmc': 409, 'no-disks': 409 }[e.code];
-  if (e instanceof TransitionError) return 409;
-  if (e instanceof IpmiAuthError) return 502;
-  if (e instanceof IpmiError) return 504;
-  return statusOf(e);
-}
-
 export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   const { machines, log } = d;
   const change = { preHandler: requireChangeRight(d.auth) };
@@ -72,11 +62,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     if (!m) void reply.code(400).send({ error: `mac: ${JSON.stringify(raw.slice(0, 40))} is not a MAC address` });
     return m;
   };
-  const fail = (reply: FastifyReply, e: unknown) => {
-    const status = machineStatus(e);
-    if (status === 500) return sendError(reply, e, log, 'api.machine-failed');
-    return reply.code(status).send({ error: (e as Error).message });
-  };
+  const fail = (reply: FastifyReply, e: unknown) => sendError(reply, e, log, 'api.machine-failed');
   const actor = (req: { ip: string }) => `api@${req.ip}`;
 
   app.get<{ Querystring: { state?: MachineState } }>('/api/v1/machines', {
