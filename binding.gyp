@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "netsock",
-      "sources": ["native/netsock.c"],
+      "sources": ["native/netsock.c", "native/udp-pump.c"],
       "cflags": ["-Wall", "-Wextra", "-O2"]
     }
   ]

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "udp-pump.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -183,6 +184,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"notify", NULL, notify, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  udp_pump_register(env, exports);
   return exports;
 }
 

@@ -7,13 +7,23 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-interface NetsockAddon {
+export interface NetsockAddon {
   openUdp4(address: string, port: number, device: string, broadcast: boolean, reuse: boolean, rcvbuf: number): number;
   closeFd(fd: number): void;
+  /** native/udp-pump.c */
+  connectUdp4(fd: number, address: string, port: number): void;
+  localPort(fd: number): number;
+  pumpStart(fd: number, onPacket: (kind: number, value: number | Buffer) => void): object;
+  pumpSend(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
+  pumpClose(handle: object): void;
+  pumpStream(handle: object, fileFd: number, slots: Buffer, blksize: number, windowsize: number, fileSize: number, log: Float64Array): void;
+  pumpArm(handle: object, first: number, count: number): void;
+  pumpDrain(handle: object): number;
 }
 
 let addon: NetsockAddon | undefined;
-function loadAddon(): NetsockAddon {
+/** The native addon (build/Release/netsock.node), loaded once. */
+export function loadAddon(): NetsockAddon {
   if (!addon) {
     // dist/src/net/udp-socket.js -> <root>/build/Release/netsock.node
     const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
