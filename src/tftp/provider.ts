@@ -19,6 +19,8 @@ export interface OpenFile {
    */
   read(buffers: readonly Buffer[], position: number): Promise<number>;
   close(): Promise<void>;
+  /** The descriptor of a regular file whose bytes are served as they are (no conversion), for positional reads in native code. */
+  readonly fd?: number;
 }
 
 export type OpenResult =
@@ -32,7 +34,11 @@ export interface FileProvider {
 const SYNC_READ_MAX = 256 << 10;
 
 class HandleFile implements OpenFile {
-  constructor(private readonly fh: FileHandle, readonly size: number) {}
+  readonly fd: number;
+
+  constructor(private readonly fh: FileHandle, readonly size: number) {
+    this.fd = fh.fd;
+  }
 
   async read(buffers: readonly Buffer[], position: number): Promise<number> {
     let total = 0;

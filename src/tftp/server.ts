@@ -13,6 +13,7 @@ import dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import type { TftpConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { ConnectedUdp, STREAM_RECORD, streamRecord, type PeerPacket } from '../net/connected-udp.js';
 import { openInterfaceSocket } from '../net/udp-socket.js';
 import {
   DATA_HEADER_LEN, ERR_ACCESS, ERR_ILLEGAL_OP, ERR_NOT_FOUND, ERR_UNDEFINED, ERR_UNKNOWN_TID,
@@ -52,6 +53,10 @@ export interface TftpServerDeps {
 export type TransferEvent =
   | { readonly phase: 'start'; readonly client: string; readonly file: string; readonly size: number }
   | { readonly phase: 'end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string };
+
+/** Streaming (see Transfer): the largest window the native side sends, and the records its log holds. */
+const MAX_STREAM_WINDOW = 64;
+const STREAM_LOG_RECORDS = 64;
 
 /** IPv4 (20) + UDP (8) + TFTP header (4) = 32 bytes of each frame are not data. */
 const FRAME_OVERHEAD = 32;
@@ -216,22 +221,23 @@ export class TftpServer {
       return;
     }
     let f: OpenFile = opened.file;
-    let sock: dgram.Socket | undefined;
+    let sock: ConnectedUdp | undefined;
     let strangers: dgram.Socket | undefined;
+    // Set once the transfer exists; the client cannot know the port before our first packet.
+    let transfer: Transfer | undefined;
     try {
       if (req.mode === 'netascii') f = await netasciiFile(f);
       // The transfer's TID: a socket connected to the client, so the kernel
-      // hands it only the client's packets and sends without a per-packet
-      // address lookup (lock-step speed is one round trip per block). A second,
-      // unconnected socket on the same port receives everything else: strangers
-      // get an ERROR (RFC 1350 §4) without touching the transfer.
-      sock = await this.openSocket(0);
-      strangers = await this.openSocket(sock.address().port);
-      const s = sock;
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.connect(rinfo.port, rinfo.address, () => { s.off('error', reject); resolve(); });
-      });
+      // hands it only the client's packets, with its packet path in native code
+      // (net/connected-udp.ts: lock-step speed is one round trip per block). A
+      // second, unconnected socket on the same port receives everything else:
+      // strangers get an ERROR (RFC 1350 §4) without touching the transfer.
+      const { listen, interface: device } = this.deps.config;
+      sock = ConnectedUdp.open(
+        { address: listen.host, device: device ?? '', peerAddress: rinfo.address, peerPort: rinfo.port },
+        (p) => transfer?.onPacket(p),
+      );
+      strangers = await this.openSocket(sock.port);
     } catch (e) {
       await f.close().catch(() => undefined);
       sock?.close();
@@ -249,6 +255,7 @@ export class TftpServer {
     const params = negotiate(req.options, f.size, this.limits);
     const machine = new RrqTransfer(f.size, params, this.limits.retries);
     const t = new Transfer(this, sock, strangers, rinfo.address, rinfo.port, file, req.mode, f, machine);
+    transfer = t;
     this.transfers.set(client, t);
     this.counters.started++;
     this.notify({ phase: 'start', client: rinfo.address, file, size: f.size });
@@ -276,6 +283,7 @@ export class TftpServer {
       packets: s.dataSent,
       retransmits: s.retransmits,
       duplicateAcks: s.duplicateAcks,
+      unsent: t.unsent || undefined,
       error: reason,
     };
     if (ok) this.deps.log.info(fields, 'TFTP transfer complete');
@@ -289,6 +297,11 @@ export class TftpServer {
 
   private notify(e: TransferEvent): void {
     try { this.deps.onTransfer?.(e); } catch { /* a subscriber must not break a transfer */ }
+  }
+
+  /** A transfer could not stream (see Transfer); it goes on through JavaScript. */
+  streamRefused(client: string, e: unknown): void {
+    this.deps.log.warn({ event: 'tftp.stream-refused', client, err: e instanceof Error ? e.message : String(e) }, 'TFTP transfer cannot stream; it goes on without');
   }
 
   countWrongTid(from: string): void {
@@ -309,34 +322,39 @@ export class TftpServer {
  * One running transfer: carries out its RrqTransfer's actions. The window
  * buffer holds windowsize slots of (4-byte DATA header + blksize); a read
  * fills the data parts of the first `count` slots with one positional readv,
- * and each DATA packet is sent straight from its slot. A new read waits until
- * every send from the slots has completed, so a queued send never sees its
- * bytes change underneath it.
+ * and the DATA packets an action list asks for leave together, straight from
+ * their slots, in one native send when the list has been walked. The kernel
+ * has copied them when the send returns, so the next read may refill the slots
+ * at once.
+ *
+ * From a regular file the transfer streams (net/connected-udp.ts stream()):
+ * the native side answers each full-window ACK with the next window itself and
+ * logs it, and replay() runs the log through the state machine, which checks
+ * every step and keeps the counters, the round-trip estimate and the timer.
  */
 class Transfer {
   readonly key: string;
   readonly startedAt: number;
+  /** DATA packets the kernel would not take (send queue full): lost, as far as the protocol knows. */
+  unsent = 0;
   private readonly slots: Buffer;
   private readonly views: Buffer[];
   private readonly slotLen: number;
+  private readonly offsets: Uint32Array;
+  private readonly lengths: Uint32Array;
+  private queued = 0;
+  private queuedFirst = 0;
+  /** The streaming log (undefined: not streaming). */
+  private readonly log: Float64Array | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerMs = -1;
-  private pendingSends = 0;
-  private deferredRead: (() => void) | undefined;
+  /** Bumped whenever the timer is set or cancelled: a timeout seen for an older generation is void. */
+  private timerGeneration = 0;
   private finished = false;
-  private closeWhenDrained: (() => void) | undefined;
-  private readonly onSent = () => {
-    if (--this.pendingSends > 0) return;
-    // At most one is set: finish() drops a deferred read.
-    const next = this.deferredRead ?? this.closeWhenDrained;
-    this.deferredRead = undefined;
-    this.closeWhenDrained = undefined;
-    next?.();
-  };
 
   constructor(
     private readonly server: TftpServer,
-    private readonly sock: dgram.Socket,
+    private readonly sock: ConnectedUdp,
     private readonly strangers: dgram.Socket,
     readonly address: string,
     readonly port: number,
@@ -353,12 +371,18 @@ class Transfer {
     this.slots = Buffer.allocUnsafe(this.slotLen * count);
     this.views = [];
     for (let i = 0; i < count; i++) this.views.push(this.slots.subarray(i * this.slotLen + DATA_HEADER_LEN, (i + 1) * this.slotLen));
-    sock.on('message', (msg, rinfo) => {
-      try { this.onMessage(msg, rinfo); } catch (e) {
-        this.apply(this.machine.onReadError(e instanceof Error ? e.message : String(e)));
+    this.offsets = new Uint32Array(count);
+    this.lengths = new Uint32Array(count);
+    if (f.fd !== undefined && windowsize <= MAX_STREAM_WINDOW) {
+      const log = new Float64Array(STREAM_LOG_RECORDS * STREAM_RECORD);
+      try {
+        sock.stream(f.fd, this.slots, blksize, windowsize, machine.size, log);
+        this.log = log;
+      } catch (e) {
+        // Not expected (the arguments are ours); the transfer still works without streaming.
+        server.streamRefused(this.key, e);
       }
-    });
-    sock.on('error', () => undefined);
+    }
     strangers.on('message', (_msg, rinfo) => this.onStranger(rinfo));
     strangers.on('error', () => undefined);
   }
@@ -375,23 +399,31 @@ class Transfer {
   }
 
   abort(reason: string): void {
+    this.replay(this.sock.drain());
     this.apply(this.machine.abort(reason));
   }
 
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** A packet from the client (the socket is connected: nobody else's arrive here). */
+  onPacket(p: PeerPacket): void {
     if (this.finished) return;
-    // The socket is connected, so only the client's packets arrive here; kept as a guard.
-    if (rinfo.port !== this.port || rinfo.address !== this.address) {
-      this.onStranger(rinfo);
-      return;
+    try {
+      if (p.kind === 'ack') {
+        this.apply(this.machine.onAck(p.block, this.server.now()));
+      } else if (p.kind === 'log') {
+        this.replay(p.count);
+      } else if (p.kind === 'other') {
+        // An ACK that is not exactly 4 bytes (trailing bytes) still counts, as before the fast path.
+        if (p.data.length >= 4 && p.data[0] === 0 && p.data[1] === OP_ACK) {
+          this.apply(this.machine.onAck(p.data.readUInt16BE(2), this.server.now()));
+          return;
+        }
+        const d = decodePacket(p.data);
+        if (d.ok && d.packet.op === OP_ERROR) this.apply(this.machine.onClientError(d.packet.code, d.packet.message));
+      }
+      // A receive error (an ICMP unreachable, say) changes nothing: the retry budget decides when the client is gone.
+    } catch (e) {
+      this.apply(this.machine.onReadError(e instanceof Error ? e.message : String(e)));
     }
-    // Hot path: an ACK is 4 bytes; skip the general decoder.
-    if (msg.length >= 4 && msg[0] === 0 && msg[1] === OP_ACK) {
-      this.apply(this.machine.onAck(msg.readUInt16BE(2), this.server.now()));
-      return;
-    }
-    const d = decodePacket(msg);
-    if (d.ok && d.packet.op === OP_ERROR) this.apply(this.machine.onClientError(d.packet.code, d.packet.message));
   }
 
   private apply(actions: readonly Action[]): void {
@@ -400,34 +432,105 @@ class Transfer {
         case 'send-data': {
           const at = a.slot * this.slotLen;
           writeDataHeader(this.slots, at, a.block);
-          this.pendingSends++;
-          this.sock.send(this.slots, at, DATA_HEADER_LEN + a.length, this.onSent);
+          if (this.queued === 0) this.queuedFirst = a.block;
+          this.offsets[this.queued] = at;
+          this.lengths[this.queued] = DATA_HEADER_LEN + a.length;
+          this.queued++;
           break;
         }
         case 'send-oack':
-          this.sock.send(encodeOack(a.options), () => undefined);
+          this.sock.sendOne(encodeOack(a.options));
           break;
         case 'read':
-          if (this.pendingSends > 0) this.deferredRead = () => this.read(a.block, a.count);
-          else this.read(a.block, a.count);
+          this.flush();
+          // The slots are ours until the window is out again: the native side must not step meanwhile.
+          if (this.log) this.sock.arm(0, 0);
+          this.read(a.block, a.count);
           break;
         case 'set-timer':
-          if (this.timer && this.timerMs === a.ms) this.timer.refresh();
-          else {
-            clearTimeout(this.timer);
-            this.timerMs = a.ms;
-            this.timer = setTimeout(() => this.apply(this.machine.onTimeout(this.server.now())), a.ms);
-          }
+          this.setTimer(a.ms);
           break;
         case 'cancel-timer':
-          clearTimeout(this.timer);
-          this.timer = undefined;
+          this.cancelTimer();
           break;
         case 'finish':
+          this.flush();
           this.finish(a.ok, a.reason, a.sendError);
           return;
       }
     }
+    this.flush();
+  }
+
+  /** Sends the DATA packets queued by apply() (always one whole window, slot i = block first+i) in one go. */
+  private flush(): void {
+    if (this.queued === 0) return;
+    const n = this.sock.send(this.slots, this.offsets, this.lengths, this.queued);
+    this.unsent += this.queued - Math.max(0, n);
+    if (this.log) this.sock.arm(this.queuedFirst, this.queued);
+    this.queued = 0;
+  }
+
+  private setTimer(ms: number): void {
+    this.timerGeneration++;
+    if (this.timer && this.timerMs === ms) this.timer.refresh();
+    else {
+      clearTimeout(this.timer);
+      this.timerMs = ms;
+      this.timer = setTimeout(this.onTimer, ms);
+    }
+  }
+
+  private cancelTimer(): void {
+    this.timerGeneration++;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * libuv runs due timers before it reads sockets, so after the event loop was
+   * held up (a long GC pause, a stalled host) the timer would judge the client
+   * silent while its ACKs wait unread. The timeout is handled in the check
+   * phase instead, after one turn of reading; an ACK read in that turn re-arms
+   * the timer and this timeout is void.
+   */
+  private readonly onTimer = (): void => {
+    if (this.finished) return;
+    const generation = this.timerGeneration;
+    setImmediate(() => {
+      if (this.finished || generation !== this.timerGeneration) return;
+      // Windows the native side sent since the last replay are progress: replay re-arms the timer from the last of them.
+      if (this.replay(this.sock.drain())) return;
+      this.apply(this.machine.onTimeout(this.server.now()));
+    });
+  };
+
+  /**
+   * Runs `count` streaming records through the state machine: each must be,
+   * for it, an ACK that asks for exactly the window the native side sent. The
+   * sends are done already; the timer is armed from the last send's time.
+   * True when at least one record was replayed.
+   */
+  private replay(count: number): boolean {
+    const log = this.log;
+    if (!log || count === 0) return false;
+    let deadline: number | undefined;
+    for (let i = 0; i < count && !this.finished; i++) {
+      const r = streamRecord(log, i);
+      const acked = this.machine.onAck(r.ackBlock, r.ackAt);
+      const read = acked.find((a) => a.type === 'read');
+      if (!read || read.block !== r.first || read.count !== r.count || acked.some((a) => a.type === 'finish')) {
+        // Never expected: the native side and the state machine disagree. End the transfer rather than send wrong bytes.
+        this.apply(this.machine.onReadError(`streaming out of step at block ${r.first} (ACK ${r.ackBlock})`));
+        return true;
+      }
+      for (const a of this.machine.onRead(r.first, r.count, r.bytes, r.sentAt)) {
+        if (a.type === 'set-timer') deadline = r.sentAt + a.ms;
+        else if (a.type !== 'send-data') this.apply([a]);
+      }
+    }
+    if (deadline !== undefined && !this.finished) this.setTimer(Math.max(0, deadline - this.server.now()));
+    return true;
   }
 
   private read(block: number, count: number): void {
@@ -443,17 +546,9 @@ class Transfer {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    this.deferredRead = undefined;
-    if (sendError) {
-      this.pendingSends++;
-      this.sock.send(encodeError(sendError.code, sendError.message), this.onSent);
-    }
-    const close = () => {
-      this.sock.close();
-      this.strangers.close();
-      this.f.close().catch(() => undefined).finally(() => this.server.ended(this, ok, reason));
-    };
-    if (this.pendingSends > 0) this.closeWhenDrained = close;
-    else close();
+    if (sendError) this.sock.sendOne(encodeError(sendError.code, sendError.message));
+    this.sock.close();
+    this.strangers.close();
+    this.f.close().catch(() => undefined).finally(() => this.server.ended(this, ok, reason));
   }
 }

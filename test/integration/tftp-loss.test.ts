@@ -33,10 +33,12 @@ t.test('5 % loss on the client side: curl, atftp, tftp-hpa and a windowed transf
     }
   }
   const w = await tftpClient(lab, 'get', { file: 'mid.bin', options: [['blksize', '1468'], ['windowsize', '8']], timeoutMs: 10_000 }, 300_000);
-  t.equal(w.sha256, lab.sha.get('mid.bin'), 'socket-level windowed client (windowsize 8): sha256 matches under loss');
+  // On failure tap prints the extra object: the client's answer and the server's failed transfers.
+  const diag = { client: w, failed: lab.daemon.events('tftp.transfer-failed') };
+  t.equal(w.sha256, lab.sha.get('mid.bin'), 'socket-level windowed client (windowsize 8): sha256 matches under loss', diag);
   const dropped = await droppedPackets(lab);
   const retransmits = lab.daemon.events('tftp.transfer').reduce((s, l) => s + Number(l.retransmits), 0);
   t.ok(dropped > 50, `packets were really dropped (${dropped})`);
   t.ok(retransmits > 0, `the server retransmitted (${retransmits} packets)`);
-  t.equal(lab.daemon.events('tftp.transfer-failed').length, 0, 'no transfer failed');
+  t.equal(lab.daemon.events('tftp.transfer-failed').length, 0, 'no transfer failed', diag);
 });

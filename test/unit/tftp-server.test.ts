@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
-import { DirectoryProvider } from '../../src/tftp/provider.js';
+import { bufferFile, DirectoryProvider } from '../../src/tftp/provider.js';
 import { TftpServer } from '../../src/tftp/server.js';
 import { decodePacket, encodeAck, encodeRequest, OP_OACK, type TftpPacket } from '../../src/tftp/packet.js';
 import { Writable } from 'node:stream';
@@ -43,3 +43,47 @@ t.test('blksize is capped by the interface MTU − 32; stop() aborts running tra
   t.equal(server.activeTransfers, 0, 'stopped with the transfer aborted');
   t.equal(server.counters.failed, 1);
 });
+
+/**
+ * The event loop is held up past the give-up time while the client's ACK is
+ * already waiting in the socket: the transfer must read it and go on, not
+ * judge the client silent. Both ways a window is sent: streamed from a
+ * regular file (native) and from a provider without a descriptor (JavaScript).
+ */
+for (const kind of ['regular file (streamed)', 'in-memory file']) {
+  t.test(`a stalled event loop does not fail a transfer whose ACKs are waiting: ${kind}`, async (t) => {
+    const root = await mkdtemp(join(tmpdir(), 'mbt-tftp-stall-'));
+    t.teardown(() => rm(root, { recursive: true, force: true }));
+    const content = Buffer.alloc(512 * 5 + 7, 3);
+    await writeFile(join(root, 'f.bin'), content);
+    const dir = new DirectoryProvider(root);
+    const provider = kind.startsWith('regular') ? dir : { open: async () => ({ ok: true as const, file: bufferFile(content) }) };
+    const server = new TftpServer({
+      // Give up after 100 ms × (1 + 1) without progress.
+      config: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, interface: '', maxBlksize: 1468, maxWindowsize: 16, maxTransfers: 8, timeoutMs: 100, retries: 1 },
+      provider, log: quiet,
+    });
+    await server.start();
+    t.teardown(() => server.stop());
+    const c = dgram.createSocket('udp4');
+    await new Promise<void>((r) => c.bind(0, '127.0.0.1', () => r()));
+    t.teardown(() => c.close());
+    c.send(encodeRequest({ op: 1, filename: 'f.bin', mode: 'octet' }), server.port, '127.0.0.1');
+    const blocks: number[] = [];
+    for (let i = 1; i <= 6; i++) {
+      const d = await nextPacket(c);
+      t.match(d.p, { op: 3, block: i });
+      blocks.push(i);
+      c.send(encodeAck(i), d.port, '127.0.0.1');
+      if (i === 2) {
+        // The ACK is on its way (dgram sends at once); now hold the loop for twice the give-up time.
+        const until = Date.now() + 400;
+        while (Date.now() < until) { /* stall */ }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(blocks, [1, 2, 3, 4, 5, 6]);
+    t.equal(server.counters.completed, 1, 'completed');
+    t.equal(server.counters.failed, 0, 'not given up');
+  });
+}
