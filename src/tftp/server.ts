@@ -21,7 +21,7 @@ import {
   type RequestPacket,
 } from './packet.js';
 import { netasciiFile, type FileProvider, type OpenFile } from './provider.js';
-import { MAX_BLKSIZE, RrqTransfer, negotiate, type Action, type TransferLimits } from './transfer.js';
+import { MAX_BLKSIZE, MIN_RTO_MS, RrqTransfer, negotiate, type Action, type TransferLimits } from './transfer.js';
 
 export interface TftpCounters {
   requests: number;
@@ -57,6 +57,8 @@ export type TransferEvent =
 /** Streaming (see Transfer): the largest window the native side sends, and the records its log holds. */
 const MAX_STREAM_WINDOW = 64;
 const STREAM_LOG_RECORDS = 64;
+/** While streaming, how often the timer looks at the log at the latest (ms): half the smallest retransmission timeout. */
+const STREAM_CHECK_MS = MIN_RTO_MS / 2;
 
 /** IPv4 (20) + UDP (8) + TFTP header (4) = 32 bytes of each frame are not data. */
 const FRAME_OVERHEAD = 32;
@@ -348,6 +350,8 @@ class Transfer {
   private readonly log: Float64Array | undefined;
   private timer: NodeJS.Timeout | undefined;
   private timerMs = -1;
+  /** When the state machine's timer is due (ms, server clock; 0: not armed). */
+  private deadline = 0;
   /** Bumped whenever the timer is set or cancelled: a timeout seen for an older generation is void. */
   private timerGeneration = 0;
   private finished = false;
@@ -471,18 +475,32 @@ class Transfer {
     this.queued = 0;
   }
 
-  private setTimer(ms: number): void {
+  /**
+   * The state machine's timer: due `ms` after `from` (now, or for a replayed
+   * window its send time). While streaming, the Node timer looks in at least
+   * every STREAM_CHECK_MS: windows sent natively since the last replay move the
+   * deadline, and their round trips bring a backed-off timeout down again, as
+   * an ACK would at once without streaming.
+   */
+  private setTimer(ms: number, from = this.server.now()): void {
     this.timerGeneration++;
-    if (this.timer && this.timerMs === ms) this.timer.refresh();
+    this.deadline = from + ms;
+    this.wakeIn(Math.max(0, this.deadline - this.server.now()));
+  }
+
+  private wakeIn(ms: number): void {
+    const wait = this.log ? Math.min(ms, STREAM_CHECK_MS) : ms;
+    if (this.timer && this.timerMs === wait) this.timer.refresh();
     else {
       clearTimeout(this.timer);
-      this.timerMs = ms;
-      this.timer = setTimeout(this.onTimer, ms);
+      this.timerMs = wait;
+      this.timer = setTimeout(this.onTimer, wait);
     }
   }
 
   private cancelTimer(): void {
     this.timerGeneration++;
+    this.deadline = 0;
     clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -498,10 +516,16 @@ class Transfer {
     if (this.finished) return;
     const generation = this.timerGeneration;
     setImmediate(() => {
-      if (this.finished || generation !== this.timerGeneration) return;
+      if (this.finished || generation !== this.timerGeneration || this.deadline === 0) return;
       // Windows the native side sent since the last replay are progress: replay re-arms the timer from the last of them.
       if (this.replay(this.sock.drain())) return;
-      this.apply(this.machine.onTimeout(this.server.now()));
+      const now = this.server.now();
+      if (now < this.deadline) {
+        this.wakeIn(this.deadline - now);
+        return;
+      }
+      this.deadline = 0;
+      this.apply(this.machine.onTimeout(now));
     });
   };
 
@@ -514,7 +538,7 @@ class Transfer {
   private replay(count: number): boolean {
     const log = this.log;
     if (!log || count === 0) return false;
-    let deadline: number | undefined;
+    let timer: { ms: number; from: number } | undefined;
     for (let i = 0; i < count && !this.finished; i++) {
       const r = streamRecord(log, i);
       const acked = this.machine.onAck(r.ackBlock, r.ackAt);
@@ -525,11 +549,11 @@ class Transfer {
         return true;
       }
       for (const a of this.machine.onRead(r.first, r.count, r.bytes, r.sentAt)) {
-        if (a.type === 'set-timer') deadline = r.sentAt + a.ms;
+        if (a.type === 'set-timer') timer = { ms: a.ms, from: r.sentAt };
         else if (a.type !== 'send-data') this.apply([a]);
       }
     }
-    if (deadline !== undefined && !this.finished) this.setTimer(Math.max(0, deadline - this.server.now()));
+    if (timer && !this.finished) this.setTimer(timer.ms, timer.from);
     return true;
   }
 
