@@ -14,7 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
-#include "udp-pump.h"
+#include "netsock.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +28,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
+/* Fills `sa` with a dotted-quad IPv4 address and a port; -1 when the address does not parse. */
+int ipv4_sockaddr(const char *address, uint32_t port, struct sockaddr_in *sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons((uint16_t)port);
+  return inet_pton(AF_INET, address, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* Throws an Error "what: strerror(err)" with code "E<errno>"; returns NULL for the caller to return. */
+napi_value throw_errno(napi_env env, const char *what, int err) {
   char msg[256];
   char code[32];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
@@ -75,10 +84,7 @@ static napi_value open_udp4(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
+  if (ipv4_sockaddr(address, port, &sa) < 0) {
     napi_throw_range_error(env, NULL, "openUdp4: bad IPv4 address");
     return NULL;
   }

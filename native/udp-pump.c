@@ -40,7 +40,7 @@
  *   pumpDrain(handle) -> records waiting in the log (now JavaScript's to read)
  */
 #define _GNU_SOURCE
-#include "udp-pump.h"
+#include "netsock.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -79,15 +79,6 @@ typedef struct {
   uint64_t first, count;
 } pump_t;
 
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  char code[32];
-  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
-  snprintf(code, sizeof code, "E%d", err);
-  napi_throw_error(env, code, msg);
-  return NULL;
-}
-
 static napi_value connect_udp4(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -103,10 +94,7 @@ static napi_value connect_udp4(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) {
+  if (ipv4_sockaddr(address, port, &sa) < 0) {
     napi_throw_range_error(env, NULL, "connectUdp4: bad IPv4 address");
     return NULL;
   }

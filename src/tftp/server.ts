@@ -1,9 +1,11 @@
 /**
  * The TFTP socket shell. The request socket (port 69, on the configured
  * interface when there is one) takes read requests; each accepted request
- * gets its own socket on an ephemeral port (its TID) and an RrqTransfer
- * (tftp/transfer.ts) whose actions this file carries out: packets, positional
- * file reads into one reused window buffer, one timer.
+ * gets its own socket on an ephemeral port (its TID, a ConnectedUdp with its
+ * packet path in native code) and an RrqTransfer (tftp/transfer.ts) whose
+ * actions this file carries out: packets, positional file reads into one
+ * reused window buffer, one timer; and, for regular files, the replay of the
+ * windows the native side streamed (see Transfer).
  *
  * Nothing thrown by a packet escapes a socket handler: malformed input is
  * dropped and counted; a packet for a transfer from another address or port
