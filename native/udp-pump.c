@@ -19,31 +19,44 @@
  *       kind 0: an ACK, value its 16-bit block number
  *       kind 1: any other packet, value a Buffer copy (at most 2048 bytes)
  *       kind 2: a receive error (ICMP unreachable and the like), value the errno
+ *       kind 3: streaming records were copied into the log, value their number
+ *       kind 4: streaming: a batch of the above has been handed over
  *   pumpSend(fd, buffer, offsets: Uint32Array, lengths: Uint32Array, count) -> number sent
  *       (fewer than count when the send queue is full; negative errno when none left)
- *   pumpClose(handle): stops polling and closes the fd once libuv lets go of it
+ *   pumpClose(handle): stops receiving; the fd is closed once nothing uses it
  *
- * The streaming path (pumpStream, pumpArm, pumpDrain): for a transfer from a
- * regular file, the step that follows a full-window ACK is always the same
- * (RFC 7440 / RFC 1350: read the next window, send it), so it is done here:
- * on the ACK of the last block of the armed window, the next window is read
- * with preadv() into the slots and sent, and one record (the ACK's block and
- * time, the window, the bytes read, the send time) goes into a log that
- * JavaScript replays through its state machine (tftp/transfer.ts), which stays
- * the authority: it checks every record and does everything else (options,
- * partial and duplicate ACKs, timeouts, the last ACK, errors). Before any
- * packet that is not such an ACK is handed over, the log is (kind 3, value:
- * the number of records).
+ * Streaming (pumpStream, pumpArm, pumpDrain), for a transfer from a regular
+ * file. The step that follows a full-window ACK is always the same (RFC 7440
+ * / RFC 1350: read the next window, send it), so a thread of the transfer's
+ * own does it: it waits in a blocking recv() (a waiting thread is woken more
+ * cheaply than an epoll set, which is most of what a lock-step block costs
+ * beyond its system calls), and on the ACK of the last block of the armed
+ * window reads the next window with preadv() into the slots, sends it and
+ * logs one record (the ACK's block and time, the window, the bytes read, the
+ * send time). JavaScript replays the records through its state machine
+ * (tftp/transfer.ts), which stays the authority: it checks every record and
+ * does everything else (options, partial and duplicate ACKs, timeouts, the
+ * last ACK, errors). Any other packet is queued for JavaScript and disarms
+ * the thread, so that records and packets reach it in the order they
+ * happened; the thread wakes the event loop (uv_async) for packets and every
+ * FLUSH_AT records.
+ *
+ * Who may touch the slots: the thread, only while armed and under p->mu;
+ * JavaScript, only after disarming (pumpArm(h, 0, 0) waits for a step in
+ * progress). pumpArm refuses to arm while records or packets wait, which
+ * JavaScript learns of through the next batch.
  *   pumpStream(handle, fileFd, slots: Buffer, blksize, windowsize, fileSize, log: Float64Array)
- *   pumpArm(handle, first, count): the window of blocks first..first+count-1 is out
- *       (count 0: nothing is armed; JavaScript is filling the slots itself)
- *   pumpDrain(handle) -> records waiting in the log (now JavaScript's to read)
+ *   pumpArm(handle, first, count) -> armed?: the window first..first+count-1 is out
+ *       (count 0: disarm; JavaScript is about to use the slots)
+ *   pumpDrain(handle) -> records copied into the log (now JavaScript's to read)
  */
 #define _GNU_SOURCE
 #include "netsock.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,25 +71,46 @@
 /* Doubles per streaming-log record: ack wire block, ack time, first block, count, bytes, send time (ms). */
 #define LOG_FIELDS 6
 #define DATA_HEADER 4
+/* Records the thread holds before it must hand them over, and after how many it wakes JavaScript. */
+#define WLOG_MAX 64
+#define FLUSH_AT 16
+/* Packets the thread queues for JavaScript; beyond that they are dropped (as a full socket would). */
+#define QUEUE_MAX 16
+
+typedef struct {
+  int kind;
+  uint32_t value;
+  uint32_t len;
+  unsigned char data[RECV_MAX];
+} queued_t;
 
 typedef struct {
   uv_poll_t poll;
+  uv_async_t async;
+  int handles_open;
   napi_env env;
   napi_ref callback;
   napi_async_context context;
   int fd;
   int closing;
-  /* Streaming (file_fd >= 0): see the top of this file. */
+  /* Streaming (file_fd >= 0): see the top of this file. Below, under mu. */
   int file_fd;
   napi_ref slots_ref, log_ref;
   unsigned char *slots;
   size_t slots_len;
   double *log;
-  uint32_t log_cap, log_len;
+  uint32_t log_cap;
   uint32_t blksize, windowsize;
   uint64_t file_size, total_blocks;
+  pthread_mutex_t mu;
+  int refs;
+  int stop;
   int armed;
   uint64_t first, count;
+  double wlog[WLOG_MAX * LOG_FIELDS];
+  uint32_t wlog_len;
+  queued_t *queue;
+  uint32_t queue_len;
 } pump_t;
 
 static napi_value connect_udp4(napi_env env, napi_callback_info info) {
@@ -141,23 +175,14 @@ static double now_ms(void) {
   return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000);
 }
 
-/* Hands the streaming log to JavaScript (kind 3), if there is one. */
-static void flush_log(pump_t *p) {
-  if (p->log_len == 0 || p->closing) return;
-  napi_value value;
-  napi_create_uint32(p->env, p->log_len, &value);
-  p->log_len = 0;
-  call_js(p, 3, value);
-}
-
 /*
- * The ACK of wire block `wire` arrived. When it acknowledges the whole armed
- * window and another window follows, reads and sends that window, logs it and
- * returns 1; otherwise (or when the read comes up short) returns 0 and the ACK
- * goes to JavaScript.
+ * On the worker thread, with p->mu held. The ACK of wire block `wire`
+ * arrived. When it acknowledges the whole armed window and another window
+ * follows, reads and sends that window, logs it and returns 1; otherwise (or
+ * when the read comes up short) returns 0 and the ACK goes to JavaScript.
  */
 static int stream_step(pump_t *p, uint32_t wire) {
-  if (p->file_fd < 0 || !p->armed || p->closing || p->log_len >= p->log_cap) return 0;
+  if (p->file_fd < 0 || !p->armed || p->stop || p->wlog_len >= WLOG_MAX) return 0;
   uint64_t last = p->first + p->count - 1;
   if (wire != (last & 0xffff) || last >= p->total_blocks) return 0;
   double t_ack = now_ms();
@@ -222,17 +247,29 @@ static int stream_step(pump_t *p, uint32_t wire) {
                       : sendmmsg(p->fd, msgs, (unsigned)count, MSG_DONTWAIT | MSG_NOSIGNAL);
   } while (sent < 0 && errno == EINTR);
   (void)sent;
-  double *rec = p->log + (size_t)p->log_len * LOG_FIELDS;
+  double *rec = p->wlog + (size_t)p->wlog_len * LOG_FIELDS;
   rec[0] = wire;
   rec[1] = t_ack;
   rec[2] = (double)first;
   rec[3] = (double)count;
   rec[4] = (double)got;
   rec[5] = now_ms();
-  p->log_len++;
+  p->wlog_len++;
   p->first = first;
   p->count = count;
   return 1;
+}
+
+/* Drops a reference (the event loop's, the thread's); the last one closes the fd and frees. */
+static void release(pump_t *p) {
+  pthread_mutex_lock(&p->mu);
+  int left = --p->refs;
+  pthread_mutex_unlock(&p->mu);
+  if (left > 0) return;
+  close(p->fd);
+  pthread_mutex_destroy(&p->mu);
+  free(p->queue);
+  free(p);
 }
 
 static void on_readable(uv_poll_t *handle, int status, int events) {
@@ -250,9 +287,8 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     socklen_t len = sizeof err;
     if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) err = -status;
     int r = uv_poll_start(&p->poll, UV_READABLE, on_readable);
-    flush_log(p);
     napi_create_int32(p->env, err, &value);
-    if (!p->closing) call_js(p, 2, value);
+    call_js(p, 2, value);
     if (r != 0 && !p->closing) {
       napi_create_int32(p->env, -r, &value);
       call_js(p, 2, value);
@@ -266,32 +302,119 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   ssize_t n = recv(p->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      int e = errno;
-      flush_log(p);
-      napi_create_int32(p->env, e, &value);
-      if (!p->closing) call_js(p, 2, value);
+      napi_create_int32(p->env, errno, &value);
+      call_js(p, 2, value);
     }
   } else if (n == 4 && buf[0] == 0 && buf[1] == 4) {
-    uint32_t wire = ((uint32_t)buf[2] << 8) | buf[3];
-    if (stream_step(p, wire)) {
-      if (p->log_len == p->log_cap) flush_log(p);
-    } else {
-      flush_log(p);
-      if (!p->closing) {
-        napi_create_uint32(p->env, wire, &value);
-        call_js(p, 0, value);
-      }
-    }
+    napi_create_uint32(p->env, ((uint32_t)buf[2] << 8) | buf[3], &value);
+    call_js(p, 0, value);
   } else {
-    flush_log(p);
-    if (p->closing) {
-      napi_close_handle_scope(p->env, scope);
-      return;
-    }
     size_t len = (size_t)n < sizeof buf ? (size_t)n : sizeof buf;
     void *data;
     napi_create_buffer_copy(p->env, len, buf, &data, &value);
     call_js(p, 1, value);
+  }
+  napi_close_handle_scope(p->env, scope);
+}
+
+/* With p->mu held: a packet for JavaScript. */
+static void enqueue(pump_t *p, int kind, uint32_t value, const unsigned char *data, size_t len) {
+  if (p->queue_len >= QUEUE_MAX) return;
+  queued_t *q = &p->queue[p->queue_len++];
+  q->kind = kind;
+  q->value = value;
+  q->len = (uint32_t)(len < RECV_MAX ? len : RECV_MAX);
+  if (q->len > 0) memcpy(q->data, data, q->len);
+}
+
+static void *worker_main(void *arg) {
+  pump_t *p = (pump_t *)arg;
+  unsigned char buf[RECV_MAX];
+  for (;;) {
+    ssize_t n = recv(p->fd, buf, sizeof buf, MSG_TRUNC);
+    int e = errno;
+    pthread_mutex_lock(&p->mu);
+    if (p->stop) {
+      pthread_mutex_unlock(&p->mu);
+      break;
+    }
+    int wake = 0;
+    if (n < 0) {
+      /* EAGAIN: the receive timeout that bounds how long a stop can go unnoticed. */
+      if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+        enqueue(p, 2, (uint32_t)e, NULL, 0);
+        wake = 1;
+      }
+    } else if (n == 4 && buf[0] == 0 && buf[1] == 4) {
+      uint32_t wire = ((uint32_t)buf[2] << 8) | buf[3];
+      if (stream_step(p, wire)) {
+        wake = p->wlog_len >= FLUSH_AT;
+      } else {
+        enqueue(p, 0, wire, NULL, 0);
+        p->armed = 0;
+        wake = 1;
+      }
+    } else {
+      enqueue(p, 1, 0, buf, (size_t)n);
+      p->armed = 0;
+      wake = 1;
+    }
+    /* Under the lock: pumpClose sets stop under it before it closes the async handle. */
+    if (wake) uv_async_send(&p->async);
+    pthread_mutex_unlock(&p->mu);
+  }
+  release(p);
+  return NULL;
+}
+
+/* With p->mu held: moves the thread's records into JavaScript's log; their number. */
+static uint32_t take_log(pump_t *p) {
+  uint32_t n = p->wlog_len;
+  if (n > p->log_cap) n = p->log_cap;
+  memcpy(p->log, p->wlog, (size_t)n * LOG_FIELDS * sizeof(double));
+  memmove(p->wlog, p->wlog + (size_t)n * LOG_FIELDS, (size_t)(p->wlog_len - n) * LOG_FIELDS * sizeof(double));
+  p->wlog_len -= n;
+  return n;
+}
+
+/* On the event loop: the thread has records or packets for JavaScript. */
+static void on_async(uv_async_t *handle) {
+  pump_t *p = (pump_t *)handle->data;
+  if (p->closing) return;
+  napi_handle_scope scope;
+  napi_open_handle_scope(p->env, &scope);
+  napi_value value;
+  for (;;) {
+    queued_t local;
+    int have_packet = 0;
+    pthread_mutex_lock(&p->mu);
+    uint32_t n = take_log(p);
+    if (n == 0 && p->queue_len > 0) {
+      local = p->queue[0];
+      memmove(&p->queue[0], &p->queue[1], (p->queue_len - 1) * sizeof(queued_t));
+      p->queue_len--;
+      have_packet = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (n > 0) {
+      napi_create_uint32(p->env, n, &value);
+      call_js(p, 3, value);
+    } else if (have_packet) {
+      if (local.kind == 1) {
+        void *data;
+        napi_create_buffer_copy(p->env, local.len, local.data, &data, &value);
+      } else {
+        napi_create_uint32(p->env, local.value, &value);
+      }
+      call_js(p, local.kind, value);
+    } else {
+      break;
+    }
+    if (p->closing) break;
+  }
+  if (!p->closing) {
+    napi_get_undefined(p->env, &value);
+    call_js(p, 4, value);
   }
   napi_close_handle_scope(p->env, scope);
 }
@@ -317,6 +440,8 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   p->env = env;
   p->fd = fd;
   p->file_fd = -1;
+  p->refs = 1;
+  pthread_mutex_init(&p->mu, NULL);
   napi_value name;
   napi_create_string_utf8(env, "metalboot.udpPump", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &p->context);
@@ -324,11 +449,13 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
   int r = uv_poll_init(loop, &p->poll, fd);
   if (r == 0) {
     p->poll.data = p;
+    p->handles_open = 1;
     r = uv_poll_start(&p->poll, UV_READABLE, on_readable);
   }
   if (r != 0) {
     napi_delete_reference(env, p->callback);
     napi_async_destroy(env, p->context);
+    pthread_mutex_destroy(&p->mu);
     free(p);
     return throw_errno(env, "uv_poll_start", -r);
   }
@@ -339,6 +466,7 @@ static napi_value pump_start(napi_env env, napi_callback_info info) {
 
 static void on_closed(uv_handle_t *handle) {
   pump_t *p = (pump_t *)handle->data;
+  if (--p->handles_open > 0) return;
   /* Released here, not in pumpClose: pumpClose may run inside this pump's own callback. */
   napi_handle_scope scope;
   napi_open_handle_scope(p->env, &scope);
@@ -347,8 +475,7 @@ static void on_closed(uv_handle_t *handle) {
   if (p->log_ref) napi_delete_reference(p->env, p->log_ref);
   napi_async_destroy(p->env, p->context);
   napi_close_handle_scope(p->env, scope);
-  close(p->fd);
-  free(p);
+  release(p);
 }
 
 static napi_value pump_close(napi_env env, napi_callback_info info) {
@@ -362,8 +489,15 @@ static napi_value pump_close(napi_env env, napi_callback_info info) {
   }
   if (p->closing) return NULL;
   p->closing = 1;
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  p->armed = 0;
+  pthread_mutex_unlock(&p->mu);
+  /* Wakes a thread waiting in recv() (it then sees stop); its receive timeout is the fallback. */
+  if (p->file_fd >= 0) shutdown(p->fd, SHUT_RDWR);
   uv_poll_stop(&p->poll);
   uv_close((uv_handle_t *)&p->poll, on_closed);
+  if (p->handles_open == 2) uv_close((uv_handle_t *)&p->async, on_closed);
   return NULL;
 }
 
@@ -404,19 +538,58 @@ static napi_value pump_stream(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "pumpStream: blksize, windowsize, fileSize or a buffer out of range");
     return NULL;
   }
-  napi_create_reference(env, argv[2], 1, &p->slots_ref);
-  napi_create_reference(env, argv[6], 1, &p->log_ref);
-  p->file_fd = file_fd;
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_throw_error(env, NULL, "pumpStream: no event loop");
+    return NULL;
+  }
+  p->queue = calloc(QUEUE_MAX, sizeof(queued_t));
+  if (p->queue == NULL) return throw_errno(env, "calloc", ENOMEM);
+  int r = uv_async_init(loop, &p->async, on_async);
+  if (r != 0) {
+    free(p->queue);
+    p->queue = NULL;
+    return throw_errno(env, "uv_async_init", -r);
+  }
+  p->async.data = p;
+  p->handles_open = 2;
   p->slots = slots;
   p->slots_len = slots_len;
   p->log = log;
   p->log_cap = (uint32_t)(log_len / LOG_FIELDS);
-  p->log_len = 0;
   p->blksize = blksize;
   p->windowsize = windowsize;
   p->file_size = (uint64_t)file_size;
   p->total_blocks = p->file_size / blksize + 1;
   p->armed = 0;
+  /* The thread receives from now on, blocking; the event loop stops polling the socket.
+     Sends stay non-blocking (MSG_DONTWAIT). The timeout bounds how long a stop waits. */
+  uv_poll_stop(&p->poll);
+  int flags = fcntl(p->fd, F_GETFL);
+  struct timeval tv = {0, 200 * 1000};
+  setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (flags < 0 || fcntl(p->fd, F_SETFL, flags & ~O_NONBLOCK) < 0) r = errno;
+  p->file_fd = file_fd;
+  p->refs++;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  if (r == 0) r = pthread_create(&thread, &attr, worker_main, p);
+  pthread_attr_destroy(&attr);
+  if (r != 0) {
+    /* Back to the event loop's polling; the transfer goes on without streaming. */
+    p->file_fd = -1;
+    p->refs--;
+    if (flags >= 0) fcntl(p->fd, F_SETFL, flags);
+    uv_poll_start(&p->poll, UV_READABLE, on_readable);
+    p->handles_open = 1;
+    uv_close((uv_handle_t *)&p->async, NULL);
+    return throw_errno(env, "pumpStream: starting the receive thread", r);
+  }
+  napi_create_reference(env, argv[2], 1, &p->slots_ref);
+  napi_create_reference(env, argv[6], 1, &p->log_ref);
   return NULL;
 }
 
@@ -431,18 +604,24 @@ static napi_value pump_arm(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "pumpArm(handle, first, count)");
     return NULL;
   }
-  if (count == 0) {
-    p->armed = 0;
-    return NULL;
-  }
-  if (p->file_fd < 0 || !(first >= 1) || !(count >= 1) || count > p->windowsize || first + count - 1 > (double)p->total_blocks) {
+  if (count != 0 && (p->file_fd < 0 || !(first >= 1) || !(count >= 1) || count > p->windowsize ||
+                     first + count - 1 > (double)p->total_blocks)) {
     napi_throw_range_error(env, NULL, "pumpArm: no stream, or a window outside the file");
     return NULL;
   }
-  p->first = (uint64_t)first;
-  p->count = (uint64_t)count;
-  p->armed = 1;
-  return NULL;
+  int armed = 0;
+  pthread_mutex_lock(&p->mu);
+  if (count == 0 || p->stop) {
+    p->armed = 0;
+  } else if (p->wlog_len == 0 && p->queue_len == 0) {
+    p->first = (uint64_t)first;
+    p->count = (uint64_t)count;
+    p->armed = armed = 1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  napi_value result;
+  napi_get_boolean(env, armed, &result);
+  return result;
 }
 
 static napi_value pump_drain(napi_env env, napi_callback_info info) {
@@ -453,9 +632,14 @@ static napi_value pump_drain(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "pumpDrain(handle)");
     return NULL;
   }
+  uint32_t n = 0;
+  if (p->file_fd >= 0 && !p->closing) {
+    pthread_mutex_lock(&p->mu);
+    n = take_log(p);
+    pthread_mutex_unlock(&p->mu);
+  }
   napi_value result;
-  napi_create_uint32(env, p->log_len, &result);
-  p->log_len = 0;
+  napi_create_uint32(env, n, &result);
   return result;
 }
 

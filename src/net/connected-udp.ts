@@ -16,8 +16,10 @@ export type PeerPacket =
   | { readonly kind: 'ack'; readonly block: number }
   | { readonly kind: 'other'; readonly data: Buffer }
   | { readonly kind: 'error'; readonly errno: number }
-  /** `count` streaming records wait in the log (see stream()). */
-  | { readonly kind: 'log'; readonly count: number };
+  /** `count` streaming records were copied into the log (see stream()). */
+  | { readonly kind: 'log'; readonly count: number }
+  /** Streaming: the records and packets that were waiting have all been handed over. */
+  | { readonly kind: 'settled' };
 
 /** Doubles per streaming-log record. */
 export const STREAM_RECORD = 6;
@@ -64,7 +66,8 @@ export class ConnectedUdp {
       if (kind === 0) onPacket({ kind: 'ack', block: value as number });
       else if (kind === 1) onPacket({ kind: 'other', data: value as Buffer });
       else if (kind === 2) onPacket({ kind: 'error', errno: value as number });
-      else onPacket({ kind: 'log', count: value as number });
+      else if (kind === 3) onPacket({ kind: 'log', count: value as number });
+      else onPacket({ kind: 'settled' });
     });
   }
 
@@ -106,26 +109,32 @@ export class ConnectedUdp {
   }
 
   /**
-   * Streaming from a regular file: from now on, the ACK of the last block of
-   * the armed window (see arm()) is answered here, in native code, by reading
-   * the next window of `blksize` blocks (at most `windowsize`, 1…64) from
-   * `fileFd` into `slots` (slot i at i × (4 + blksize), a DATA header then the
-   * data) and sending it; each such step is logged as one record in `log`
-   * (STREAM_RECORD doubles each; its length sets the capacity) and the window
-   * sent is armed in turn. The log is handed over (a 'log' packet) when full
-   * and before any other packet, or taken with drain(). Anything else, the ACK
-   * of the last block of the file included, arrives as before.
+   * Streaming from a regular file: from now on a thread of this socket's own
+   * receives (blocking), and answers the ACK of the last block of the armed
+   * window (see arm()) itself, by reading the next window of `blksize` blocks
+   * (at most `windowsize`, 1…64) from `fileFd` into `slots` (slot i at
+   * i × (4 + blksize): a DATA header, then the data) and sending it. Each such
+   * step is one record; the window sent is armed in turn. Any other packet
+   * disarms it and waits for the event loop, so records and packets arrive in
+   * the order they happened: a 'log' (the records, copied into `log`, which
+   * holds length / STREAM_RECORD of them), packets, then 'settled'. While armed
+   * the slots are the thread's; disarm (arm(0, 0)) before touching them.
    */
   stream(fileFd: number, slots: Buffer, blksize: number, windowsize: number, fileSize: number, log: Float64Array): void {
     loadAddon().pumpStream(this.handle, fileFd, slots, blksize, windowsize, fileSize, log);
   }
 
-  /** The window of blocks first…first+count−1 is out (in slots 0…count−1); count 0: none is (the caller is refilling the slots). */
-  arm(first: number, count: number): void {
-    if (!this.closed) loadAddon().pumpArm(this.handle, first, count);
+  /**
+   * The window of blocks first…first+count−1 is out (in slots 0…count−1):
+   * true when armed, false when records or packets still wait to be handed
+   * over (arm again after 'settled'). count 0 disarms, waiting for a step in
+   * progress, so the slots are the caller's when it returns.
+   */
+  arm(first: number, count: number): boolean {
+    return this.closed ? false : loadAddon().pumpArm(this.handle, first, count);
   }
 
-  /** The number of records waiting in the log, which are now the caller's to read. */
+  /** Copies the waiting records into the log; their number (now the caller's to read). */
   drain(): number {
     return this.closed ? 0 : loadAddon().pumpDrain(this.handle);
   }

@@ -17,7 +17,7 @@ export interface NetsockAddon {
   pumpSend(fd: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number): number;
   pumpClose(handle: object): void;
   pumpStream(handle: object, fileFd: number, slots: Buffer, blksize: number, windowsize: number, fileSize: number, log: Float64Array): void;
-  pumpArm(handle: object, first: number, count: number): void;
+  pumpArm(handle: object, first: number, count: number): boolean;
   pumpDrain(handle: object): number;
 }
 

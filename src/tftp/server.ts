@@ -332,9 +332,12 @@ export class TftpServer {
  * at once.
  *
  * From a regular file the transfer streams (net/connected-udp.ts stream()):
- * the native side answers each full-window ACK with the next window itself and
- * logs it, and replay() runs the log through the state machine, which checks
- * every step and keeps the counters, the round-trip estimate and the timer.
+ * the socket's own thread answers each full-window ACK with the next window
+ * and logs it, and replay() runs the log through the state machine, which
+ * checks every step and keeps the counters, the round-trip estimate and the
+ * timer. The slots are the thread's while it is armed: this side disarms it
+ * (takeOver) before it sends or reads from them itself, and arms it again
+ * with the window that is out (rearm).
  */
 class Transfer {
   readonly key: string;
@@ -348,6 +351,8 @@ class Transfer {
   private readonly lengths: Uint32Array;
   private queued = 0;
   private queuedFirst = 0;
+  /** Streaming: the window that is out (in the slots), the one to arm; undefined while one is being read. */
+  private window: { first: number; count: number } | undefined;
   /** The streaming log (undefined: not streaming). */
   private readonly log: Float64Array | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -405,7 +410,7 @@ class Transfer {
   }
 
   abort(reason: string): void {
-    this.replay(this.sock.drain());
+    this.takeOver();
     this.apply(this.machine.abort(reason));
   }
 
@@ -417,6 +422,8 @@ class Transfer {
         this.apply(this.machine.onAck(p.block, this.server.now()));
       } else if (p.kind === 'log') {
         this.replay(p.count);
+      } else if (p.kind === 'settled') {
+        this.rearm();
       } else if (p.kind === 'other') {
         // An ACK that is not exactly 4 bytes (trailing bytes) still counts, as before the fast path.
         if (p.data.length >= 4 && p.data[0] === 0 && p.data[1] === OP_ACK) {
@@ -449,7 +456,8 @@ class Transfer {
           break;
         case 'read':
           this.flush();
-          // The slots are ours until the window is out again: the native side must not step meanwhile.
+          // The slots are ours until the window is out again: the streaming thread must not step meanwhile.
+          this.window = undefined;
           if (this.log) this.sock.arm(0, 0);
           this.read(a.block, a.count);
           break;
@@ -473,8 +481,9 @@ class Transfer {
     if (this.queued === 0) return;
     const n = this.sock.send(this.slots, this.offsets, this.lengths, this.queued);
     this.unsent += this.queued - Math.max(0, n);
-    if (this.log) this.sock.arm(this.queuedFirst, this.queued);
+    this.window = { first: this.queuedFirst, count: this.queued };
     this.queued = 0;
+    this.rearm();
   }
 
   /**
@@ -519,17 +528,38 @@ class Transfer {
     const generation = this.timerGeneration;
     setImmediate(() => {
       if (this.finished || generation !== this.timerGeneration || this.deadline === 0) return;
-      // Windows the native side sent since the last replay are progress: replay re-arms the timer from the last of them.
-      if (this.replay(this.sock.drain())) return;
+      // Windows the streaming thread sent since the last replay are progress: replay re-arms the timer from the last of them.
+      if (this.takeOver()) {
+        this.rearm();
+        return;
+      }
       const now = this.server.now();
       if (now < this.deadline) {
+        this.rearm();
         this.wakeIn(this.deadline - now);
         return;
       }
       this.deadline = 0;
       this.apply(this.machine.onTimeout(now));
+      // The retransmission re-armed the thread (flush); a timeout that sent nothing leaves it to 'settled'.
     });
   };
+
+  /**
+   * Streaming: stops the thread (waiting for a step in progress) and replays
+   * what it did since the last replay, so the slots and the state machine
+   * agree and are this side's. True when there was something to replay.
+   */
+  private takeOver(): boolean {
+    if (!this.log) return false;
+    this.sock.arm(0, 0);
+    return this.replay(this.sock.drain());
+  }
+
+  /** Streaming: hands the window that is out back to the thread (unless one is being read, or the transfer is over). */
+  private rearm(): void {
+    if (this.log && this.window && !this.finished) this.sock.arm(this.window.first, this.window.count);
+  }
 
   /**
    * Runs `count` streaming records through the state machine: each must be,
@@ -550,6 +580,7 @@ class Transfer {
         this.apply(this.machine.onReadError(`streaming out of step at block ${r.first} (ACK ${r.ackBlock})`));
         return true;
       }
+      this.window = { first: r.first, count: r.count };
       for (const a of this.machine.onRead(r.first, r.count, r.bytes, r.sentAt)) {
         if (a.type === 'set-timer') timer = { ms: a.ms, from: r.sentAt };
         else if (a.type !== 'send-data') this.apply([a]);
