@@ -390,7 +390,7 @@ class Transfer {
         sock.stream(f.fd, this.slots, blksize, windowsize, machine.size, log);
         this.log = log;
       } catch (e) {
-        // Not expected (the arguments are ours); the transfer still works without streaming.
+        // Rare (no thread to be had, say): the transfer goes on through the event loop.
         server.streamRefused(this.key, e);
       }
     }
