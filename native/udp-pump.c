@@ -176,6 +176,28 @@ static double now_ms(void) {
 }
 
 /*
+ * Sends packets pkts[0..n) (n <= SEND_BATCH) on the connected socket, without
+ * blocking: how many left, or -errno when none did. One packet (lock-step)
+ * goes with plain send(), which skips sendmmsg's per-message header copying.
+ */
+static int send_packets(int fd, const struct iovec *pkts, uint32_t n) {
+  struct mmsghdr msgs[SEND_BATCH];
+  if (n > 1) {
+    memset(msgs, 0, sizeof(msgs[0]) * n);
+    for (uint32_t i = 0; i < n; i++) {
+      msgs[i].msg_hdr.msg_iov = (struct iovec *)&pkts[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+  }
+  for (;;) {
+    int r = n == 1 ? (send(fd, pkts[0].iov_base, pkts[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 1)
+                   : sendmmsg(fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r >= 0) return r;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+/*
  * On the worker thread, with p->mu held. The ACK of wire block `wire`
  * arrived. When it acknowledges the whole armed window and another window
  * follows, reads and sends that window, logs it and returns 1; otherwise (or
@@ -224,9 +246,7 @@ static int stream_step(pump_t *p, uint32_t wire) {
     got += (uint64_t)r;
   }
   if (got != want) return 0;
-  struct mmsghdr msgs[SEND_BATCH];
   struct iovec out[SEND_BATCH];
-  memset(msgs, 0, sizeof(msgs[0]) * count);
   for (uint64_t i = 0; i < count; i++) {
     unsigned char *slot = p->slots + i * slot_len;
     uint64_t block = first + i;
@@ -236,17 +256,9 @@ static int stream_step(pump_t *p, uint32_t wire) {
     slot[3] = (unsigned char)(block & 0xff);
     out[i].iov_base = slot;
     out[i].iov_len = lengths[i];
-    msgs[i].msg_hdr.msg_iov = &out[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
   }
   /* What the kernel does not take is lost as far as the protocol knows: the retransmit timer covers it. */
-  /* Lock-step (one block): plain send(), which skips sendmmsg's per-message header copying. */
-  ssize_t sent;
-  do {
-    sent = count == 1 ? send(p->fd, out[0].iov_base, out[0].iov_len, MSG_DONTWAIT | MSG_NOSIGNAL)
-                      : sendmmsg(p->fd, msgs, (unsigned)count, MSG_DONTWAIT | MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  (void)sent;
+  (void)send_packets(p->fd, out, (uint32_t)count);
   double *rec = p->wlog + (size_t)p->wlog_len * LOG_FIELDS;
   rec[0] = wire;
   rec[1] = t_ack;
@@ -672,23 +684,18 @@ static napi_value pump_send(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
-  struct mmsghdr msgs[SEND_BATCH];
   struct iovec iov[SEND_BATCH];
   uint32_t sent = 0;
   int err = 0;
   while (sent < count) {
     uint32_t n = count - sent < SEND_BATCH ? count - sent : SEND_BATCH;
-    memset(msgs, 0, sizeof(msgs[0]) * n);
     for (uint32_t i = 0; i < n; i++) {
       iov[i].iov_base = buf + offsets[sent + i];
       iov[i].iov_len = lengths[sent + i];
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    int r = sendmmsg(fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    int r = send_packets(fd, iov, n);
     if (r < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
+      err = -r;
       break;
     }
     sent += (uint32_t)r;
