@@ -89,4 +89,4 @@ export const MAX_BOOT_FILE_BYTES = 127;
 
 export const DEFAULT_SYSLOG = { enabled: false, listen: '0.0.0.0:514', maxPerSecondPerSource: 20, burst: 100 } as const;
 export const SYSLOG_LIMITS = { maxPerSecondPerSource: [1, 10_000], burst: [1, 100_000] } as const satisfies Record<string, readonly [number, number]>;
-export const DEFAULT_STATUS = { public: true } as const;
+export const DEFAULT_STATUS = { public: false } as const;

@@ -412,10 +412,10 @@ t.test('machines: defaults; mistakes named', async (t) => {
 t.test('syslog and status: defaults, values, mistakes named', async (t) => {
   const c = parseConfig(MIN, env);
   t.same(c.syslog, { enabled: false, listen: { host: '0.0.0.0', port: 514 }, maxPerSecondPerSource: 20, burst: 100 });
-  t.same(c.status, { public: true });
-  const s = parseConfig(`${MIN}syslog: { enabled: true, listen: "10.99.0.1:5514", maxPerSecondPerSource: 5, burst: 50 }\nstatus: { public: false }\n`, env);
+  t.same(c.status, { public: false }, 'the status page needs the token unless made public');
+  const s = parseConfig(`${MIN}syslog: { enabled: true, listen: "10.99.0.1:5514", maxPerSecondPerSource: 5, burst: 50 }\nstatus: { public: true }\n`, env);
   t.same(s.syslog, { enabled: true, listen: { host: '10.99.0.1', port: 5514 }, maxPerSecondPerSource: 5, burst: 50 });
-  t.equal(s.status.public, false);
+  t.equal(s.status.public, true);
   const cases: [string, string][] = [
     ['syslog: { enabled: yes }', 'config: syslog.enabled: expected true or false, got string "yes"'],
     ['syslog: { listen: "loghost:514" }', 'config: syslog.listen: "loghost" is not an IPv4 address'],
