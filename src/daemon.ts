@@ -285,7 +285,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       stops.push(async () => {
         await tftp.stop();
         const c = tftp.counters;
-        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, refused: c.refused, busy: c.busy, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
+        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, declined: c.declined, refused: c.refused, busy: c.busy, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
       });
     }
   } catch (e) {

@@ -81,7 +81,7 @@ export function stepOfEvent(e) {
 export function describeEvent(e) {
   switch (e.type) {
     case 'tftp.start': return `${e.client} ← ${e.file} (${fmtBytes(e.size)})`;
-    case 'tftp.end': return `${e.client} ${e.file}: ${e.ok ? 'done' : `failed: ${e.error ?? ''}`} ${fmtBytes(e.bytes)} in ${fmtDuration(e.durationMs)}${e.retransmits ? `, ${e.retransmits} resent` : ''}`;
+    case 'tftp.end': return `${e.client} ${e.file}: ${e.ok ? 'done' : e.declined ? 'size query (options declined)' : `failed: ${e.error ?? ''}`} ${fmtBytes(e.bytes)} in ${fmtDuration(e.durationMs)}${e.retransmits ? `, ${e.retransmits} resent` : ''}`;
     case 'boot.script': return `${e.ip}: ${e.served ? e.action : `refused: ${e.reason ?? ''}`}`;
     case 'iscsi.login': case 'iscsi.logout': return `${e.initiator} → ${e.iqn}${e.address ? ` from ${e.address}` : ''}`;
     case 'ipmi.command': return `${e.bmc} ${e.command}: ${e.ok ? 'ok' : `error: ${e.error ?? ''}`} (${e.ms} ms)`;

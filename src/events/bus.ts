@@ -22,7 +22,7 @@ export type DhcpEventType =
 export type EventBody =
   | { readonly type: DhcpEventType; readonly mac?: Mac; readonly ip?: string; readonly message?: string; readonly arch?: string; readonly vendorClass?: string; readonly uuid?: string; readonly hostname?: string; readonly ipxe?: boolean; readonly bootFile?: string; readonly reason?: string }
   | { readonly type: 'tftp.start'; readonly client: string; readonly file: string; readonly size: number; readonly mac?: Mac }
-  | { readonly type: 'tftp.end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string; readonly mac?: Mac }
+  | { readonly type: 'tftp.end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly declined?: true; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string; readonly mac?: Mac }
   | { readonly type: 'boot.script'; readonly mac: Mac; readonly ip: string; readonly action: string; readonly served: boolean; readonly reason?: string }
   | { readonly type: 'iscsi.login' | 'iscsi.logout'; readonly iqn: string; readonly initiator: string; readonly address?: string; readonly mac?: Mac }
   | { readonly type: 'ipmi.command'; readonly mac: Mac; readonly bmc: string; readonly command: string; readonly ok: boolean; readonly ms: number; readonly error?: string }

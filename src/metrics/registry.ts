@@ -12,7 +12,7 @@
  *   metalboot_dhcp_errors_total                        handler or send failures
  *   metalboot_dhcp_leases{pool,state}                  state active|free; pool = the subnet CIDR (config-bounded)
  *   metalboot_tftp_requests_total                      read/write requests received
- *   metalboot_tftp_transfers_total{result}             result completed|failed
+ *   metalboot_tftp_transfers_total{result}             result completed|failed|declined (options declined at the OACK: a size query)
  *   metalboot_tftp_errors_total{kind}                  kind malformed|refused|not_found|busy|wrong_tid
  *   metalboot_tftp_bytes_total                         data bytes acknowledged by clients
  *   metalboot_tftp_retransmits_total                   DATA/OACK packets resent
@@ -151,7 +151,7 @@ export class Metrics {
     scalar('metalboot_tftp_retransmits_total', 'TFTP packets sent again after a timeout.', () => tftp()?.retransmits);
     mirrored('metalboot_tftp_transfers_total', 'TFTP transfers finished, by result.', ['result'], () => {
       const c = tftp();
-      return c && [[{ result: 'completed' }, c.completed], [{ result: 'failed' }, c.failed]];
+      return c && [[{ result: 'completed' }, c.completed], [{ result: 'failed' }, c.failed], [{ result: 'declined' }, c.declined]];
     });
     mirrored('metalboot_tftp_errors_total', 'TFTP requests and packets refused or dropped, by kind.', ['kind'], () => {
       const c = tftp();

@@ -139,6 +139,8 @@ export function buildTimeline(events: readonly MetalbootEvent[], opts: TimelineO
         else { s.state = 'running'; s.detail = e.file; delete s.endAt; }
       } else {
         if (!s) { s = { name: 'tftp', at: e.at - e.durationMs, state: 'running' }; cur.steps.push(s); }
+        // A declined transfer (a size query) is the firmware getting ready for the real one.
+        if (e.declined) continue;
         s.endAt = e.at;
         s.state = e.ok ? 'done' : 'failed';
         s.detail = e.ok ? e.file : (e.error ?? 'transfer failed');

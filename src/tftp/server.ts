@@ -35,6 +35,8 @@ export interface TftpCounters {
   started: number;
   completed: number;
   failed: number;
+  /** Ended by the client at the OACK, before any data: a size query (see TransferResult). */
+  declined: number;
   /** Data bytes acknowledged by clients, all transfers. */
   bytes: number;
   /** DATA/OACK packets sent again after a timeout, all transfers. */
@@ -52,9 +54,16 @@ export interface TftpServerDeps {
   readonly onTransfer?: (e: TransferEvent) => void;
 }
 
+/**
+ * How a transfer ended. `declined`: the client answered our OACK with an ERROR (RFC 2347 §"the
+ * client may respond with ERROR 8"), as UEFI PXE firmware does to learn a file's tsize before
+ * the real download; counted apart so that every UEFI boot does not look like a failure.
+ */
+export type TransferResult = 'completed' | 'failed' | 'declined';
+
 export type TransferEvent =
   | { readonly phase: 'start'; readonly client: string; readonly file: string; readonly size: number }
-  | { readonly phase: 'end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string };
+  | { readonly phase: 'end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly declined?: true; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string };
 
 /** Streaming (see Transfer): the largest window the native side sends, and the records its log holds. */
 const MAX_STREAM_WINDOW = 64;
@@ -76,7 +85,7 @@ export async function interfaceMtu(name: string): Promise<number | undefined> {
 
 export class TftpServer {
   readonly counters: TftpCounters = {
-    requests: 0, malformed: 0, refused: 0, notFound: 0, busy: 0, wrongTid: 0, started: 0, completed: 0, failed: 0, bytes: 0, retransmits: 0,
+    requests: 0, malformed: 0, refused: 0, notFound: 0, busy: 0, wrongTid: 0, started: 0, completed: 0, failed: 0, declined: 0, bytes: 0, retransmits: 0,
   };
   private listenSock: dgram.Socket | undefined;
   /** Keyed by "address:port" of the client; includes transfers still opening their file. */
@@ -267,14 +276,15 @@ export class TftpServer {
   }
 
   /** Called by a transfer when it has finished and closed its socket and file. */
-  ended(t: Transfer, ok: boolean, reason: string | undefined): void {
+  ended(t: Transfer, result: TransferResult, reason: string | undefined): void {
     this.transfers.delete(t.key);
     const s = t.machine.stats;
+    const ok = result === 'completed';
     this.counters.bytes += s.bytesAcked;
     this.counters.retransmits += s.retransmits;
-    if (ok) this.counters.completed++; else this.counters.failed++;
+    this.counters[result]++;
     const fields = {
-      event: ok ? 'tftp.transfer' : 'tftp.transfer-failed',
+      event: ok ? 'tftp.transfer' : result === 'declined' ? 'tftp.declined' : 'tftp.transfer-failed',
       client: t.key,
       file: t.file,
       mode: t.mode,
@@ -291,9 +301,10 @@ export class TftpServer {
       error: reason,
     };
     if (ok) this.deps.log.info(fields, 'TFTP transfer complete');
+    else if (result === 'declined') this.deps.log.info(fields, 'TFTP options declined by the client before any data (a size query)');
     else this.deps.log.warn(fields, 'TFTP transfer failed');
     this.notify({
-      phase: 'end', client: t.key.replace(/:\d+$/, ''), file: t.file, ok, bytes: s.bytesAcked, size: t.machine.size,
+      phase: 'end', client: t.key.replace(/:\d+$/, ''), file: t.file, ok, ...(result === 'declined' ? { declined: true } : {}), bytes: s.bytesAcked, size: t.machine.size,
       durationMs: fields.durationMs, retransmits: s.retransmits, ...(reason !== undefined ? { error: reason } : {}),
     });
     this.checkIdle();
@@ -469,7 +480,7 @@ class Transfer {
           break;
         case 'finish':
           this.flush();
-          this.finish(a.ok, a.reason, a.sendError);
+          this.finish(a.ok ? 'completed' : a.declined ? 'declined' : 'failed', a.reason, a.sendError);
           return;
       }
     }
@@ -599,13 +610,13 @@ class Transfer {
     );
   }
 
-  private finish(ok: boolean, reason: string | undefined, sendError: { code: number; message: string } | undefined): void {
+  private finish(result: TransferResult, reason: string | undefined, sendError: { code: number; message: string } | undefined): void {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
     if (sendError) this.sock.sendOne(encodeError(sendError.code, sendError.message));
     this.sock.close();
     this.strangers.close();
-    this.f.close().catch(() => undefined).finally(() => this.server.ended(this, ok, reason));
+    this.f.close().catch(() => undefined).finally(() => this.server.ended(this, result, reason));
   }
 }

@@ -109,7 +109,8 @@ export type Action =
   | { readonly type: 'send-data'; readonly block: number; readonly slot: number; readonly length: number }
   | { readonly type: 'set-timer'; readonly ms: number }
   | { readonly type: 'cancel-timer' }
-  | { readonly type: 'finish'; readonly ok: boolean; readonly reason?: string; readonly sendError?: { readonly code: number; readonly message: string } };
+  /** `declined`: the client ended it at our OACK, before any data (RFC 2347 ERROR 8; firmware asks for tsize this way). */
+  | { readonly type: 'finish'; readonly ok: boolean; readonly declined?: true; readonly reason?: string; readonly sendError?: { readonly code: number; readonly message: string } };
 
 export interface TransferStats {
   /** DATA packets sent, first sends and retransmissions. */
@@ -222,8 +223,11 @@ export class RrqTransfer {
   /** The client sent an ERROR: it gave up (or declined our options); no answer is due. */
   onClientError(code: number, message: string): Action[] {
     if (this.phase === 'done') return [];
+    // An ERROR in answer to the OACK is the client declining the options (RFC 2347): UEFI PXE
+    // firmware asks for tsize this way before every download. Not a failed transfer.
+    const declined = this.phase === 'oack';
     this.phase = 'done';
-    return [{ type: 'cancel-timer' }, { type: 'finish', ok: false, reason: `client error ${code}: ${message}` }];
+    return [{ type: 'cancel-timer' }, { type: 'finish', ok: false, ...(declined ? { declined } : {}), reason: `client error ${code}: ${message}` }];
   }
 
   onTimeout(now: number): Action[] {

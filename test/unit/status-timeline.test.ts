@@ -100,6 +100,12 @@ t.test('TFTP: a failed size probe then a good download is one done step; a failu
   const [b] = buildTimeline(seq(base(false)), { now: 100 });
   t.same(b!.steps.at(-1), { name: 'tftp', at: 20, endAt: 90, durationMs: 70, state: 'failed', detail: 'timeout' });
   t.same(lastStep([b!])?.state, 'failed');
+  // A size query the server knows as such (declined at the OACK) leaves the step running.
+  const probe = base(true).slice(0, 4);
+  probe[3] = [30, { type: 'tftp.end', client: '10.0.0.7', file: 'ipxe.efi', ok: false, declined: true, bytes: 0, size: 1000, durationMs: 10, retransmits: 0, error: 'client error 8: User aborted the transfer', mac: MAC }];
+  const [c] = buildTimeline(seq(probe), { now: 35 });
+  t.same(c!.steps.at(-1), { name: 'tftp', at: 20, durationMs: 15, state: 'running', detail: 'ipxe.efi' }, 'declined: still running, waiting for the download');
+  t.equal(c!.state, 'running');
 });
 
 t.test('a refused script fails the attempt; machine.state failed fails the running step', async (t) => {

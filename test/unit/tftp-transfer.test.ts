@@ -195,6 +195,13 @@ t.test('short read (file shrank), read error and client error finish the transfe
   const z = new RrqTransfer(2000, negotiate([['blksize', '1024']], 2000, LIMITS), 5);
   z.start(0);
   const f = z.onClientError(8, 'declined');
-  t.match(f.find((a) => a.type === 'finish'), { ok: false, reason: /client error 8/ });
+  t.match(f.find((a) => a.type === 'finish'), { ok: false, declined: true, reason: /client error 8/ }, 'an ERROR answering the OACK: options declined (a size query)');
   t.notOk(f.some((a) => a.type === 'finish' && a.sendError), 'no error sent back to an error');
+  // Once data has gone out, the same ERROR is a failed transfer.
+  const w = new RrqTransfer(2000, negotiate([], 2000, LIMITS), 5);
+  w.start(0);
+  w.onRead(1, 1, 512, 0);
+  const g = w.onClientError(8, 'declined');
+  t.match(g.find((a) => a.type === 'finish'), { ok: false, reason: /client error 8/ });
+  t.notOk(g.some((a) => a.type === 'finish' && a.declined), 'after data: failed, not declined');
 });
