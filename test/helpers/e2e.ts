@@ -264,24 +264,6 @@ ${o.extraYaml ?? ''}`;
     }
   }
 
-  /**
-   * Test-side workaround (see e2e-boot): ends the machine's iSCSI connections in tgtd by hand
-   * (`tgtadm --op delete --mode conn`). A VM that was powered off never closes its TCP
-   * connection, and tgtd keeps the session. Returns how many connections were closed.
-   */
-  async closeSessionsByHand(m: E2eMachine): Promise<number> {
-    const target = (await this.tgtd.show()).find((x) => x.iqn.endsWith(`:mac-${macHex(m.mac)}`));
-    let n = 0;
-    for (const s of target?.sessions ?? []) {
-      for (const c of s.connections) {
-        await runCommand(['tgtadm', '-C', String(this.controlPort), '--lld', 'iscsi', '--op', 'delete', '--mode', 'conn',
-          '--tid', String(target!.tid), '--sid', String(s.nexus), '--cid', String(c.cid)], { timeoutMs: 10_000 });
-        n++;
-      }
-    }
-    return n;
-  }
-
   /** tgtd's pid from the daemon's pid file. */
   async tgtdPid(): Promise<number | undefined> {
     const n = Number((await readFile(path.join(this.dataDir, 'tgtd.pid'), 'utf8').catch(() => '')).trim());

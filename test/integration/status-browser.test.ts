@@ -20,20 +20,17 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { ARTIFACTS, chromiumUnavailable, drawnBoxes, drawnSteps, launchChromiumInNs } from '../helpers/browser.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
-import { REPO_ROOT, startDaemon, type DaemonUnderTest } from '../helpers/daemon.js';
+import { startDaemon, type DaemonUnderTest } from '../helpers/daemon.js';
 import { apiToken } from '../helpers/dhcp-tools.js';
 import { freeControlPort, removeControlSocket, tgtdUnavailable } from '../helpers/tgtd.js';
 import { ipmiSimUnavailable, startIpmiSim } from '../helpers/ipmi-sim.js';
 import { runCommand } from '../../src/exec/run.js';
 import { Tgtd } from '../../src/iscsi/tgtd.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WRAPPER = path.join(REPO_ROOT, 'test/helpers/chromium-in-ns.sh');
-const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
-const skip = netnsUnavailable() || tgtdUnavailable() || ipmiSimUnavailable()
-  || (existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (Debian package chromium)`);
+const skip = netnsUnavailable() || tgtdUnavailable() || ipmiSimUnavailable() || chromiumUnavailable();
 // The page functions below run in the browser; the project compiles without the DOM library.
 interface PageEl { readonly textContent: string | null; querySelector(sel: string): PageEl | null; querySelectorAll(sel: string): Iterable<PageEl> }
 declare const document: { querySelector(sel: string): PageEl | null; querySelectorAll(sel: string): Iterable<PageEl>; getElementById(id: string): PageEl | null };
@@ -42,18 +39,6 @@ const MAC = '52:54:00:95:00:21';
 const SRV_IP = '10.95.0.1';
 const BASE = `http://${SRV_IP}:8080`;
 const BMC_PW = 'bmc-Browser-42';
-
-async function launch(ns: string): Promise<Browser> {
-  return chromium.launch({
-    executablePath: WRAPPER,
-    env: { ...process.env, MB_CHROMIUM_NETNS: ns, MB_CHROMIUM: CHROMIUM },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    timeout: 60_000,
-  });
-}
-
-/** Names of the timeline's steps, per attempt, as drawn. */
-const drawnSteps = (page: Page) => page.$$eval('.attempt .timeline', (tls) => tls.map((tl) => [...tl.querySelectorAll('b')].map((b) => b.textContent ?? '')));
 
 t.test('status page in headless Chromium: live rows, boot timeline, buttons only with a token', { skip, timeout: 600_000 }, async (t) => {
   await mkdir(ARTIFACTS, { recursive: true });
@@ -115,7 +100,7 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   t.equal(enrol.status, 201, `machine enrolled with its BMC: ${enrol.status === 201 ? '' : enrol.text}`);
 
   // ---------------------------------------------------------------- public page, no token
-  browser = await launch(srv);
+  browser = await launchChromiumInNs(srv);
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await ctx.newPage();
   const pageErrors: string[] = [];
@@ -203,7 +188,7 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   const attempts = await drawnSteps(page);
   t.equal(attempts.length, 1, 'one boot attempt drawn');
   t.same(attempts[0], ['dhcp', 'script', 'iscsi', 'active'], 'the timeline: DHCP → script → iSCSI → active, left to right');
-  const boxes = await page.$$eval('.attempt .timeline > div', (els) => els.map((e) => { const r = e.getBoundingClientRect(); return { x: r.x, w: r.width, cls: e.className }; }));
+  const boxes = await drawnBoxes(page);
   t.ok(boxes.every((b, i) => i === 0 || b.x >= boxes[i - 1]!.x + boxes[i - 1]!.w - 1), 'steps laid out left to right without overlap');
   t.ok(boxes.every((b) => b.cls === 's-done'), `every step done: ${boxes.map((b) => b.cls).join(' ')}`);
   t.match(await page.locator('main').textContent(), /Events[\s\S]*iscsi\.login/, 'the event history lists the iSCSI login');
