@@ -346,9 +346,13 @@ export function deriveSik(c: RakpContext, kg: Buffer): Buffer {
   return hmac(c.suite.hash, kg, c.consoleRandom, c.bmcRandom, roleNameBytes(c));
 }
 
-/** §13.32: Kn = HMAC_SIK(const n), const = n repeated keyLength times (20 for SHA1, 32 for SHA256). */
+/**
+ * §13.32: Kn = HMAC_SIK(const n), const n = 20 bytes of n for every algorithm, SHA-256 included
+ * (the spec's constants are 20 bytes; ipmitool's lanplus_generate_k1/k2 and FreeIPMI agree).
+ */
+const K_CONST_LENGTH = 20;
 export function deriveK(suite: CipherSuite, sik: Buffer, n: 1 | 2): Buffer {
-  return hmac(suite.hash, sik, Buffer.alloc(suite.keyLength, n));
+  return hmac(suite.hash, sik, Buffer.alloc(K_CONST_LENGTH, n));
 }
 
 /** §13.21: RAKP 2 key exchange AuthCode = HMAC_Kuid(SIDm | SIDc | Rm | Rc | GUIDc | RoleM | ULengthM | UNameM). */
