@@ -15,7 +15,7 @@ RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping ipxe tgt 
               lvm2 thin-provisioning-tools)
 TEST_PKGS=(kea-admin kea-dhcp4-server busybox udhcpc dnsmasq-base isc-dhcp-relay
            qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl atftp tftp-hpa nftables
-           openipmi ipmitool libiscsi-bin btrfs-progs nasm socat kmod systemd chromium)
+           openipmi ipmitool libiscsi-bin btrfs-progs nasm socat kmod systemd chromium jq)
 
 want=("${RUNTIME_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
