@@ -66,7 +66,8 @@ export interface AccountState {
 }
 
 export type PlanOp =
-  | { readonly type: 'run'; readonly op: TgtadmOp; readonly why: string }
+  /** `target`: the IQN the step belongs to (absent for account create/delete, which are global). */
+  | { readonly type: 'run'; readonly op: TgtadmOp; readonly why: string; readonly target?: string }
   | { readonly type: 'blocked'; readonly tid: number; readonly iqn: string; readonly reason: string };
 
 export class PlanError extends Error {
@@ -119,11 +120,11 @@ export function checkDesired(desired: readonly DesiredTarget[], accounts: readon
   }
 }
 
-const run = (op: TgtadmOp, why: string): PlanOp => ({ type: 'run', op, why });
+const run = (op: TgtadmOp, why: string, target?: string): PlanOp => ({ type: 'run', op, why, ...(target !== undefined ? { target } : {}) });
 
-function lunOps(tid: number, l: DesiredLun, why: string): PlanOp[] {
-  const ops = [run({ op: 'new-lun', tid, lun: l.lun, path: l.path, bstype: l.bstype }, why)];
-  if (l.readonly) ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: true }, `${why}; readonly`));
+function lunOps(tid: number, iqn: string, l: DesiredLun, why: string): PlanOp[] {
+  const ops = [run({ op: 'new-lun', tid, lun: l.lun, path: l.path, bstype: l.bstype }, why, iqn)];
+  if (l.readonly) ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: true }, `${why}; readonly`, iqn));
   return ops;
 }
 
@@ -152,7 +153,7 @@ export function diffTargets(
       ops.push({ type: 'blocked', tid: t.tid, iqn: t.iqn, reason: `not wanted, but ${t.sessions.length} session(s) open (${t.sessions.map((s) => s.initiator).join(', ')})` });
       continue;
     }
-    ops.push(run({ op: 'delete-target', tid: t.tid, force: false }, 'owned and not wanted'));
+    ops.push(run({ op: 'delete-target', tid: t.tid, force: false }, 'owned and not wanted', t.iqn));
     removed.add(t.tid);
   }
 
@@ -162,7 +163,7 @@ export function diffTargets(
     if (!actualAccounts.has(user)) continue;
     for (const t of actual) {
       if (removed.has(t.tid)) continue;
-      for (const a of t.accounts) if (a.user === user) ops.push(run({ op: 'unbind-account', tid: t.tid, user, outgoing: a.outgoing }, 'secret rotation'));
+      for (const a of t.accounts) if (a.user === user) ops.push(run({ op: 'unbind-account', tid: t.tid, user, outgoing: a.outgoing }, 'secret rotation', t.iqn));
     }
     ops.push(run({ op: 'delete-account', user }, 'secret rotation'));
     actualAccounts.delete(user);
@@ -188,12 +189,12 @@ export function diffTargets(
     if (!a) {
       const tid = nextTid(d.tid);
       usedTids.add(tid);
-      ops.push(run({ op: 'new-target', tid, iqn: d.iqn }, 'target missing'));
-      for (const l of [...d.luns].sort((x, y) => x.lun - y.lun)) ops.push(...lunOps(tid, l, `LUN ${l.lun} of a new target`));
-      for (const u of wantIn) ops.push(run({ op: 'bind-account', tid, user: u, outgoing: false }, 'new target'));
-      if (d.outgoingUser) ops.push(run({ op: 'bind-account', tid, user: d.outgoingUser, outgoing: true }, 'new target'));
-      for (const n of d.initiatorNames) ops.push(run({ op: 'bind-name', tid, iqn: n }, 'new target'));
-      for (const ad of d.initiatorAddresses) ops.push(run({ op: 'bind-address', tid, address: ad }, 'new target'));
+      ops.push(run({ op: 'new-target', tid, iqn: d.iqn }, 'target missing', d.iqn));
+      for (const l of [...d.luns].sort((x, y) => x.lun - y.lun)) ops.push(...lunOps(tid, d.iqn, l, `LUN ${l.lun} of a new target`));
+      for (const u of wantIn) ops.push(run({ op: 'bind-account', tid, user: u, outgoing: false }, 'new target', d.iqn));
+      if (d.outgoingUser) ops.push(run({ op: 'bind-account', tid, user: d.outgoingUser, outgoing: true }, 'new target', d.iqn));
+      for (const n of d.initiatorNames) ops.push(run({ op: 'bind-name', tid, iqn: n }, 'new target', d.iqn));
+      for (const ad of d.initiatorAddresses) ops.push(run({ op: 'bind-address', tid, address: ad }, 'new target', d.iqn));
       continue;
     }
     const tid = a.tid;
@@ -207,10 +208,10 @@ export function diffTargets(
     for (const acc of a.accounts) {
       if (rotated(acc.user)) continue; // already unbound in step 2
       const keep = acc.outgoing ? d.outgoingUser === acc.user : wantIn.has(acc.user);
-      if (!keep) ops.push(run({ op: 'unbind-account', tid, user: acc.user, outgoing: acc.outgoing }, 'account binding not wanted'));
+      if (!keep) ops.push(run({ op: 'unbind-account', tid, user: acc.user, outgoing: acc.outgoing }, 'account binding not wanted', d.iqn));
     }
-    for (const n of a.initiatorNames) if (!d.initiatorNames.includes(n)) ops.push(run({ op: 'unbind-name', tid, iqn: n }, 'initiator name not wanted'));
-    for (const ad of a.initiatorAddresses) if (!d.initiatorAddresses.includes(ad)) ops.push(run({ op: 'unbind-address', tid, address: ad }, 'initiator address not wanted'));
+    for (const n of a.initiatorNames) if (!d.initiatorNames.includes(n)) ops.push(run({ op: 'unbind-name', tid, iqn: n }, 'initiator name not wanted', d.iqn));
+    for (const ad of a.initiatorAddresses) if (!d.initiatorAddresses.includes(ad)) ops.push(run({ op: 'unbind-address', tid, address: ad }, 'initiator address not wanted', d.iqn));
 
     // LUNs.
     const have = new Map(dataLuns(a).map((l) => [l.lun, l] as const));
@@ -218,30 +219,30 @@ export function diffTargets(
     for (const [n, l] of have) {
       if (want.has(n)) continue;
       if (busy) ops.push({ type: 'blocked', tid, iqn: a.iqn, reason: `LUN ${n} (${l.path ?? '-'}) not wanted, but sessions are open` });
-      else ops.push(run({ op: 'delete-lun', tid, lun: n }, 'LUN not wanted'));
+      else ops.push(run({ op: 'delete-lun', tid, lun: n }, 'LUN not wanted', d.iqn));
     }
     for (const l of [...d.luns].sort((x, y) => x.lun - y.lun)) {
       const h = have.get(l.lun);
       if (!h) {
-        ops.push(...lunOps(tid, l, `LUN ${l.lun} missing`));
+        ops.push(...lunOps(tid, d.iqn, l, `LUN ${l.lun} missing`));
       } else if (h.path !== l.path || h.bstype !== l.bstype) {
         if (busy) {
           ops.push({ type: 'blocked', tid, iqn: a.iqn, reason: `LUN ${l.lun} is ${h.bstype}:${h.path ?? '-'}, wanted ${l.bstype}:${l.path}, but sessions are open` });
-          if (l.readonly && !h.readonly) ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: true }, 'readonly drift'));
+          if (l.readonly && !h.readonly) ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: true }, 'readonly drift', d.iqn));
         } else {
-          ops.push(run({ op: 'delete-lun', tid, lun: l.lun }, 'backing store drift'), ...lunOps(tid, l, 'backing store drift'));
+          ops.push(run({ op: 'delete-lun', tid, lun: l.lun }, 'backing store drift', d.iqn), ...lunOps(tid, d.iqn, l, 'backing store drift'));
         }
       } else if (h.readonly !== l.readonly) {
-        ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: l.readonly }, 'readonly drift'));
+        ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: l.readonly }, 'readonly drift', d.iqn));
       }
     }
 
     // Access to add last.
     const bound = (user: string, outgoing: boolean): boolean => !rotated(user) && a.accounts.some((x) => x.user === user && x.outgoing === outgoing);
-    for (const u of wantIn) if (!bound(u, false)) ops.push(run({ op: 'bind-account', tid, user: u, outgoing: false }, 'account binding missing'));
-    if (d.outgoingUser && !bound(d.outgoingUser, true)) ops.push(run({ op: 'bind-account', tid, user: d.outgoingUser, outgoing: true }, 'outgoing account missing'));
-    for (const n of d.initiatorNames) if (!a.initiatorNames.includes(n)) ops.push(run({ op: 'bind-name', tid, iqn: n }, 'initiator name missing'));
-    for (const ad of d.initiatorAddresses) if (!a.initiatorAddresses.includes(ad)) ops.push(run({ op: 'bind-address', tid, address: ad }, 'initiator address missing'));
+    for (const u of wantIn) if (!bound(u, false)) ops.push(run({ op: 'bind-account', tid, user: u, outgoing: false }, 'account binding missing', d.iqn));
+    if (d.outgoingUser && !bound(d.outgoingUser, true)) ops.push(run({ op: 'bind-account', tid, user: d.outgoingUser, outgoing: true }, 'outgoing account missing', d.iqn));
+    for (const n of d.initiatorNames) if (!a.initiatorNames.includes(n)) ops.push(run({ op: 'bind-name', tid, iqn: n }, 'initiator name missing', d.iqn));
+    for (const ad of d.initiatorAddresses) if (!a.initiatorAddresses.includes(ad)) ops.push(run({ op: 'bind-address', tid, address: ad }, 'initiator address missing', d.iqn));
   }
 
   // 5. Owned accounts nobody wants (after their bindings are gone above).
@@ -266,25 +267,93 @@ export interface PlanRunner {
   run(op: TgtadmOp): Promise<unknown>;
 }
 
+/** One plan step that failed, named by its target (or account) and operation; never a secret. */
+export interface PlanFailure {
+  /** The target's IQN, `account USER` for account create/delete, or `tid N` when the plan did not say. */
+  readonly target: string;
+  /** e.g. "new-lun 1", "bind-name iqn.…", "new-account mb-i…". */
+  readonly step: string;
+  readonly why: string;
+  /** The error's message (the Tgtd adapter redacts secrets; a new-account secret is scrubbed here too). */
+  readonly error: string;
+}
+
 /**
- * Runs a plan's 'run' entries in order and stops at the first failure
- * (rethrown; the next reconcile re-plans from a fresh `show`). If setting
- * readonly fails, the LUN just added is deleted before rethrowing, so a LUN
- * meant to be readonly is never left exported writable.
+ * Some steps of a plan failed; every other target's steps were still run.
+ * `skipped`: later steps of a target that already had a failure.
+ */
+export class ApplyPlanError extends Error {
+  constructor(
+    readonly failures: readonly PlanFailure[],
+    readonly skipped: readonly { readonly target: string; readonly step: string }[],
+    readonly ran: number,
+    readonly blocked: number,
+  ) {
+    const list = failures.map((f) => `${f.target} ${f.step}: ${f.error}`).join('; ');
+    super(`tgtd plan: ${failures.length} step(s) failed (${ran} ran, ${skipped.length} skipped after a failure): ${list}`);
+    this.name = 'ApplyPlanError';
+  }
+}
+
+/** What a step does, for errors and logs: the op and its object, never a secret. */
+export function describeStep(op: TgtadmOp): string {
+  switch (op.op) {
+    case 'new-lun': case 'delete-lun': return `${op.op} ${op.lun}`;
+    case 'lun-readonly': return `${op.op} ${op.lun}=${op.readonly ? 1 : 0}`;
+    case 'new-target': return `${op.op} tid ${op.tid}`;
+    case 'bind-name': case 'unbind-name': return `${op.op} ${op.iqn}`;
+    case 'bind-address': case 'unbind-address': return `${op.op} ${op.address}`;
+    case 'bind-account': case 'unbind-account': return `${op.op} ${op.user}${op.outgoing ? ' (outgoing)' : ''}`;
+    case 'new-account': case 'delete-account': return `${op.op} ${op.user}`;
+    default: return op.op;
+  }
+}
+
+/**
+ * Runs a plan's 'run' entries in order. One failed step does not stop the
+ * others: a target whose LUN cannot be added (say, an LV left inactive by a
+ * crash) must not leave every other machine's target unmade. Within one
+ * target (same tid) the steps after a failure are skipped, because the plan
+ * orders them so that access is granted last: an ACL bound after its CHAP
+ * binding failed would admit the initiator without CHAP. For the same
+ * reason a bind-account of an account whose creation failed is not tried
+ * and counts as that target's failure. If setting readonly fails, the LUN
+ * just added is deleted, so a LUN meant to be readonly is never left
+ * exported writable. Throws ApplyPlanError listing every failure once all
+ * steps were tried; the next reconcile re-plans from a fresh `show`.
  */
 export async function applyPlan(tgtd: PlanRunner, ops: readonly PlanOp[]): Promise<{ ran: number; blocked: number }> {
   let ran = 0;
   let blocked = 0;
+  const failures: PlanFailure[] = [];
+  const skipped: { target: string; step: string }[] = [];
+  const failedTids = new Set<number>();
+  const failedUsers = new Set<string>();
   for (const o of ops) {
     if (o.type === 'blocked') { blocked++; continue; }
-    try {
-      await tgtd.run(o.op);
-    } catch (e) {
-      if (o.op.op === 'lun-readonly' && o.op.readonly) await tgtd.run({ op: 'delete-lun', tid: o.op.tid, lun: o.op.lun }).catch(() => undefined);
-      throw e;
+    const op = o.op;
+    const tid = 'tid' in op ? op.tid : undefined;
+    const target = o.target ?? ('user' in op && tid === undefined ? `account ${op.user}` : `tid ${tid ?? '?'}`);
+    const step = describeStep(op);
+    if (tid !== undefined && failedTids.has(tid)) { skipped.push({ target, step }); continue; }
+    if (op.op === 'bind-account' && failedUsers.has(op.user)) {
+      failures.push({ target, step, why: o.why, error: `account ${op.user} could not be created` });
+      failedTids.add(op.tid);
+      continue;
     }
-    ran++;
+    try {
+      await tgtd.run(op);
+      ran++;
+    } catch (e) {
+      if (op.op === 'lun-readonly' && op.readonly) await tgtd.run({ op: 'delete-lun', tid: op.tid, lun: op.lun }).catch(() => undefined);
+      let error = e instanceof Error ? e.message : String(e);
+      if (op.op === 'new-account') error = error.split(op.secret).join('<redacted>');
+      failures.push({ target, step, why: o.why, error });
+      if (tid !== undefined) failedTids.add(tid);
+      if (op.op === 'new-account') failedUsers.add(op.user);
+    }
   }
+  if (failures.length > 0) throw new ApplyPlanError(failures, skipped, ran, blocked);
   return { ran, blocked };
 }
 

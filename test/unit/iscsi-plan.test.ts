@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { applyPlan, checkDesired, diffTargets, isSettled, normalizeDesired, PlanError, type DesiredTarget, type PlanOp } from '../../src/iscsi/plan.js';
-import { parseTargetShow, type TgtadmOp, type TgtTarget } from '../../src/iscsi/tgtadm.js';
+import { applyPlan, ApplyPlanError, checkDesired, diffTargets, isSettled, normalizeDesired, PlanError, type DesiredTarget, type PlanOp } from '../../src/iscsi/plan.js';
+import { dataLuns, parseTargetShow, type TgtadmOp, type TgtTarget } from '../../src/iscsi/tgtadm.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../../test/fixtures/tgtadm/${name}`, import.meta.url), 'utf8');
 const P = 'iqn.2026-11.lab.metalboot:';
@@ -205,5 +205,51 @@ t.test('applyPlan runs in order, skips blocked, rolls back a LUN whose readonly 
     { type: 'run', op: { op: 'lun-readonly', tid: 1, lun: 1, readonly: true }, why: '' },
     { type: 'run', op: { op: 'bind-name', tid: 1, iqn: 'iqn.2026-11.a:b' }, why: '' },
   ]), /nope/);
-  t.same(done2, ['new-lun', 'lun-readonly', 'delete-lun'], 'LUN deleted, nothing after the failure ran');
+  t.same(done2, ['new-lun', 'lun-readonly', 'delete-lun'], 'LUN deleted, nothing after the failure ran for that target');
+});
+
+t.test('applyPlan: one target failing does not leave the others undone; every failure is named', async (t) => {
+  // Three fresh machine targets, as the disks service describes them (LUN 1 on an LV, IQN + CHAP).
+  const m = (n: number): DesiredTarget => ({
+    iqn: `${P}m${n}`, tid: n, luns: [{ lun: 1, path: `/dev/vg/mbd-m${n}`, bstype: 'aio', readonly: false }],
+    initiatorNames: [`iqn.2026-11.lab.init:m${n}`], initiatorAddresses: [], incomingUsers: [`mb-i${n}`],
+  });
+  const targets = [m(1), m(2), m(3)];
+  const accounts = targets.map((d, i) => ({ user: d.incomingUsers[0]!, secret: `secret-of-m${i + 1}-xyz` }));
+  const ops = diffTargets([], targets, ours, { actual: [], desired: accounts });
+  const done: TgtadmOp[] = [];
+  // m1's LV is missing (tgtd: "can't find the path"); m3's account cannot be made.
+  const tgtd = {
+    run: async (op: TgtadmOp) => {
+      if (op.op === 'new-lun' && op.tid === 1) throw new Error('tgtadm new-lun failed (not-found): invalid request');
+      if (op.op === 'new-account' && op.user === 'mb-i3') throw new Error(`tgtadm new-account failed: argv --password ${op.secret}`);
+      done.push(op);
+      return '';
+    },
+  };
+  const err = await applyPlan(tgtd, ops).then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof ApplyPlanError, 'a typed error');
+  const e = err as ApplyPlanError;
+  t.same(e.failures.map((f) => [f.target, f.step]), [
+    ['account mb-i3', 'new-account mb-i3'],
+    [`${P}m1`, 'new-lun 1'],
+    [`${P}m3`, 'bind-account mb-i3'],
+  ], 'each failure names its target and step');
+  t.match(e.message, new RegExp(`${P}m1 new-lun 1: .*invalid request`));
+  t.notMatch(e.message, /secret-of-m3/, 'the secret of a failed new-account is scrubbed');
+  t.ok(e.skipped.every((s) => s.target === `${P}m1` || s.target === `${P}m3`), 'only the failed targets had steps skipped');
+  // m2 got everything; m1 and m3 were created but admit no one (no ACL bound after their failure).
+  const built = simulate([], done);
+  const m2 = built.find((x) => x.iqn === `${P}m2`);
+  t.same(m2?.initiatorNames, ['iqn.2026-11.lab.init:m2']);
+  t.same(m2?.accounts, [{ user: 'mb-i2', outgoing: false }]);
+  t.same(m2 && dataLuns(m2).map((l) => l.lun), [1]);
+  for (const n of [1, 3]) {
+    const x = built.find((y) => y.iqn === `${P}m${n}`);
+    t.same(x?.initiatorNames, [], `m${n}: no initiator bound after its failure`);
+  }
+  t.equal(e.ran, done.length);
+  // The next plan (a fresh show) only has m1's and m3's steps left.
+  const again = diffTargets(built, targets, ours, { actual: ['mb-i1', 'mb-i2'], desired: accounts });
+  t.same([...new Set(again.flatMap((o) => (o.type === 'run' && o.target ? [o.target] : [])))].sort(), [`${P}m1`, `${P}m3`]);
 });
