@@ -35,6 +35,7 @@ import type { Mac } from './net/mac.js';
 import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
+import { logBusEvents } from './events/log.js';
 import { parseIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
@@ -116,6 +117,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   const bus = new EventBus(clock);
   const addresses = new AddressBook();
   bus.subscribe((e) => addresses.learn(e));
+  // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
+  logBusEvents(bus, log);
 
   try {
     let leases: LeaseService | undefined;
@@ -141,7 +144,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       leases = new LeaseService(table, store, prober, clock, {
         conflict: (ip, mac) => log.warn({ event: 'dhcp.conflict', ip: formatIpv4(ip), mac }, 'address answered the conflict check; quarantined'),
       });
-      log.info({ event: 'leases.loaded', count: saved.length }, 'leases loaded');
+      // Syslog and TFTP from machines still holding a lease from before a restart are attributed
+      // at once, not only after their next DHCP packet.
+      const seeded = addresses.seed(leases.list(), clock());
+      log.info({ event: 'leases.loaded', count: saved.length, active: seeded }, 'leases loaded');
       for (const r of await store.loadReservations()) {
         const res = await leases.reserve(r);
         if (!res.ok) log.warn({ event: 'dhcp.reservation-skipped', mac: r.mac, ip: formatIpv4(r.ip), reason: res.reason }, 'stored reservation conflicts with the config; skipped');

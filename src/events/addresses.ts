@@ -5,7 +5,8 @@
  * Bounded: old entries are dropped once `max` MACs are known.
  */
 import type { Mac } from '../net/mac.js';
-import { unmapIpv4 } from '../net/ipv4.js';
+import { formatIpv4, unmapIpv4 } from '../net/ipv4.js';
+import type { Lease } from '../leases/lease.js';
 import type { DhcpEventType, MetalbootEvent } from './bus.js';
 
 export class AddressBook {
@@ -24,6 +25,19 @@ export class AddressBook {
     if (!d.mac || !d.ip || d.ip === '0.0.0.0') return;
     if (e.type === 'dhcp.release' || e.type === 'dhcp.decline') { this.forget(d.mac); return; }
     this.set(d.mac, d.ip);
+  }
+
+  /**
+   * Learns the active leases of the lease table (bound, not expired), oldest change first so
+   * the newest are kept if there are more than `max`. Called at start: a machine that still holds
+   * its lease from before a restart sends syslog and TFTP without a new DHCP exchange.
+   * Returns how many were learnt.
+   */
+  seed(leases: readonly Lease[], now: number): number {
+    const active = leases.filter((l) => l.state === 'bound' && l.expiresAt > now && l.mac !== undefined)
+      .sort((a, b) => a.updatedAt - b.updatedAt);
+    for (const l of active) this.set(l.mac!, formatIpv4(l.ip));
+    return active.length;
   }
 
   set(mac: Mac, ip: string): void {
