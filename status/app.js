@@ -5,7 +5,7 @@
 // tab only, and sends it as `Authorization: Bearer` to /api/v1/*. The event stream is read with
 // fetch() and a small SSE parser rather than EventSource, so the token travels in that header
 // too and never in a URL (URLs end up in logs, proxies and the browser history).
-import { html, fmtAgo, fmtBytes, fmtDuration, normMac, stepOfEvent, describeEvent, SseParser } from './lib.js';
+import { html, fmtAgo, fmtBytes, fmtDuration, normMac, stepOfEvent, describeEvent, syslogList, SseParser } from './lib.js';
 
 const TOKEN_KEY = 'metalboot-token';
 const MAX_EVENTS = 200;
@@ -246,6 +246,7 @@ function timelineBar(a, now) {
   return html`<div class="attempt">
     <div class="meta">${new Date(a.startedAt).toLocaleString()} · ${a.state}${a.endedAt ? ` · ${fmtDuration(a.endedAt - a.startedAt)}` : ` · ${fmtDuration(now - a.startedAt)} so far`}</div>
     <div class="timeline">${a.steps.map((x) => html`<div class="s-${x.state}" data-g="${Math.max(x.durationMs, 1) / total}" title="${x.name}: ${x.state}${x.detail ? ` (${x.detail})` : ''}"><b>${x.name}</b><span>${fmtDuration(x.durationMs)}</span></div>`)}</div>
+    ${syslogList(a.messages)}
   </div>`;
 }
 

@@ -77,6 +77,20 @@ export function stepOfEvent(e) {
   return null;
 }
 
+/** A syslog severity (RFC 5424 §6.2.1: 0 emergency … 7 debug) as a CSS class suffix. */
+export function severityClass(sev) {
+  return sev <= 3 ? 'err' : sev === 4 ? 'warn' : 'info';
+}
+
+/**
+ * A boot attempt's syslog lines ({at, text, severity}[], oldest first) as the list drawn under
+ * its bar; '' when there are none. The text comes from the network: escaped like everything else.
+ */
+export function syslogList(messages, fmtTime = (at) => new Date(at).toLocaleTimeString()) {
+  if (!Array.isArray(messages) || messages.length === 0) return '';
+  return html`<ol class="syslog" aria-label="syslog">${messages.map((x) => html`<li class="sev-${severityClass(x.severity)}"><time>${fmtTime(x.at)}</time><span class="mono">${x.text}</span></li>`)}</ol>`;
+}
+
 /** One line about an event, as plain text (the caller escapes it like any other text). */
 export function describeEvent(e) {
   switch (e.type) {

@@ -16,6 +16,10 @@
  * The superseded attempt is `interrupted`, its running steps failed.
  * Events of an earlier step arriving once a later one has begun (that second DHCP, a TFTP
  * retry) do not reopen it.
+ *
+ * Syslog lines (iPXE's own messages: "net0: ... ok", sanboot errors) are kept with the latest
+ * attempt when they arrive (the boot the machine is in), the last MESSAGES_KEPT of them; they
+ * never change its steps. Lines before any attempt belong to none.
  */
 import type { MetalbootEvent } from '../events/bus.js';
 
@@ -23,6 +27,17 @@ export const STEP_NAMES = ['dhcp', 'tftp', 'script', 'iscsi', 'active'] as const
 export type StepName = (typeof STEP_NAMES)[number];
 export type StepState = 'done' | 'running' | 'failed';
 export type AttemptState = 'running' | 'active' | 'failed' | 'interrupted';
+
+/** Syslog lines kept per attempt (the newest). */
+export const MESSAGES_KEPT = 20;
+
+export interface AttemptMessage {
+  /** Epoch ms the line arrived. */
+  readonly at: number;
+  readonly text: string;
+  /** RFC 5424 §6.2.1 severity, 0 (emergency) … 7 (debug). */
+  readonly severity: number;
+}
 
 export interface TimelineStep {
   readonly name: StepName;
@@ -45,6 +60,8 @@ export interface BootAttempt {
   readonly endedAt?: number;
   readonly state: AttemptState;
   readonly steps: readonly TimelineStep[];
+  /** The machine's syslog lines during the attempt, oldest first, at most MESSAGES_KEPT. */
+  readonly messages: readonly AttemptMessage[];
   /** Bus sequence numbers of its first and last event (to group the event history). */
   readonly firstSeq: number;
   readonly lastSeq: number;
@@ -61,7 +78,7 @@ export interface TimelineOptions {
 }
 
 interface MutStep { name: StepName; at: number; endAt?: number; state: StepState; detail?: string }
-interface MutAttempt { startedAt: number; lastEventAt: number; endedAt?: number; state: AttemptState; steps: MutStep[]; firstSeq: number; lastSeq: number }
+interface MutAttempt { startedAt: number; lastEventAt: number; endedAt?: number; state: AttemptState; steps: MutStep[]; messages: AttemptMessage[]; firstSeq: number; lastSeq: number }
 
 const ORDER: Record<StepName, number> = { dhcp: 0, tftp: 1, script: 2, iscsi: 3, active: 4 };
 
@@ -90,7 +107,7 @@ export function buildTimeline(events: readonly MetalbootEvent[], opts: TimelineO
       cur.endedAt = e.at;
       for (const s of cur.steps) if (s.state === 'running') { s.state = 'failed'; s.endAt = e.at; s.detail = 'interrupted'; }
     }
-    cur = { startedAt: e.at, lastEventAt: e.at, state: 'running', steps: [], firstSeq: e.seq, lastSeq: e.seq };
+    cur = { startedAt: e.at, lastEventAt: e.at, state: 'running', steps: [], messages: [], firstSeq: e.seq, lastSeq: e.seq };
     attempts.push(cur);
     return cur;
   };
@@ -149,6 +166,11 @@ export function buildTimeline(events: readonly MetalbootEvent[], opts: TimelineO
       if (cur && cur.state === 'running') instant(e, 'script', e.served ? 'done' : 'failed', e.served ? e.action : (e.reason ?? 'refused'));
     } else if (e.type === 'iscsi.login') {
       if (cur && cur.state === 'running') instant(e, 'iscsi', 'done', e.iqn);
+    } else if (e.type === 'syslog') {
+      if (cur) {
+        cur.messages.push({ at: e.at, text: e.text, severity: e.severity });
+        if (cur.messages.length > MESSAGES_KEPT) cur.messages.shift();
+      }
     } else if (e.type === 'machine.state') {
       if (cur && cur.state === 'running') {
         if (activeStates.includes(e.to)) { instant(e, 'active', 'done', e.reason); finish('active', e.at); }
@@ -180,6 +202,7 @@ export function buildTimeline(events: readonly MetalbootEvent[], opts: TimelineO
       state: s.state,
       ...(s.detail !== undefined ? { detail: s.detail } : {}),
     })),
+    messages: a.messages,
   }));
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { EventBody, MetalbootEvent } from '../../src/events/bus.js';
 import { EventBus } from '../../src/events/bus.js';
-import { buildTimeline, lastStep } from '../../src/status/timeline.js';
+import { buildTimeline, lastStep, MESSAGES_KEPT } from '../../src/status/timeline.js';
 import { parseMac } from '../../src/net/mac.js';
 
 const MAC = parseMac('52:54:00:00:00:01');
@@ -174,4 +174,36 @@ t.test('custom active and failed states', async (t) => {
   t.equal(buildTimeline(ev, { now: 20 })[0]!.state, 'running');
   t.equal(buildTimeline(ev, { now: 20, activeStates: ['ready'] })[0]!.state, 'active');
   t.equal(buildTimeline(ev, { now: 20, failedStates: ['ready'] })[0]!.state, 'failed');
+});
+
+t.test('syslog lines go with the attempt they arrive in, last 20 kept, steps unchanged', async (t) => {
+  const log = (at: number, text: string, severity = 6): [number, EventBody] => [at, { type: 'syslog', mac: MAC, ip: '10.0.0.100', severity, text }];
+  const boot = fullBoot(1000);
+  const ev = seq([
+    log(500, 'before any attempt'),
+    ...boot.slice(0, 6),
+    log(3060, 'net0: 52:54:00:00:00:01 using undionly on 0000:00:03.0', 6),
+    log(3070, 'net0: <b>open</b> ok'),
+    ...boot.slice(6),
+    log(10_500, 'Could not boot: No such file', 3),
+  ]);
+  const [a] = buildTimeline(ev, { now: 20_000 });
+  const plain = buildTimeline(seq(boot), { now: 20_000 })[0]!;
+  t.same(a!.steps, plain.steps, 'steps as without the syslog lines');
+  t.equal(a!.state, 'active');
+  t.same(a!.messages, [
+    { at: 3060, text: 'net0: 52:54:00:00:00:01 using undionly on 0000:00:03.0', severity: 6 },
+    { at: 3070, text: 'net0: <b>open</b> ok', severity: 6 },
+    { at: 10_500, text: 'Could not boot: No such file', severity: 3 },
+  ], 'in order, the raw text; none from before the attempt');
+  t.same(plain.messages, []);
+
+  // Two attempts: each keeps its own lines; a flood keeps the newest MESSAGES_KEPT.
+  const flood: [number, EventBody][] = [];
+  for (let i = 0; i < MESSAGES_KEPT + 5; i++) flood.push(log(61_000 + i, `line ${i}`));
+  const [first, second] = buildTimeline(seq([...fullBoot(0).slice(0, 7), log(2200, 'first boot'), ...fullBoot(60_000).slice(0, 2), ...flood]), { now: 70_000 });
+  t.same(first!.messages.map((m) => m.text), ['first boot']);
+  t.equal(MESSAGES_KEPT, 20);
+  t.same(second!.messages.map((m) => m.text), flood.slice(-MESSAGES_KEPT).map(([, b]) => (b as { text: string }).text));
+  t.same(second!.steps.map((s) => [s.name, s.state]), [['dhcp', 'done']]);
 });
