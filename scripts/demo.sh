@@ -146,7 +146,8 @@ for vm in vm-bios vm-uefi; do
       ["DHCP ack", (l) => l.event === "dhcp.ack" && l.mac === mac],
       ["TFTP iPXE program", (l) => l.event === "tftp.transfer" && l.client.startsWith(ip + ":")],
       ["iPXE script", (l) => l.event === "http.boot-script" && l.mac === mac],
-      ["iSCSI login (active)", (l) => l.event === "machines.state" && l.mac === mac && l.to === "active"],
+      // tgtd is polled once a second (iscsi.checkIntervalMs), so the login is seen up to 1 s after it happened.
+      ["iSCSI login seen", (l) => l.event === "machines.state" && l.mac === mac && l.to === "active"],
     ];
     for (const [name, pred] of steps) {
       const l = first(pred);
