@@ -1,11 +1,13 @@
 /**
  * The status edge against the real daemon: a busybox udhcpc client in its own namespace gets a
- * lease; /metrics counts the exchange, the SSE stream delivers the dhcp.ack live, the page and
- * its JSON load, and `logger` lines from the client's address arrive as syslog events
- * attributed to the client's MAC.
+ * lease with the syslog server in it (option 7); /metrics counts the exchange, the SSE stream
+ * delivers the dhcp.ack live, the page and its JSON load, and `logger` lines from the client's
+ * address arrive as syslog events attributed to the client's MAC and in its boot timeline,
+ * also right after a daemon restart (the address book is seeded from the stored leases).
  */
 import t from 'tap';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
 import { startDaemon } from '../helpers/daemon.js';
@@ -64,10 +66,22 @@ dhcp:
   };
   await waitSse((s) => s.includes(': metalboot events'), 10_000, 'stream start');
 
-  const got = await net.exec(cli, ['udhcpc', '-i', cdev, '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', '/bin/true'], 30_000);
+  // The client's script records the options udhcpc got, as the environment it runs the script with.
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'mbt-stp-'));
+  t.teardown(() => rm(tmp, { recursive: true, force: true }));
+  const envFile = path.join(tmp, 'env'), script = path.join(tmp, 'script.sh');
+  await writeFile(script, `#!/bin/sh\n[ "$1" = bound ] && env > ${envFile}\nexit 0\n`, { mode: 0o755 });
+  // -O 7: ask for the log server as iPXE does (its DHCP parameter request list has option 7).
+  const got = await net.exec(cli, ['udhcpc', '-i', cdev, '-n', '-q', '-f', '-t', '5', '-T', '1', '-O', '7', '-s', script], 30_000);
   const m = /lease of (\S+) obtained/.exec(got.stdout + got.stderr);
   t.ok(m, `udhcpc got a lease: ${got.stderr}`);
   const ip = m![1]!;
+  const vars = Object.fromEntries((await readFile(envFile, 'utf8')).split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  t.equal(vars['ip'], ip, 'the script ran for the bound lease');
+  // Busybox 1.35 has no name for option 7: it exports options it cannot name as opt<code>=<hex>.
+  const opt7 = vars['opt7'] ?? vars['logsrv'] ?? '';
+  const logsrv = /^[0-9a-f]{8}$/i.test(opt7) ? (opt7.match(/../g) ?? []).map((h) => parseInt(h, 16)).join('.') : opt7.trim();
+  t.equal(logsrv, '10.92.0.1', `DHCP option 7 (log server) is the syslog listener's address (opt7=${opt7})`);
   const ackLogged = Date.now();
   await waitSse((s) => s.includes('"type":"dhcp.ack"'), 2000, 'dhcp.ack');
   t.ok(Date.now() - ackLogged < 2000, 'the ACK reached the stream live');
@@ -106,10 +120,24 @@ dhcp:
   await waitSse((s) => s.includes('sanboot from 5424') && s.includes('net0: <b>open</b> ok'), 5000, 'syslog events');
   const sys = sse.split('\n').filter((l) => l.startsWith('data: ') && l.includes('"syslog"')).map((l) => JSON.parse(l.slice(6)) as { mac: string; ip: string; text: string });
   t.same(sys.map((e) => [e.mac, e.ip]), [[MAC, ip], [MAC, ip]], 'attributed by source address → lease → MAC');
-  const machine = JSON.parse(await curl(`${BASE}/status/api/v1/status/machines/${MAC}`)) as { events: { type: string }[]; timeline: unknown[] };
+  const machine = JSON.parse(await curl(`${BASE}/status/api/v1/status/machines/${MAC}`)) as { events: { type: string }[]; timeline: { steps: { name: string }[]; messages: { at: number; text: string; severity: number }[] }[] };
   t.same(machine.events.map((e) => e.type).filter((x) => x === 'syslog').length, 2, 'in the machine history');
   t.equal(machine.timeline.length, 1);
+  t.same(machine.timeline[0]!.messages.map((x) => x.text), ['net0: <b>open</b> ok', 'sanboot from 5424'], "in the machine's timeline, with its boot attempt");
+  t.same(machine.timeline[0]!.steps.map((x) => x.name), ['dhcp'], 'steps unchanged by them');
+  t.ok(machine.timeline[0]!.messages.every((x) => x.severity === 5 && x.at > 0), 'with time and severity (logger default: notice)');
   const after = parsePromText(await curl(`${BASE}/metrics`)).samples;
   t.equal(sampleValue(after, 'metalboot_syslog_messages_total', { result: 'accepted' }), 2);
   t.ok(d.events('syslog.message').some((l) => l.mac === MAC), 'one log line per syslog message, with the MAC');
+
+  // A restart: the client keeps its lease and sends no DHCP; its syslog is still attributed.
+  stream.kill();
+  t.equal((await d.stop()).code, 0, 'clean stop');
+  const d2 = await startDaemon(net, srv, await readFile(d.configPath, 'utf8'), { dataDir: d.dataDir });
+  t.teardown(() => d2.stop());
+  t.match(d2.events('leases.loaded')[0], { count: 1, active: 1 }, 'the stored lease seeds the address book');
+  await net.exec(cli, ['logger', '-n', '10.92.0.1', '-P', '514', '--udp', '--rfc3164', '-t', 'ipxe', 'after the restart']);
+  const line = await d2.waitForEvent('syslog.message', 5000, (l) => l.text === 'after the restart');
+  t.equal(line.mac, MAC, 'attributed to the MAC without a new DHCP exchange');
+  t.equal(d2.events('dhcp.ack').length, 0, 'no DHCP since the restart');
 });
