@@ -29,8 +29,8 @@ export interface DiskLab {
   readonly controlPort: number;
   readonly tgtd: Tgtd;
   daemon: DaemonUnderTest;
-  /** Starts (or restarts) the daemon on the same data directory; `env` for one start only. */
-  start(env?: Record<string, string>): Promise<DaemonUnderTest>;
+  /** Starts (or restarts) the daemon on the same data directory; `env` and `tgtadm` (the iscsi.tgtadm program) for one start only. */
+  start(env?: Record<string, string>, opts?: { tgtadm?: string }): Promise<DaemonUnderTest>;
   /** curl inside the namespace; returns status and body. */
   api(method: string, url: string, body?: unknown): Promise<{ status: number; body: string; json: () => any }>;
   upload(url: string, file: string): Promise<{ status: number; body: string }>;
@@ -40,13 +40,13 @@ export interface DiskLab {
   exec(argv: readonly string[], timeoutMs?: number, ok?: readonly number[]): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-export function config(dataDir: string, controlPort: number, extra = ''): string {
+export function config(dataDir: string, controlPort: number, extra = '', tgtadm?: string): string {
   return `dataDir: ${dataDir}
 http: { listen: "127.0.0.1:8080", publicUrl: "http://127.0.0.1:8080" }
 dhcp: { mode: off }
 tftp: { enabled: false }
 storage: { backend: file }
-iscsi: { portal: "${PORTAL}", manageTgtd: true, controlPort: ${controlPort}, checkIntervalMs: 500 }
+iscsi: { portal: "${PORTAL}", manageTgtd: true, controlPort: ${controlPort}, checkIntervalMs: 500${tgtadm ? `, tgtadm: ${tgtadm}` : ''} }
 ${extra}`;
 }
 
@@ -70,11 +70,11 @@ export async function buildDiskLab(t: Test, prefix: string, extraYaml = ''): Pro
     net, ns, dir, dataDir, controlPort, tgtd,
     get daemon() { return daemon!; },
     set daemon(d) { daemon = d; },
-    async start(env = {}) {
+    async start(env = {}, opts = {}) {
       const saved = { ...process.env };
       Object.assign(process.env, env);
       try {
-        daemon = await startDaemon(net, ns, config(dataDir, controlPort, extraYaml), { dataDir, readyTimeoutMs: 30_000 });
+        daemon = await startDaemon(net, ns, config(dataDir, controlPort, extraYaml, opts.tgtadm), { dataDir, readyTimeoutMs: 30_000 });
       } finally {
         for (const k of Object.keys(env)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
       }

@@ -15,6 +15,7 @@ import { dataLuns } from '../../src/iscsi/tgtadm.js';
 import { tgtdUnavailable } from '../helpers/tgtd.js';
 import { netnsUnavailable } from '../helpers/netns.js';
 import { buildDiskLab, qemuIscsiOpts, sha256, PORTAL } from '../helpers/disks.js';
+import { NotifyReceiver } from '../helpers/notify-receiver.js';
 
 const skip = netnsUnavailable() || tgtdUnavailable();
 const A = parseMac('52:54:00:aa:00:01');
@@ -172,6 +173,26 @@ t.test('disks through the daemon: import, provision, iSCSI access control, reset
     const a = await readLun(ra);
     t.ok(Buffer.isBuffer(a), 'A logs in again with its old CHAP secret');
     await lab.daemon.waitForEvent('iscsi.tgtd-started', 5000);
+  });
+
+  await t.test('READY=1 (sd_notify) only once tgtd was reconciled: targets deleted while the daemon was down are back when it arrives', async (t) => {
+    const strip = (xs: Awaited<ReturnType<typeof lab.tgtd.show>>) => xs.map((x) => ({ iqn: x.iqn, names: x.initiatorNames, accounts: x.accounts, luns: dataLuns(x).map((l) => [l.lun, l.path]) }));
+    const before = strip(await lab.tgtd.show());
+    await lab.daemon.stop();
+    for (const x of await lab.tgtd.show()) await lab.tgtd.deleteTarget(x.tid, true);
+    for (const user of await lab.tgtd.accounts()) await lab.tgtd.deleteAccount(user);
+    t.same([(await lab.tgtd.show()).length, (await lab.tgtd.accounts()).length], [0, 0], 'tgtd emptied by hand while the daemon is down');
+    const rx = await NotifyReceiver.start(path.join(lab.dir, 'notify.sock'));
+    t.teardown(() => rx.close());
+    // A tgtadm that takes 200 ms a call: the start's reconcile (a dozen calls) then outlasts the
+    // listeners' start, so a READY=1 sent before it finished would find tgtd still empty.
+    const slow = path.join(lab.dir, 'slow-tgtadm');
+    await writeFile(slow, '#!/bin/sh\nsleep 0.2\nexec /usr/sbin/tgtadm "$@"\n', { mode: 0o755 });
+    const started = lab.start({ NOTIFY_SOCKET: rx.address }, { tgtadm: slow });
+    await rx.waitFor('READY=1', 30_000);
+    // Looked at the moment READY=1 arrives, before anything else can run a reconcile.
+    t.same(strip(await lab.tgtd.show()), before, 'at READY=1 every target, LUN, ACL and account is already back');
+    await started;
   });
 
   await t.test('deprovision: target, account and disk gone; the image can go once unused', async (t) => {
