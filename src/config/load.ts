@@ -491,11 +491,14 @@ function readStorage(v: unknown, path: string, dataDir: string): StorageConfig {
   const backend = opt(m, 'backend', path, (x, p) => oneOf(x, p, ['file', 'lvm'] as const)) ?? DEFAULT_STORAGE.backend;
   const file = mapping(m['file'] ?? {}, key(path, 'file'), ['dir']);
   const fileDir = opt(file, 'dir', key(path, 'file'), readAbsolutePath) ?? `${dataDir.replace(/\/$/, '')}/volumes`;
-  const maxPoolPercent = opt(m, 'maxPoolPercent', path, (x, p) => int(x, p, LIMITS.maxPoolPercent)) ?? DEFAULT_STORAGE.maxPoolPercent;
+  const percent = (x: unknown, p: string) => int(x, p, LIMITS.maxPoolPercent);
+  const sharedMax = opt(m, 'maxPoolPercent', path, percent);
+  let lvmMax: number | undefined;
   let lvm: StorageConfig['lvm'];
   if (m['lvm'] !== undefined || backend === 'lvm') {
     const lp = key(path, 'lvm');
-    const l = mapping(m['lvm'] ?? {}, lp, ['vg', 'thinPool']);
+    const l = mapping(m['lvm'] ?? {}, lp, ['vg', 'thinPool', 'maxPoolPercent']);
+    lvmMax = opt(l, 'maxPoolPercent', lp, percent);
     const name = (x: unknown, p: string) => {
       const s = str(x, p);
       if (!LVM_NAME.test(s) || s === '.' || s === '..') throw new ConfigError(p, `${JSON.stringify(s)} is not a valid LVM name`);
@@ -506,6 +509,9 @@ function readStorage(v: unknown, path: string, dataDir: string): StorageConfig {
     if (backend === 'lvm' && (vg === undefined || thinPool === undefined)) throw new ConfigError(key(lp, vg === undefined ? 'vg' : 'thinPool'), 'is required when storage.backend is lvm');
     if (vg !== undefined && thinPool !== undefined) lvm = { vg, thinPool };
   }
+  // storage.lvm.maxPoolPercent is the documented spelling for the thin pool; storage.maxPoolPercent
+  // (either backend) is kept. Both given: the lvm one wins for the lvm backend.
+  const maxPoolPercent = (backend === 'lvm' ? lvmMax : undefined) ?? sharedMax ?? DEFAULT_STORAGE.maxPoolPercent;
   return { backend, fileDir, maxPoolPercent, ...(lvm ? { lvm } : {}) };
 }
 

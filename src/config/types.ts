@@ -103,7 +103,11 @@ export interface StorageConfig {
   readonly fileDir: string;
   /** Volume group and thin pool of the lvm backend (required for it). */
   readonly lvm?: { readonly vg: string; readonly thinPool: string };
-  /** Clone, checkpoint and import are refused above this pool/filesystem use. */
+  /**
+   * Clone, checkpoint and import are refused above this pool/filesystem use: thin pool data% or
+   * metadata% (lvm), filesystem use (file). From `storage.lvm.maxPoolPercent` for the lvm backend
+   * when given, else `storage.maxPoolPercent`, else 90.
+   */
   readonly maxPoolPercent: number;
 }
 

@@ -367,6 +367,14 @@ t.test('storage and iscsi: defaults follow the backend, the DHCP address and dat
   const lvm = parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 80 }\n`, env);
   t.same(lvm.storage, { backend: 'lvm', fileDir: '/var/lib/metalboot/volumes', lvm: { vg: 'vg0', thinPool: 'pool0' }, maxPoolPercent: 80 });
   t.equal(lvm.iscsi.bstype, 'aio', 'aio for block devices');
+  // The issue's spelling, storage.lvm.maxPoolPercent: accepted, and it wins over storage.maxPoolPercent for lvm.
+  const pct = (yaml: string): number => parseConfig(`${MIN}storage: ${yaml}\n`, env).storage.maxPoolPercent;
+  t.equal(pct('{ backend: lvm, lvm: { vg: vg0, thinPool: pool0, maxPoolPercent: 70 } }'), 70, 'storage.lvm.maxPoolPercent alone');
+  t.equal(pct('{ backend: lvm, lvm: { vg: vg0, thinPool: pool0, maxPoolPercent: 70 }, maxPoolPercent: 85 }'), 70, 'both: the lvm one wins for lvm');
+  t.equal(pct('{ backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 85 }'), 85, 'storage.maxPoolPercent still read');
+  t.equal(pct('{ backend: file, lvm: { maxPoolPercent: 70 }, maxPoolPercent: 85 }'), 85, 'the file backend does not take the lvm one');
+  t.equal(pct('{ backend: file, lvm: { maxPoolPercent: 70 } }'), 90, 'file backend: default');
+  t.same(parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0, maxPoolPercent: 70 } }\n`, env).storage.lvm, { vg: 'vg0', thinPool: 'pool0' });
   const off = parseConfig('http: { publicUrl: "http://192.0.2.7:8080" }\ndhcp: { mode: off }\n', env);
   t.same(off.iscsi.portal, { host: '192.0.2.7', port: 3260 }, 'without DHCP: publicUrl\'s host');
   t.equal(parseConfig('dhcp: { mode: off }\n', env).iscsi.portal.host, '127.0.0.1', 'nothing else known: the listen address on this host');
@@ -386,6 +394,8 @@ t.test('storage and iscsi: each mistake is named precisely', async (t) => {
     ['storage: { lvm: { vg: "a b" } }', 'config: storage.lvm.vg: "a b" is not a valid LVM name'],
     ['storage: { file: { dir: volumes } }', 'config: storage.file.dir: "volumes" must be an absolute path'],
     ['storage: { maxPoolPercent: 100 }', 'config: storage.maxPoolPercent: 100 is out of range 50..99'],
+    ['storage: { lvm: { maxPoolPercent: 49 } }', 'config: storage.lvm.maxPoolPercent: 49 is out of range 50..99'],
+    ['storage: { lvm: { maxPoolPercnt: 80 } }', 'config: storage.lvm.maxPoolPercnt: unknown key'],
     ['iscsi: { portal: "0.0.0.0:3260" }', 'config: iscsi.portal: must be an address machines can reach, not 0.0.0.0'],
     ['iscsi: { portal: "tgt.lab:3260" }', 'config: iscsi.portal: "tgt.lab" is not an IPv4 address'],
     ['iscsi: { iqnPrefix: "IQN.2026-11.Org" }', 'config: iscsi.iqnPrefix: "IQN.2026-11.Org" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
