@@ -69,11 +69,13 @@ export interface StateEvent {
  * Allowed transitions. Provisioning is the only way to `ready`; `active` follows `ready` when the
  * machine's iSCSI session is seen, and falls back when it ends; `error` and `maintenance` can be
  * entered from anywhere and left only towards `enrolled` (or back to `ready` when the disk is fine).
+ * `provisioning` ends only as its operation ends (`ready` or `error`): deprovisioning under a
+ * running provision would pull the disk from under it, so that is refused (not `enrolled`).
  */
 const ALLOWED: Readonly<Record<MachineState, readonly MachineState[]>> = {
   discovered: ['enrolled', 'maintenance', 'error'],
   enrolled: ['provisioning', 'maintenance', 'error'],
-  provisioning: ['ready', 'error', 'enrolled'],
+  provisioning: ['ready', 'error'],
   ready: ['active', 'provisioning', 'enrolled', 'maintenance', 'error'],
   active: ['ready', 'provisioning', 'maintenance', 'error'],
   error: ['enrolled', 'provisioning', 'maintenance'],

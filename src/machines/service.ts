@@ -8,7 +8,8 @@ import type { EventBus, MetalbootEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { RecordStore } from '../store/db.js';
-import type { DiskService } from '../disks/service.js';
+import { DiskError, type DiskService } from '../disks/service.js';
+import { checkId } from '../storage/backend.js';
 import type { LeaseService } from '../leases/service.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { tryParseMac } from '../net/mac.js';
@@ -65,6 +66,11 @@ export class MachineService {
   /** Power as last read from or set through the BMC (for the status page; not polled). */
   private readonly power_ = new Map<Mac, 'on' | 'off'>();
   private seq = 0;
+  /**
+   * Machines with a provision operation under way, marked synchronously when it is accepted (its
+   * `provisioning` state is stored a moment later): nothing else may take the disk meanwhile.
+   */
+  private readonly provisioningNow = new Set<Mac>();
 
   constructor(private readonly o: MachineServiceOptions) {}
 
@@ -160,9 +166,10 @@ export class MachineService {
 
   async remove(mac: Mac, force: boolean, actor: string): Promise<void> {
     const m = this.require(mac);
+    this.refuseWhileProvisioning(m, 'delete'); // even forced: the operation would recreate the disk
     const disk = this.o.disks?.get(mac);
     if (disk && !force) throw new MachineError(mac, 'conflict', `has a provisioned disk (state ${m.state}); deprovision it or delete with ?force=true`);
-    if (disk) await this.o.disks!.deprovision(mac);
+    if (disk) await this.sessionRefusal(mac, 'delete', () => this.o.disks!.deprovision(mac));
     if (m.ip && this.o.leases) await this.o.leases.unreserve(mac);
     await this.o.bmcs.drop(mac);
     const evs = this.history.get(mac) ?? [];
@@ -184,10 +191,19 @@ export class MachineService {
     const disks = this.needDisks(mac);
     const img = image ?? m.image;
     if (!img) throw new MachineError(mac, 'invalid', 'no image given and none set on the machine');
+    const bad = checkId(img);
+    if (!bad.ok) throw new MachineError(mac, 'invalid', `image ${JSON.stringify(img.slice(0, 60))}: ${bad.reason}`);
+    this.refuseWhileProvisioning(m, 'provision');
     transition(m, 'provisioning', 'provision'); // throws TransitionError (409) before anything starts
     if (disks.get(mac) && disks.get(mac)!.imageId !== img) throw new MachineError(mac, 'conflict', `has a disk from image ${disks.get(mac)!.imageId}; deprovision it first`);
+    this.provisioningNow.add(mac);
     return this.o.operations.start('provision', mac, async (step) => {
-      await this.setState(mac, 'provisioning', `provision ${img}`, actor);
+      try {
+        await this.setState(mac, 'provisioning', `provision ${img}`, actor);
+      } catch (e) {
+        this.provisioningNow.delete(mac);
+        throw e;
+      }
       try {
         if (!disks.get(mac)) {
           step('disk');
@@ -209,6 +225,8 @@ export class MachineService {
       } catch (e) {
         await this.setState(mac, 'error', e instanceof Error ? e.message : String(e), actor).catch(() => undefined);
         throw e;
+      } finally {
+        this.provisioningNow.delete(mac);
       }
     });
   }
@@ -216,9 +234,10 @@ export class MachineService {
   async reset(mac: Mac, actor: string): Promise<Machine> {
     const m = this.require(mac);
     const disks = this.needDisks(mac);
+    this.refuseWhileProvisioning(m, 'reset');
     if (!disks.get(mac)) throw new MachineError(mac, 'conflict', `has no disk (state ${m.state})`);
     const back = m.state === 'active' ? 'ready' : m.state;
-    await disks.reset(mac); // refuses (409) while the machine's iSCSI session is open
+    await this.sessionRefusal(mac, 'reset', () => disks.reset(mac));
     if (back !== m.state) await this.setState(mac, back, 'disk reset to its image', actor);
     this.o.bus.publish({ type: 'machine.changed', mac, what: 'disk-reset', actor });
     return this.require(mac);
@@ -226,8 +245,10 @@ export class MachineService {
 
   async deprovision(mac: Mac, actor: string): Promise<Machine> {
     const m = this.require(mac);
+    this.refuseWhileProvisioning(m, 'deprovision');
     transition(m, 'enrolled', 'deprovision');
-    await this.needDisks(mac).deprovision(mac);
+    const disks = this.needDisks(mac);
+    await this.sessionRefusal(mac, 'deprovision', () => disks.deprovision(mac));
     await this.setState(mac, 'enrolled', 'disk removed', actor);
     return this.require(mac);
   }
@@ -239,8 +260,9 @@ export class MachineService {
   }
 
   async restore(mac: Mac, checkpoint: string, actor: string): Promise<{ method: string }> {
-    this.require(mac);
-    const r = await this.needDisks(mac).restore(mac, checkpoint);
+    this.refuseWhileProvisioning(this.require(mac), 'restore');
+    const disks = this.needDisks(mac);
+    const r = await this.sessionRefusal(mac, 'restore', () => disks.restore(mac, checkpoint));
     this.o.bus.publish({ type: 'machine.changed', mac, what: `restored ${checkpoint}`, actor });
     return r;
   }
@@ -302,7 +324,6 @@ export class MachineService {
         discovered: { at: now, ...(e.arch ? { arch: e.arch } : {}), ...(e.vendorClass ? { vendorClass: e.vendorClass } : {}), ...(e.uuid ? { uuid: e.uuid } : {}), ...(e.hostname ? { hostname: e.hostname } : {}) },
       };
       if (this.machines.has(e.mac)) return;
-      this.machines.set(e.mac, dm);
       await this.write(dm, { mac: e.mac, at: now, actor: 'dhcp', from: null, to: 'discovered', reason: `PXE boot seen (${e.vendorClass ?? 'iPXE'})` });
       this.o.log.info({ event: 'machines.discovered', mac: e.mac, arch: e.arch }, 'unknown PXE client recorded as discovered');
     }
@@ -314,6 +335,27 @@ export class MachineService {
     const m = this.machines.get(mac);
     if (!m) throw new MachineError(mac, 'not-found', 'not known');
     return m;
+  }
+
+  /** A running provision owns the disk until it ends: 409 naming the state and the operation. */
+  private refuseWhileProvisioning(m: Machine, action: string): void {
+    if (!this.provisioningNow.has(m.mac) && m.state !== 'provisioning') return;
+    const op = this.o.operations.list({ mac: m.mac, status: 'running' }).find((o) => o.kind === 'provision');
+    throw new MachineError(m.mac, 'conflict', `cannot ${action} while provisioning${op ? ` (operation ${op.id} is running)` : ''}`);
+  }
+
+  /**
+   * The disk service refuses to replace or remove a disk someone is logged in to, naming the
+   * initiator; the API's 409 also names the machine's state, as every conflicting-state answer does.
+   */
+  private async sessionRefusal<T>(mac: Mac, action: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      if (!(e instanceof DiskError) || e.code !== 'busy') throw e;
+      const detail = e.message.replace(/^disk of \S+: cannot \w+: /, '');
+      throw new MachineError(mac, 'conflict', `cannot ${action} while ${this.machines.get(mac)?.state ?? 'deleted'}: ${detail}`);
+    }
   }
 
   private needDisks(mac: Mac): DiskService {
@@ -346,7 +388,10 @@ export class MachineService {
         out['bmc'] = { host: b.host, port: b.port, user: b.user, password: b.password, ...(b.cipherSuite !== undefined ? { cipherSuite: b.cipherSuite } : {}), ...(b.privilege ? { privilege: b.privilege } : {}) };
       }
     }
-    if (s.image !== undefined) { if (s.image === null) delete out['image']; else out['image'] = s.image; }
+    if (s.image !== undefined) {
+      if (s.image === null) delete out['image'];
+      else { const c = checkId(s.image); if (!c.ok) throw bad('image', c.reason); out['image'] = s.image; }
+    }
     if (s.bootMode !== undefined) { if (!(BOOT_MODES as readonly string[]).includes(s.bootMode)) throw bad('bootMode', `one of ${BOOT_MODES.join(', ')}`); out['bootMode'] = s.bootMode; }
     if (s.firmware !== undefined) out['firmware'] = s.firmware;
     if (s.uefiFilename !== undefined) {
@@ -369,14 +414,23 @@ export class MachineService {
 
   private async reserve(m: Machine, old: Machine | undefined): Promise<void> {
     const leases = this.o.leases;
-    if (!leases || m.ip === old?.ip) return;
-    if (old?.ip) await leases.unreserve(m.mac);
-    if (!m.ip) return;
+    // The reservation carries the name as its DHCP host name: a rename updates it too.
+    if (!leases || (m.ip === old?.ip && (!m.ip || m.name === old?.name))) return;
+    if (!m.ip) { await leases.unreserve(m.mac); return; }
+    // reserve() replaces this MAC's reservation, so a refused change keeps the old one.
     const r = await leases.reserve({ mac: m.mac, ip: parseIpv4(m.ip), hostname: m.name });
-    if (!r.ok) throw new MachineError(m.mac, r.reason === 'not-in-subnet' ? 'invalid' : 'conflict', `ip ${m.ip}: ${r.reason}`);
+    if (!r.ok) {
+      const why = { 'config-owned': 'this MAC is reserved in the config file', 'not-in-subnet': 'not a host address of any configured subnet', reserved: 'reserved for another MAC', 'in-use': 'leased to another client now' }[r.reason];
+      throw new MachineError(m.mac, r.reason === 'not-in-subnet' ? 'invalid' : 'conflict', `ip ${m.ip}: ${why}`);
+    }
   }
 
-  private async setState(mac: Mac, to: MachineState, reason: string, actor: string): Promise<void> {
+  /**
+   * The one place a machine's state changes: checked against model.ts's table, stored with its
+   * event (time, actor, from, to, reason) in one synced write, published. The verbs above and the
+   * network observer call it; a refused change throws TransitionError and stores nothing.
+   */
+  async setState(mac: Mac, to: MachineState, reason: string, actor: string): Promise<void> {
     const m = this.require(mac);
     if (m.state === to) return;
     transition(m, to, reason);
@@ -386,10 +440,17 @@ export class MachineService {
     this.o.log.info({ event: 'machines.state', mac, from: m.state, to, reason, actor }, `${m.state} → ${to}`);
   }
 
-  /** One synced batch: the machine and, when given, its state event (older events trimmed). */
+  /**
+   * One synced batch: the machine and, when given, its state event (older events trimmed).
+   * Memory is updated first, synchronously, so a second change of the same machine made while
+   * this one syncs starts from it (updating after the await lost the earlier event from memory:
+   * a discovery still syncing when the machine was enrolled vanished from GET .../events).
+   */
   private async write(m: Machine, ev?: StateEvent): Promise<void> {
     const ops: Parameters<RecordStore['writeRecords']>[0][number][] = [{ type: 'put', kind: 'machines', key: m.mac, value: m }];
-    let list = this.history.get(m.mac) ?? [];
+    const prevMachine = this.machines.get(m.mac);
+    const prevList = this.history.get(m.mac);
+    let list = prevList ?? [];
     if (ev) {
       const key = `${m.mac}/${ev.at.toString(36).padStart(9, '0')}-${(this.seq++).toString(36).padStart(4, '0')}`;
       ops.push({ type: 'put', kind: 'machine-events', key, value: ev });
@@ -398,9 +459,16 @@ export class MachineService {
         ops.push({ type: 'del', kind: 'machine-events', key: list.shift()!.key });
       }
     }
-    await this.o.store.writeRecords(ops);
     this.machines.set(m.mac, m);
     this.history.set(m.mac, list);
+    try {
+      await this.o.store.writeRecords(ops);
+    } catch (e) {
+      // Not stored: undo, unless a later change already built on this one.
+      if (this.machines.get(m.mac) === m) { if (prevMachine) this.machines.set(m.mac, prevMachine); else this.machines.delete(m.mac); }
+      if (this.history.get(m.mac) === list) { if (prevList) this.history.set(m.mac, prevList); else this.history.delete(m.mac); }
+      throw e;
+    }
     if (ev) this.o.bus.publish({ type: 'machine.state', mac: m.mac, from: ev.from ?? 'none', to: ev.to, reason: ev.reason, actor: ev.actor });
   }
 }

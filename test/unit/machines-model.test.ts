@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MACHINE_STATES, canTransition, transition, TransitionError, publicMachine, type MachineState, type Machine } from '../../src/machines/model.js';
+import type { Mac } from '../../src/net/mac.js';
 import { MachineService, MachineError } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
 import { BmcPool } from '../../src/machines/bmc.js';
@@ -12,31 +13,107 @@ import { parseMac } from '../../src/net/mac.js';
 import { createLogger } from '../../src/log.js';
 import { DEFAULT_IPMI } from '../../src/config/defaults.js';
 
-const ALLOWED: Record<MachineState, MachineState[]> = {
-  discovered: ['enrolled', 'maintenance', 'error'],
-  enrolled: ['provisioning', 'maintenance', 'error'],
-  provisioning: ['ready', 'error', 'enrolled'],
-  ready: ['active', 'provisioning', 'enrolled', 'maintenance', 'error'],
-  active: ['ready', 'provisioning', 'maintenance', 'error'],
-  error: ['enrolled', 'provisioning', 'maintenance'],
-  maintenance: ['enrolled', 'ready'],
-};
+const ALL = MACHINE_STATES;
+const pairs = ALL.flatMap((from) => ALL.map((to) => [from, to] as const));
 
-t.test('transition table: exactly the allowed pairs pass, every other one names the current state', async (t) => {
+t.test('transition table: what the issue says, and every refusal names the current state', async (t) => {
   const mac = parseMac('52:54:00:00:00:01');
+  const into = (to: MachineState) => ALL.filter((f) => canTransition(f, to));
+  const outOf = (from: MachineState) => ALL.filter((to) => canTransition(from, to));
+  // Stated from the design (issue 6, model.ts), not copied from the table.
+  t.same(into('discovered'), [], 'nothing becomes discovered: only a PXE sighting creates it');
+  t.same(into('ready'), ['provisioning', 'active', 'maintenance'], 'ready only through provisioning (or back: the session ended, or from maintenance with the disk)');
+  t.same(into('active'), ['ready'], 'active only when a ready machine\'s session is seen');
+  t.same(outOf('active'), ['provisioning', 'ready', 'error', 'maintenance'], 'active falls back to ready, or is re-provisioned, fails or is taken out');
+  t.same(outOf('provisioning'), ['ready', 'error'], 'provisioning ends as its operation ends: never enrolled under it (no deprovision)');
+  t.same(into('provisioning'), ['enrolled', 'ready', 'active', 'error'], 'provision from enrolled, or again from ready, active, error');
+  t.same(outOf('maintenance'), ['enrolled', 'ready'], 'maintenance is left towards enrolled or ready');
+  t.same(outOf('error'), ['enrolled', 'provisioning', 'maintenance'], 'error is left towards enrolled, a new provision or maintenance');
+  for (const s of ALL) {
+    if (s !== 'maintenance' && s !== 'error') t.ok(canTransition(s, 'error'), `${s} → error`);
+    if (s !== 'maintenance' && s !== 'provisioning') t.ok(canTransition(s, 'maintenance'), `${s} → maintenance`);
+    t.notOk(canTransition(s, s), `${s} → ${s} is not a transition`);
+  }
   let allowed = 0;
-  for (const from of MACHINE_STATES) {
-    for (const to of MACHINE_STATES) {
-      const ok = ALLOWED[from].includes(to);
-      t.equal(canTransition(from, to), ok, `${from} → ${to}`);
-      if (ok) { allowed++; t.equal(transition({ mac, state: from }, to, 'x'), to); continue; }
-      t.throws(() => transition({ mac, state: from }, to, 'do it'), new TransitionError(mac, from, to, 'do it'));
-      try { transition({ mac, state: from }, to, 'do it'); } catch (e) { t.equal((e as Error).message, `machine ${mac}: cannot do it while ${from}`); }
+  for (const [from, to] of pairs) {
+    if (canTransition(from, to)) { allowed++; t.equal(transition({ mac, state: from }, to, 'x'), to); continue; }
+    t.throws(() => transition({ mac, state: from }, to, 'do it'), new TransitionError(mac, from, to, 'do it'));
+    try { transition({ mac, state: from }, to, 'do it'); } catch (e) { t.equal((e as Error).message, `machine ${mac}: cannot do it while ${from}`); }
+  }
+  t.equal(allowed, 22);
+});
+
+t.test('service: every allowed transition, through the one function all state changes go through, stores an event (time, actor, from, to, reason); every other is refused and stores nothing', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-sm-'));
+  const store = await openStore(dir);
+  t.teardown(async () => { await store.close(); await rm(dir, { recursive: true, force: true }); });
+  let now = 5000;
+  const bus = new EventBus(() => now);
+  const published: string[] = [];
+  bus.subscribe((e) => { if (e.type === 'machine.state') published.push(`${e.mac} ${e.from}>${e.to} ${e.actor}`); });
+  const log = createLogger({ level: 'fatal' });
+  const mk = () => new MachineService({ store, bus, bmcs: new BmcPool(DEFAULT_IPMI, bus, { debug() {}, warn() {} }), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
+  const svc = mk();
+  await svc.load();
+  // Shortest path of allowed transitions from enrolled to each state (discovered comes from DHCP).
+  const pathTo = (target: MachineState): MachineState[] => {
+    const prev = new Map<MachineState, MachineState | null>([['enrolled', null]]);
+    const queue: MachineState[] = ['enrolled'];
+    while (queue.length) {
+      const s = queue.shift()!;
+      for (const n of ALL) if (canTransition(s, n) && !prev.has(n)) { prev.set(n, s); queue.push(n); }
+    }
+    const out: MachineState[] = [];
+    for (let s: MachineState | null | undefined = target; s && s !== 'enrolled'; s = prev.get(s)) out.unshift(s);
+    return out;
+  };
+  let i = 0;
+  const machineIn = async (from: MachineState): Promise<Mac> => {
+    const mac = parseMac(`52:54:00:10:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+    i++;
+    if (from === 'discovered') {
+      bus.publish({ type: 'dhcp.offer', mac, ip: '10.0.0.9', arch: 'bios', vendorClass: 'PXEClient:Arch:00000:UNDI:002001' });
+      for (let k = 0; k < 100 && !svc.get(mac); k++) await new Promise((r) => setTimeout(r, 5));
+    } else {
+      await svc.create(mac, { name: `n${i}` }, 'setup');
+      for (const s of pathTo(from)) await svc.setState(mac, s, `to ${s}`, 'setup');
+    }
+    t.equal(svc.get(mac)?.state, from, `a machine in ${from}`);
+    return mac;
+  };
+  let stored = 0;
+  for (const [from, to] of pairs) {
+    const mac = await machineIn(from);
+    const before = svc.events(mac).length;
+    if (from === to) {
+      await svc.setState(mac, to, 'same', 'tester');
+      t.equal(svc.events(mac).length, before, `${from} → ${from}: no change, no event`);
+    } else if (canTransition(from, to)) {
+      await svc.setState(mac, to, `because ${from}>${to}`, `tester-${from}`);
+      const evs = svc.events(mac);
+      t.equal(evs.length, before + 1, `${from} → ${to}: one event`);
+      t.same(evs.at(-1), { mac, at: now, actor: `tester-${from}`, from, to, reason: `because ${from}>${to}` }, `${from} → ${to}: time, actor, from, to, reason`);
+      t.match(svc.get(mac), { state: to, stateReason: `because ${from}>${to}` });
+      t.equal(published.at(-1), `${mac} ${from}>${to} tester-${from}`, `${from} → ${to}: published`);
+      stored++;
+    } else {
+      await t.rejects(svc.setState(mac, to, 'nope', 'tester'), new TransitionError(mac, from, to, 'nope'), `${from} → ${to}: refused naming ${from}`);
+      t.equal(svc.get(mac)!.state, from, `${from} → ${to}: state unchanged`);
+      t.equal(svc.events(mac).length, before, `${from} → ${to}: no event`);
     }
   }
-  t.equal(allowed, 23);
-  t.notOk(canTransition('discovered', 'ready'), 'ready only through provisioning');
-  t.notOk(canTransition('enrolled', 'active'));
+  t.equal(stored, 22, 'all 22 allowed transitions recorded');
+  // In the store, not only in memory: a fresh service reads back every event (a machine left in
+  // provisioning gets one more, provisioning → error: its operation died with the old service).
+  const again = mk();
+  await again.load();
+  for (const m of svc.list()) {
+    const old = svc.events(m.mac);
+    const back = again.events(m.mac);
+    t.same(back.slice(0, old.length), old, `${m.mac}: history persisted`);
+    if (m.state === 'provisioning') t.match(back.at(-1), { from: 'provisioning', to: 'error', actor: 'metalboot' });
+    else t.equal(back.length, old.length);
+  }
 });
 
 t.test('publicMachine never carries the BMC password', async (t) => {
