@@ -45,16 +45,37 @@ export interface HttpDeps {
   readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
 }
 
+/** A route as registered (HEAD twins of GET routes included). */
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+
+const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route the app registered, in order: what the auth test walks, so a new route is covered by it. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return ROUTES.get(app) ?? [];
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   // removeAdditional off: an unknown body key is a client mistake to report, not to drop.
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } } });
+  const routes: RegisteredRoute[] = [];
+  ROUTES.set(app, routes);
+  // Before any route: the hook is inherited by the plugin scopes registered below.
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
+  });
 
   app.addHook('onResponse', async (req, reply) => {
     if (deps.log.isLevelEnabled('debug')) deps.log.debug({ event: 'http.request', method: req.method, url: req.url.slice(0, 200), status: reply.statusCode, from: req.ip }, 'http');
   });
 
   // Schema failures name the field: "body.bootMode: must be equal to one of the allowed values".
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
+  app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.validation) {
       const v = err.validation[0];
       const p = (v?.params ?? {}) as { additionalProperty?: string; missingProperty?: string; allowedValues?: unknown[] };
@@ -62,11 +83,22 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
       const what = p.additionalProperty ? 'unknown field' : `${v?.message ?? 'invalid'}${p.allowedValues ? ` (${p.allowedValues.join(', ')})` : ''}`;
       return reply.code(400).send({ error: `${field}: ${what}` });
     }
+    // RFC 9110 §15.5.16: a body in a media type the route does not take; name the header.
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send({ error: `headers.content-type: ${JSON.stringify(String(req.headers['content-type'] ?? '').slice(0, 80))} is not accepted here` });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) deps.log.error({ event: 'http.error', err: err.message }, 'request failed');
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
   });
   app.addHook('onRequest', requireToken(deps.auth));
+  // A read-only token may not change anything: refused here, before body parsing and schema
+  // validation, so every write under /api (a route added later too) answers 403, not a 400 that
+  // tells a read-only client how to shape its request. Routes keep requireChangeRight as well.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/api/') || SAFE_METHODS.has(req.method)) return;
+    if (deps.auth.check(req.headers.authorization) === 'ro') await reply.code(403).send({ error: 'this token is read-only' });
+  });
   if (deps.status) statusEdge(app, { ...deps, status: deps.status });
   // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
   void app.register(swagger, {
@@ -81,7 +113,12 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     leaseRoutes(api, deps.leases ? () => deps.leases!.list() : undefined, deps.clock);
     reservationRoutes(api, deps.leases, deps.auth, deps.log);
     bootRoutes(api, { log: deps.log, ...(deps.bus ? { bus: deps.bus } : {}), ...(deps.boot ?? { publicUrl: '', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' } }) });
-    if (deps.machines) machineRoutes(api, { machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log, ...(deps.machines.timeline ? { timeline: deps.machines.timeline } : {}) });
+    if (deps.machines) {
+      machineRoutes(api, {
+        machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log,
+        ...(deps.machines.timeline ? { timeline: deps.machines.timeline } : {}), ...(deps.storage ? { images: deps.storage.images } : {}),
+      });
+    }
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
     if (deps.storage) {
       const ops = deps.machines?.operations;

@@ -110,15 +110,19 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
     reply.header('accept-ranges', 'bytes').type('application/octet-stream');
     const range = req.headers.range;
     if (range !== undefined) {
-      // RFC 9110 §14.2: one byte range; anything else is served whole (allowed: "MAY ignore").
+      // RFC 9110 §14.1.2/§14.2: one byte range. A syntactically invalid one (several ranges, or
+      // last < first) is ignored and the file served whole ("MAY ignore"); a valid one that starts
+      // beyond the end, or a zero-length suffix, is unsatisfiable: 416 with `bytes */size` (§15.5.17).
       const r = /^bytes=(\d*)-(\d*)$/.exec(range);
-      if (r && (r[1] || r[2])) {
-        let start = r[1] ? Number(r[1]) : Math.max(0, st.size - Number(r[2]));
-        let end = r[1] && r[2] ? Number(r[2]) : st.size - 1;
-        if (!r[1]) end = st.size - 1;
-        end = Math.min(end, st.size - 1);
-        if (start > end || start >= st.size) return reply.code(416).header('content-range', `bytes */${st.size}`).send();
-        start = Math.max(0, start);
+      const first = r?.[1] ? Number(r[1]) : undefined;
+      const last = r?.[2] ? Number(r[2]) : undefined;
+      const valid = r !== null && (first !== undefined || last !== undefined) && !(first !== undefined && last !== undefined && last < first);
+      if (valid) {
+        // "-N" is the last N bytes; "N-" runs to the end; a last-pos past the end is clipped.
+        const start = first ?? Math.max(0, st.size - last!);
+        const end = first === undefined || last === undefined ? st.size - 1 : Math.min(last, st.size - 1);
+        if (start >= st.size || (first === undefined && last === 0)) return reply.code(416).header('content-range', `bytes */${st.size}`).send();
+        d.log.debug({ event: 'http.netboot-file', file: name, from: unmapIpv4(req.ip), bytes: end - start + 1, range: `${start}-${end}` }, 'netboot file range served');
         return reply.code(206).header('content-range', `bytes ${start}-${end}/${st.size}`).header('content-length', end - start + 1)
           .send(createReadStream(file, { start, end }));
       }

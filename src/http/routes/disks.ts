@@ -37,7 +37,7 @@ export function diskRoutes(app: FastifyInstance, d: DiskRouteDeps): void {
   const { disks, auth, log } = d;
   const mac = (raw: string, reply: FastifyReply): Mac | undefined => {
     const m = tryParseMac(raw);
-    if (!m) void reply.code(400).send({ error: `mac: ${JSON.stringify(raw.slice(0, 40))} is not a MAC address` });
+    if (!m) void reply.code(400).send({ error: `params.mac: ${JSON.stringify(raw.slice(0, 40))} is not a MAC address` });
     return m;
   };
   const view = (r: DiskRecord) => {

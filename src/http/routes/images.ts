@@ -41,7 +41,8 @@ export function imageRoutes(app: FastifyInstance, images: ImageService, auth: Ap
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { format: { type: 'string', enum: [...FORMATS] } } } },
   }, async (req, reply) => {
     if (req.headers['content-type'] !== 'application/octet-stream') {
-      return reply.code(415).send({ error: 'send the image as application/octet-stream' });
+      const got = JSON.stringify(String(req.headers['content-type'] ?? '').slice(0, 80));
+      return reply.code(415).send({ error: `headers.content-type: ${got}: send the image as application/octet-stream` });
     }
     const len = req.headers['content-length'];
     const sizeBytes = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;

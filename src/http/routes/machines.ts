@@ -7,7 +7,7 @@
  *   GET    /api/v1/machines/:mac/power           {power: on|off}
  *   POST   /api/v1/machines/:mac/power           {action: on|off|cycle|reset|soft}
  *   POST   /api/v1/machines/:mac/bootdev         {device, persistent?, efi?}
- *   POST   /api/v1/machines/:mac/provision       {image?} → 202 {operation}
+ *   POST   /api/v1/machines/:mac/provision       {image?} → 202 {operation}; 404 for an image that does not exist
  *   POST   /api/v1/machines/:mac/reset           fresh disk from the image (same target and secret)
  *   POST   /api/v1/machines/:mac/deprovision
  *   POST   /api/v1/machines/:mac/checkpoint      {name}
@@ -25,6 +25,7 @@ import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '..
 import type { Operations } from '../../machines/operations.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
 import { sendError } from '../errors.js';
+import { checkId } from '../../storage/backend.js';
 
 export interface MachineRouteDeps {
   readonly machines: MachineService;
@@ -33,6 +34,8 @@ export interface MachineRouteDeps {
   readonly operations: Operations;
   readonly auth: ApiAuth;
   readonly log: Logger;
+  /** Image lookup, so provision refuses an unknown image before it starts (absent when iSCSI is off). */
+  readonly images?: { get(id: string): Promise<unknown> };
 }
 
 const NAME = { type: 'string', minLength: 1, maxLength: 63 } as const;
@@ -57,10 +60,17 @@ const SPEC = {
 export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   const { machines, log } = d;
   const change = { preHandler: requireChangeRight(d.auth) };
-  const mac = (raw: string, reply: FastifyReply): Mac | undefined => {
+  const mac = (raw: string, reply: FastifyReply, field = 'params.mac'): Mac | undefined => {
     const m = tryParseMac(raw);
-    if (!m) void reply.code(400).send({ error: `mac: ${JSON.stringify(raw.slice(0, 40))} is not a MAC address` });
+    if (!m) void reply.code(400).send({ error: `${field}: ${JSON.stringify(raw.slice(0, 40))} is not a MAC address` });
     return m;
+  };
+  /** Image names follow the images routes' rule (storage/backend.ts checkId): 400 naming the field. */
+  const badImage = (image: string | null | undefined, reply: FastifyReply): boolean => {
+    if (image === undefined || image === null) return false;
+    const c = checkId(image);
+    if (!c.ok) void reply.code(400).send({ error: `body.image: ${JSON.stringify(image.slice(0, 60))}: ${c.reason}` });
+    return !c.ok;
   };
   const fail = (reply: FastifyReply, e: unknown) => sendError(reply, e, log, 'api.machine-failed');
   const actor = (req: { ip: string }) => `api@${req.ip}`;
@@ -78,7 +88,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
 
   app.put<{ Params: { mac: string }; Body: MachineSpec }>('/api/v1/machines/:mac', { ...change, schema: { body: SPEC } }, async (req, reply) => {
     const m = mac(req.params.mac, reply);
-    if (!m) return reply;
+    if (!m || badImage(req.body.image, reply)) return reply;
     try {
       const existing = machines.get(m);
       if (!existing || existing.state === 'discovered') return reply.code(201).send(publicMachine(await machines.create(m, req.body, actor(req))));
@@ -130,9 +140,22 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   post<{ device: 'pxe' | 'disk' | 'bios' | 'cdrom'; persistent?: boolean; efi?: boolean }>('bootdev',
     { type: 'object', additionalProperties: false, required: ['device'], properties: { device: { enum: ['pxe', 'disk', 'bios', 'cdrom'] }, persistent: { type: 'boolean' }, efi: { type: 'boolean' } } },
     (m, b, who) => machines.bootdev(m, b, who));
-  post<{ image?: string } | undefined>('provision',
-    { type: ['object', 'null'], additionalProperties: false, properties: { image: { type: 'string', minLength: 1, maxLength: 48 } } },
-    async (m, b, who) => ({ operation: machines.provision(m, b?.image, who) }), 202);
+  // Not through post(): the image is checked (name, then existence) before any operation starts.
+  app.post<{ Params: { mac: string }; Body: { image?: string } | null }>('/api/v1/machines/:mac/provision', {
+    ...change, schema: { body: { type: ['object', 'null'], additionalProperties: false, properties: { image: { type: 'string', minLength: 1, maxLength: 48 } } } },
+  }, async (req, reply) => {
+    const m = mac(req.params.mac, reply);
+    if (!m || badImage(req.body?.image, reply)) return reply;
+    try {
+      const image = req.body?.image ?? machines.get(m)?.image;
+      if (image !== undefined && d.images && (await d.images.get(image)) === undefined) {
+        return reply.code(404).send({ error: `image ${image}: does not exist (provision of ${m} not started)` });
+      }
+      return reply.code(202).send({ operation: machines.provision(m, req.body?.image, actor(req)) });
+    } catch (e) {
+      return fail(reply, e);
+    }
+  });
   post('reset', undefined, async (m, _b, who) => publicMachine(await machines.reset(m, who)));
   post('deprovision', undefined, async (m, _b, who) => publicMachine(await machines.deprovision(m, who)));
   post<{ name: string }>('checkpoint',
@@ -165,7 +188,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   app.get<{ Querystring: { mac?: string; status?: 'running' | 'succeeded' | 'failed' } }>('/api/v1/operations', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { mac: { type: 'string', maxLength: 17 }, status: { enum: ['running', 'succeeded', 'failed'] } } } },
   }, async (req, reply) => {
-    const m = req.query.mac !== undefined ? mac(req.query.mac, reply) : undefined;
+    const m = req.query.mac !== undefined ? mac(req.query.mac, reply, 'querystring.mac') : undefined;
     if (req.query.mac !== undefined && !m) return reply;
     return { operations: d.operations.list({ ...(m ? { mac: m } : {}), ...(req.query.status ? { status: req.query.status } : {}) }) };
   });

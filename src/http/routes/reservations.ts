@@ -35,11 +35,11 @@ export function reservationRoutes(app: FastifyInstance, leases: LeaseService | u
   }, async (req, reply) => {
     if (!leases) return reply.code(409).send(notServing);
     const mac = tryParseMac(req.params.mac);
-    if (!mac) return reply.code(400).send({ error: `mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
+    if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
     const ip = tryParseIpv4(req.body.ip);
-    if (ip === undefined) return reply.code(400).send({ error: `ip: ${JSON.stringify(req.body.ip)} is not an IPv4 address` });
+    if (ip === undefined) return reply.code(400).send({ error: `body.ip: ${JSON.stringify(req.body.ip)} is not an IPv4 address` });
     const { hostname } = req.body;
-    if (hostname !== undefined && !HOSTNAME_RE.test(hostname)) return reply.code(400).send({ error: 'hostname: not a valid host name label' });
+    if (hostname !== undefined && !HOSTNAME_RE.test(hostname)) return reply.code(400).send({ error: 'body.hostname: not a valid host name label' });
     const res = await leases.reserve({ mac, ip, ...(hostname !== undefined ? { hostname } : {}) });
     if (!res.ok) {
       const why = {
@@ -57,7 +57,7 @@ export function reservationRoutes(app: FastifyInstance, leases: LeaseService | u
   app.delete<{ Params: { mac: string } }>('/api/v1/reservations/:mac', { preHandler: requireChangeRight(auth) }, async (req, reply) => {
     if (!leases) return reply.code(409).send(notServing);
     const mac = tryParseMac(req.params.mac);
-    if (!mac) return reply.code(400).send({ error: `mac: not a MAC address` });
+    if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
     const existing = leases.reservations().find((r) => r.mac === mac);
     if (!existing) return reply.code(404).send({ error: 'no reservation for this MAC' });
     if (existing.source === 'config') return reply.code(409).send({ error: 'this MAC is reserved in the config file; change it there' });

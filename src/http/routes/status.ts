@@ -94,7 +94,7 @@ export function statusRoutes(app: FastifyInstance, o: StatusRouteOptions): void 
     });
     app.get<{ Params: { mac: string } }>(`${prefix}/status/machines/:mac`, guard, async (req, reply) => {
       const mac = tryParseMac(req.params.mac);
-      if (!mac) return reply.code(400).send({ error: `mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
+      if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
       return o.model.machine(mac);
     });
     o.streams.routes(app, prefix, guard);
