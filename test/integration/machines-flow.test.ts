@@ -26,6 +26,8 @@ const skip = netnsUnavailable() || tgtdUnavailable() || ipmiSimUnavailable();
 const MAC = '52:54:00:88:00:07';
 const SRV_IP = '10.88.0.1';
 const BMC_PW = 'bmc-Pass-0815';
+/** Reserved through the machine (outside the pool): DHCP must hand out exactly this. */
+const RESERVED_IP = '10.88.0.77';
 
 t.test('enrol → provision → PXE + power on via IPMI → sanboot script only to the machine → iSCSI login → active → reset', { skip, timeout: 600_000 }, async (t) => {
   const net = new TestNet('mfl');
@@ -93,11 +95,17 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   t.equal(up.stdout, '201', 'image uploaded');
 
   t.equal((await api(srv, 'GET', '/api/v1/machines', undefined, false)).status, 401, 'no token: 401');
-  const enrol = await api(srv, 'PUT', `/api/v1/machines/${MAC}`, { name: 'node7', firmware: 'bios', bmc: { host: '127.0.0.1', port: sim.port, user: sim.user, password: BMC_PW } });
+  const enrol = await api(srv, 'PUT', `/api/v1/machines/${MAC}`, { name: 'node7', firmware: 'bios', ip: RESERVED_IP, bmc: { host: '127.0.0.1', port: sim.port, user: sim.user, password: BMC_PW } });
   t.equal(enrol.status, 201, enrol.text);
   t.match(enrol.json(), { mac: MAC, name: 'node7', state: 'enrolled', bmc: { host: '127.0.0.1', passwordSet: true } });
   t.notMatch(enrol.text, BMC_PW, 'the BMC password is write-only');
   t.equal((await api(srv, 'POST', `/api/v1/machines/${MAC}/reset`)).status, 409, 'reset before provision: 409 naming the state');
+  t.same((await api(srv, 'GET', '/api/v1/reservations')).json().reservations.filter((r: { mac: string }) => r.mac === MAC),
+    [{ mac: MAC, ip: RESERVED_IP, hostname: 'node7', source: 'api' }], 'the machine\'s ip is a DHCP reservation');
+  const ghost = await api(srv, 'POST', `/api/v1/machines/${MAC}/provision`, { image: 'ghost' });
+  t.equal(ghost.status, 404, 'an image that does not exist: 404 before any operation');
+  t.match(ghost.json().error, /^image ghost: does not exist/);
+  t.same((await api(srv, 'GET', `/api/v1/operations?mac=${MAC}`)).json().operations, [], 'no operation started');
 
   const prov = await api(srv, 'POST', `/api/v1/machines/${MAC}/provision`, { image: 'golden' });
   t.equal(prov.status, 202, prov.text);
@@ -120,7 +128,7 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   // The machine takes its lease; only its address gets the secret-bearing script.
   const lease = await net.exec(cli, ['udhcpc', '-i', 'mfl-c', '-n', '-q', '-f', '-t', '5', '-T', '1', '-s', '/bin/true'], 30_000);
   const ip = /lease of (\S+) obtained/.exec(lease.stdout + lease.stderr)?.[1];
-  t.ok(ip, `machine leased ${ip}`);
+  t.equal(ip, RESERVED_IP, 'DHCP hands the machine its reserved address');
   await net.ip(cli, ['addr', 'add', `${ip}/24`, 'dev', 'mfl-c']);
   const fromOther = await net.exec(srv, ['curl', '-sS', '-o', '/dev/null', '-w', '%{http_code}', `http://${SRV_IP}:8080/boot/${MAC}.ipxe`], 20_000);
   t.equal(fromOther.stdout, '403', 'another address gets 403');
@@ -151,7 +159,9 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   q.stdin.write('read 0 512\n');
   await d.waitForEvent('machines.state', 15_000, (l) => l.to === 'active');
   t.equal((await api(srv, 'GET', `/api/v1/machines/${MAC}`)).json().state, 'active', 'iSCSI login seen: active');
-  t.equal((await api(srv, 'POST', `/api/v1/machines/${MAC}/reset`)).status, 409, 'no reset under an open session');
+  const busy = await api(srv, 'POST', `/api/v1/machines/${MAC}/reset`);
+  t.equal(busy.status, 409, 'no reset under an open session');
+  t.match(busy.json().error, `cannot reset while active: iSCSI session open from ${initiator} (${ip}`, 'the 409 names the state, the initiator and its address');
   q.stdin.end('quit\n');
   await d.waitForEvent('machines.state', 15_000, (l) => l.to === 'ready' && l.from === 'active');
 
