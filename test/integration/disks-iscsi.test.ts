@@ -15,6 +15,7 @@ import { dataLuns } from '../../src/iscsi/tgtadm.js';
 import { tgtdUnavailable } from '../helpers/tgtd.js';
 import { netnsUnavailable } from '../helpers/netns.js';
 import { buildDiskLab, qemuIscsiOpts, sha256, PORTAL } from '../helpers/disks.js';
+import { apiToken } from '../helpers/dhcp-tools.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 
 const skip = netnsUnavailable() || tgtdUnavailable();
@@ -50,6 +51,27 @@ t.test('disks through the daemon: import, provision, iSCSI access control, reset
     const badName = await lab.api('POST', '/api/v1/images/..%2Fetc/import', { path: imgFile });
     t.ok(badName.status === 400 || badName.status === 404, `a path-like id is refused (${badName.status})`);
     t.same((await lab.api('GET', '/api/v1/images')).json().images.map((i: { id: string }) => i.id).sort(), ['golden', 'golden-q']);
+  });
+
+  await t.test('images: a qcow2 upload is converted; an upload is streamed, never held in memory whole', async (t) => {
+    const qcow = path.join(lab.dir, 'up.qcow2');
+    await lab.exec(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', imgFile, qcow]);
+    const up = await lab.upload('/api/v1/images/golden-qu?format=qcow2', qcow);
+    t.equal(up.status, 201, up.body);
+    t.equal(JSON.parse(up.body).sha256, sha256(image), 'the uploaded qcow2 became the same raw bytes');
+    t.equal((await lab.api('DELETE', '/api/v1/images/golden-qu')).status, 204, 'and can go');
+    // 768 MiB through curl -T (which streams too): the daemon's peak RSS must not grow by the size.
+    const pid = await lab.daemon.nodePid();
+    const hwm = async () => Number(/VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
+    const big = path.join(lab.dir, 'big.raw');
+    await lab.exec(['truncate', '-s', `${768 * MB}`, big]);
+    const before = await hwm();
+    const r = await lab.exec(['curl', '-sS', '-m', '300', '-T', big, '-X', 'PUT', '-H', `Authorization: Bearer ${apiToken(lab.dataDir)}`,
+      '-H', 'Content-Type: application/octet-stream', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:8080/api/v1/images/big'], 310_000);
+    t.equal(r.stdout, '201', 'a 768 MiB upload');
+    const grew = (await hwm()) - before;
+    t.ok(grew < 128 * MB, `the daemon's peak RSS grew by ${(grew / MB).toFixed(1)} MiB for 768 MiB uploaded (bound 128 MiB)`);
+    t.equal((await lab.api('DELETE', '/api/v1/images/big')).status, 204);
   });
 
   await t.test('provision two machines; image in use cannot be removed; no secret in any response', async (t) => {
