@@ -113,7 +113,13 @@ export class IpmiClient {
     return this.serialised(async () => {
       await this.optional('Set System Boot Options (set in progress)', setBootOptionsInProgress('in-progress'));
       await this.optional('Set System Boot Options (valid bit clearing)', setBootValidBitClearing());
-      await this.inSession('Set System Boot Options (boot flags)', setBootDevice(f));
+      try {
+        await this.inSession('Set System Boot Options (boot flags)', setBootDevice(f));
+      } catch (e) {
+        // Release set-in-progress (§28.13 parameter 0) so the next writer is not locked out.
+        if (e instanceof IpmiCompletionError) await this.optional('Set System Boot Options (set complete)', setBootOptionsInProgress('complete'));
+        throw e;
+      }
       await this.optional('Set System Boot Options (boot info acknowledge)', setBootInfoAcknowledge());
       await this.optional('Set System Boot Options (set complete)', setBootOptionsInProgress('complete'));
       return this.inSession('Get System Boot Options (boot flags)', getBootFlags());
@@ -126,8 +132,9 @@ export class IpmiClient {
   }
 
   /**
-   * Get Channel Cipher Suites (§22.15), one try per record block. Many BMCs (ipmi_sim among them)
-   * never answer it: then null, after one timeout rather than ipmitool's ~10 s of retries.
+   * Get Channel Cipher Suites (§22.15), one try per record block, listing by suite (ipmi_sim 2.0.33
+   * answers this form). Some BMCs never answer it: then null, after one timeout rather than
+   * ipmitool's ~10 s of retries.
    */
   cipherSuites(): Promise<CipherSuiteRecord[] | null> {
     return this.serialised(async () => {
@@ -237,13 +244,15 @@ export class IpmiClient {
     for (let attempt = 0; ; attempt++) {
       await this.pace();
       this.commands++;
+      const sentAt = Date.now();
       const res = await transport.exchange(name, () => s.wrap(msg), (b) => {
         const m = s.unwrap(b);
         if (!m) return undefined;
         const r = decodeResponse(m);
         return r.ok && responseMatches(req, r.value) ? r.value : undefined;
       }, this.policy);
-      this.lastActivityAt = Date.now();
+      // The BMC's idle clock restarted no earlier than our first send of this request.
+      this.lastActivityAt = sentAt;
       if (res.completionCode === CC_OK) {
         const d = c.decode(res.data);
         if (!d.ok) throw new IpmiProtocolError(this.bmc, `${name}: ${d.reason}`);
@@ -292,33 +301,40 @@ export class IpmiClient {
       throw e;
     }
     this.session = s;
-    this.lastActivityAt = Date.now();
     this.deps.log?.debug({ event: 'ipmi.session.open', bmc: this.bmc, version: s.version, suite: s.suite }, 'IPMI session open');
     this.startKeepAlive();
     return s;
   }
 
+  /**
+   * Arms a one-shot timer for lastActivityAt + keepAliveMs, so the BMC never goes longer than
+   * keepAliveMs without hearing from us (a polling interval would let it drift to 1.5× that, past
+   * a BMC's ~60 s idle timeout). A timer that finds newer activity re-arms to the new deadline.
+   */
   private startKeepAlive(): void {
     const every = this.opts.keepAliveMs ?? IPMI_DEFAULTS.keepAliveMs;
-    if (this.keepAlive || every <= 0) return;
-    this.keepAlive = setInterval(() => {
-      if (!this.session || this.closed || Date.now() - this.lastActivityAt < every) return;
+    if (this.keepAlive || every <= 0 || this.closed) return;
+    this.keepAlive = setTimeout(() => {
+      this.keepAlive = undefined;
+      if (!this.session || this.closed) return;
+      if (Date.now() - this.lastActivityAt < every) { this.startKeepAlive(); return; }
       this.serialised(async () => {
         const s = this.session;
-        if (!s) return;
+        // A command that ran while this waited in the queue already kept the session alive.
+        if (!s || Date.now() - this.lastActivityAt < every) return;
         try {
           await this.command(s, 'Get Device ID (keep-alive)', getDeviceId());
         } catch (e) {
           if (this.session === s) this.session = undefined;
           this.deps.log?.debug({ event: 'ipmi.keepalive.failed', bmc: this.bmc, err: e instanceof IpmiError ? e.kind : 'error' }, 'keep-alive failed; next command re-opens the session');
         }
-      }).catch(() => undefined);
-    }, Math.max(100, every / 2));
+      }).catch(() => undefined).finally(() => { if (this.session) this.startKeepAlive(); });
+    }, Math.max(0, this.lastActivityAt + every - Date.now()));
     this.keepAlive.unref();
   }
 
   private stopKeepAlive(): void {
-    if (this.keepAlive) clearInterval(this.keepAlive);
+    if (this.keepAlive) clearTimeout(this.keepAlive);
     this.keepAlive = undefined;
   }
 

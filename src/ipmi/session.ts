@@ -228,7 +228,8 @@ function rmcpPlusSession(suite: CipherSuite, keys: SessionKeys, bmcSessionId: nu
 
 function rakpStatusError(link: SessionLink, step: string, status: number): Error {
   switch (status) {
-    case 0x0d: return new IpmiAuthError(link.bmc, 'wrong-user', `${step}: unauthorized name`);
+    // §13.24 0Dh: BMCs (ipmi_sim among them) answer it alike for an unknown and a disabled user.
+    case 0x0d: return new IpmiAuthError(link.bmc, 'wrong-user', `${step}: unauthorized name; no such user, or the user is disabled`);
     case 0x09: case 0x0a: case 0x0b: return new IpmiAuthError(link.bmc, 'privilege', `${step}: ${status === 0x09 ? 'invalid role' : 'unauthorized role or privilege level'}`);
     case 0x0f: return new IpmiAuthError(link.bmc, 'wrong-password', `${step}: the BMC rejected our RAKP 3 code`);
     default: return IpmiProtocolError.rakp(link.bmc, step, status);
@@ -251,7 +252,7 @@ async function openV15(link: SessionLink, creds: Credentials, authType: number):
   const ch = getSessionChallenge(authType, username);
   const chRes = await plainCommand(link, 'Get Session Challenge', ch);
   // §22.16: 81h invalid user name, 82h null user name not enabled.
-  if (chRes.completionCode === 0x81 || chRes.completionCode === 0x82) throw new IpmiAuthError(link.bmc, 'wrong-user', 'Get Session Challenge: invalid user name');
+  if (chRes.completionCode === 0x81 || chRes.completionCode === 0x82) throw new IpmiAuthError(link.bmc, 'wrong-user', 'Get Session Challenge: invalid user name; no such user, or the user is disabled');
   const challenge = decodeOrThrow(link, 'Get Session Challenge', ch, chRes);
   const initialOut = randomInt(1, 0x7fffffff);
   const act = activateSession(authType, creds.privilege, challenge.challenge, initialOut);
@@ -271,7 +272,8 @@ async function openV15(link: SessionLink, creds: Credentials, authType: number):
     if (e instanceof IpmiTimeoutError) throw new IpmiAuthError(link.bmc, 'wrong-password', 'Activate Session was not answered after a valid challenge');
     throw e;
   }
-  if (actRes.completionCode === 0x86) throw new IpmiAuthError(link.bmc, 'privilege', 'Activate Session: requested privilege level exceeds the user\'s limit');
+  // 86h is also what a user whose channel access is NO ACCESS (Set User Access, §22.26) gets.
+  if (actRes.completionCode === 0x86) throw new IpmiAuthError(link.bmc, 'privilege', 'Activate Session: requested privilege level exceeds the user\'s limit on this channel, or the user has no access to it');
   if (actRes.completionCode === 0x81 || actRes.completionCode === 0x84) throw new IpmiAuthError(link.bmc, 'no-lan-access', `Activate Session: completion code 0x${actRes.completionCode.toString(16)}`);
   const s = decodeOrThrow(link, 'Activate Session', act, actRes);
   let out = s.inboundSequence;
@@ -299,7 +301,7 @@ async function openV15(link: SessionLink, creds: Credentials, authType: number):
 // ---------------------------------------------------------------- choosing
 
 /**
- * Opens a session. Never calls Get Channel Cipher Suites: ipmi_sim does not answer it, and a refused
+ * Opens a session. Never calls Get Channel Cipher Suites: some BMCs never answer it, and a refused
  * Open Session is just as informative and much faster. A wrong password is confirmed on a second,
  * fresh RAKP exchange, so one corrupted RAKP 2 on the wire is not reported as a wrong password.
  */
