@@ -28,11 +28,11 @@ export interface SimOptions {
   readonly netns?: string;
   readonly user?: string;
   readonly password?: string;
-  /** `user 2 <enabled> ...`: a disabled user cannot log in. */
+  /** `user 2 <enabled> ...`: a disabled user cannot log in (ipmi_sim answers as for an unknown user). */
   readonly userEnabled?: boolean;
   /** The user's maximum privilege (user, operator, admin). */
   readonly userPrivilege?: 'user' | 'operator' | 'admin';
-  /** The LAN channel's privilege limit. */
+  /** The LAN channel's privilege limit (`priv_limit`; ipmi_sim 2.0.33 does not enforce it). */
   readonly channelPrivLimit?: 'user' | 'operator' | 'admin';
   /** Auth types the user may use for IPMI 1.5 sessions. */
   readonly auths?: string;
