@@ -13,7 +13,7 @@
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { RecordStore } from '../store/db.js';
-import { SerialQueue, type CheckpointInfo, type VolumeBackend } from '../storage/backend.js';
+import { NotFoundError, SerialQueue, validateId, type CheckpointInfo, type VolumeBackend } from '../storage/backend.js';
 import type { DesiredIscsi, IscsiReconciler } from '../reconcile.js';
 import type { BsType } from '../iscsi/tgtadm.js';
 import {
@@ -60,13 +60,18 @@ export class DiskService {
   private readonly detached = new Set<Mac>();
   private readonly queue = new SerialQueue();
   private opSeq = 0;
+  /** Disk LVs activated since this service started (by the start sweep or an op's recovery). */
+  private activated = 0;
 
   constructor(private readonly o: DiskServiceOptions) {}
 
   // ---------------------------------------------------------------- start
 
-  /** Loads records, completes or rolls back journalled operations, removes orphan disks. */
-  async recover(): Promise<{ completed: number; rolledBack: number; orphans: number }> {
+  /**
+   * Loads records, completes or rolls back journalled operations, removes orphan disks and
+   * activates disks a crash left inactive (so that the reconcile after it can export them).
+   */
+  async recover(): Promise<{ completed: number; rolledBack: number; orphans: number; activated: number }> {
     const log = this.o.log;
     for (const { key, value } of await this.o.store.loadRecords('disks')) {
       const r = decodeDiskRecord(key, value);
@@ -95,7 +100,24 @@ export class DiskService {
       orphans++;
       log.warn({ event: 'disks.orphan-removed', disk: d.id }, 'disk without a record removed');
     }
-    return { completed, rolledBack, orphans };
+    await this.activateDisks('start');
+    return { completed, rolledBack, orphans, activated: this.activated };
+  }
+
+  /**
+   * The lvm backend's restore deactivates the disk before merging; a crash (or a failure) after
+   * that leaves it without a /dev node, and tgtd cannot add a LUN for it. Logs each disk it
+   * activated and each it could not; never throws for one disk (the others still get exported).
+   */
+  private async activateDisks(reason: string): Promise<string[]> {
+    const r = await this.o.backend.activateDisks?.();
+    if (!r) return [];
+    this.activated += r.activated.length;
+    if (r.activated.length > 0) {
+      this.o.log.warn({ event: 'disks.activated', reason, disks: r.activated }, `inactive disk(s) activated: ${r.activated.join(', ')}`);
+    }
+    for (const e of r.failed) this.o.log.error({ event: 'disks.activate-failed', reason, volume: e.volume, err: e.message }, `${e.volume} is inactive and could not be activated`);
+    return r.activated;
   }
 
   private async recoverOne(op: OpRecord): Promise<'completed' | 'rolled back'> {
@@ -112,7 +134,13 @@ export class DiskService {
       case 'restore':
         // The record still stands; the disk must exist. A restore cut short in the middle of
         // replacing the disk falls back to a fresh clone: a clean state over a half-written one.
-        if (record && !(await b.diskExists(record.diskId))) await b.clone(record.imageId, record.diskId);
+        if (record && !(await b.diskExists(record.diskId))) {
+          await b.clone(record.imageId, record.diskId);
+        } else if (record) {
+          // It exists, but the lvm backend may have left it inactive (deactivated to merge).
+          await this.activateDisks(`interrupted ${op.kind}`);
+          if (op.kind === 'restore' && op.checkpoint !== undefined) await this.retakeCheckpoint(record, op.checkpoint);
+        }
         await done();
         return 'completed';
       case 'deprovision':
@@ -120,6 +148,24 @@ export class DiskService {
         this.records.delete(op.mac);
         await this.o.store.writeRecords([{ type: 'del', kind: 'disks', key: op.mac }, { type: 'del', kind: 'ops', key: op.id }]);
         return 'completed';
+    }
+  }
+
+  /**
+   * restore() checks that the checkpoint exists before journalling, and only a merge consumes it
+   * (lvm: `lvconvert --merge`, then the checkpoint is taken again). Missing after an interrupted
+   * restore therefore means the merge happened and the disk holds the checkpoint's content: take
+   * it again so the checkpoint stays restorable. A failure here (pool full) is logged, not fatal.
+   */
+  private async retakeCheckpoint(r: DiskRecord, name: string): Promise<void> {
+    const b = this.o.backend;
+    try {
+      if ((await b.listCheckpoints(r.diskId)).some((c) => c.name === name)) return;
+      await b.checkpoint(r.diskId, name);
+      this.o.log.warn({ event: 'disks.checkpoint-retaken', mac: r.mac, name }, 'checkpoint consumed by an interrupted restore taken again');
+    } catch (e) {
+      this.o.log.error({ event: 'disks.checkpoint-lost', mac: r.mac, name, err: e instanceof Error ? e.message : String(e) },
+        'checkpoint consumed by an interrupted restore could not be taken again');
     }
   }
 
@@ -230,6 +276,9 @@ export class DiskService {
   restore(mac: Mac, name: string): Promise<{ method: string }> {
     return this.queue.run(async () => {
       const r = this.require(mac);
+      // Checked before the journal entry: recovery reads a missing checkpoint as consumed by a merge.
+      validateId('checkpoint', name, 'restore');
+      if (!(await this.o.backend.listCheckpoints(r.diskId)).some((c) => c.name === name)) throw new NotFoundError(`checkpoint ${r.diskId}/${name}`, 'restore');
       let method = '';
       await this.withDetached(r, 'restore', async () => {
         ({ method } = await this.o.backend.restore(r.diskId, name));

@@ -84,6 +84,14 @@ export interface VolumeBackend {
   listDisks(): Promise<DiskInfo[]>;
   /** Drops the disk and clones it again from its image; its checkpoints are kept (restorable later). */
   reset(diskId: string): Promise<DiskInfo>;
+  /**
+   * Makes every disk usable again after a crash: the lvm backend activates
+   * disk LVs left inactive (a restore deactivates the disk before merging).
+   * Returns the ids it activated and, without stopping at the first, the
+   * disks it could not (each error names its disk). Backends with nothing
+   * to do (files are always there) leave it out.
+   */
+  activateDisks?(): Promise<{ activated: string[]; failed: StorageError[] }>;
 
   checkpoint(diskId: string, name: string): Promise<CheckpointInfo>;
   /**

@@ -23,7 +23,9 @@
  * and stays inactive until `lvchange -ay -K`. restore() therefore
  * deactivates the disk first (refused with BusyError if tgtd still has it
  * open), merges, activates, and takes the checkpoint again under the same
- * name so that it can be restored more than once.
+ * name so that it can be restored more than once. A crash between those
+ * steps leaves the disk inactive (and, after the merge, the checkpoint
+ * gone): activateDisks() and the disks service's recovery put both back.
  *
  * Every lvm command gets LVM_SUPPRESS_FD_WARNINGS=1 through `env` (the
  * runner has no environment option) and -y where it could ask. Warnings on
@@ -243,6 +245,29 @@ export class LvmBackend implements VolumeBackend {
       if (!imageId || !lvs.some((l) => isImage(l) && l.name === P_IMAGE + imageId)) throw new NotFoundError(`image ${imageId ?? '?'}`, 'reset');
       await this.removeDiskLocked(disk, lvs, 'reset', true);
       return this.cloneLocked(imageId, diskId);
+    });
+  }
+
+  /**
+   * Activates our disk LVs that are inactive and returns their ids. A crash
+   * inside restore() (after `lvchange -an`, or after the merge, which leaves
+   * the disk inactive) leaves no /dev node, and tgtd cannot export what is
+   * not there. -K: activate even if the LV carries the activation-skip flag.
+   */
+  async activateDisks(): Promise<{ activated: string[]; failed: StorageError[] }> {
+    return this.queue.run(async () => {
+      const activated: string[] = [];
+      const failed: StorageError[] = [];
+      for (const lv of (await this.ours()).filter((l) => isDisk(l) && !l.attr.active)) {
+        const id = lv.name.slice(P_DISK.length);
+        try {
+          await this.lvm('activate', `disk ${id}`, ['lvchange', '-y', '-ay', '-K', `${this.vg}/${lv.name}`]);
+          activated.push(id);
+        } catch (e) {
+          failed.push(e instanceof StorageError ? e : new BackendError(`disk ${id}`, 'activate', e));
+        }
+      }
+      return { activated, failed };
     });
   }
 

@@ -18,13 +18,14 @@ function report(lvs: Lv[]): string {
   })) }] });
 }
 
-function fake(lvs: Lv[], poolData = '10.00') {
+function fake(lvs: Lv[], poolData = '10.00', poolMeta = '5.00', fail?: (argv: readonly string[]) => boolean) {
   const calls: string[][] = [];
   const runner: Runner = async (argv: readonly string[], _o: RunOptions) => {
     calls.push([...argv]);
     const cmd = argv[2];
-    if (cmd === 'lvs' && argv[argv.length - 1] === 'vg0/pool') return { stdout: report([{ name: 'pool', attr: 'twi-aotz--', pool: '', data: poolData, meta: '5.00', tags: [], size: 1 << 30 }]), stderr: '', code: 0 };
+    if (cmd === 'lvs' && argv[argv.length - 1] === 'vg0/pool') return { stdout: report([{ name: 'pool', attr: 'twi-aotz--', pool: '', data: poolData, meta: poolMeta, tags: [], size: 1 << 30 }]), stderr: '', code: 0 };
     if (cmd === 'lvs') return { stdout: report(lvs), stderr: '', code: 0 };
+    if (fail?.(argv)) throw new CommandError(argv, 'exit', 5, '  device-mapper: reload ioctl failed');
     return { stdout: '', stderr: '  WARNING: Sum of all thin volume sizes exceeds the size of thin pool', code: 0 };
   };
   return { calls, backend: new LvmBackend({ vg: 'vg0', pool: 'pool', runner, thresholdPercent: 80 }) };
@@ -51,6 +52,12 @@ t.test('refusals', async (t) => {
   await t.rejects(fake([IMG, DISK]).backend.removeImage('deb'), InUseError);
   await t.rejects(fake([IMG]).backend.clone('nope', 'n2'), NotFoundError);
   await t.rejects(fake([IMG], '80.01').backend.clone('deb', 'n2'), PoolFullError);
+  // Thin pool metadata running out is as fatal as data (the pool goes read-only): same threshold.
+  const meta = fake([IMG, DISK], '10.00', '80.01');
+  await t.rejects(meta.backend.clone('deb', 'n2'), PoolFullError, 'clone refused on metadata%');
+  await t.rejects(meta.backend.checkpoint('n1', 'c'), PoolFullError, 'checkpoint refused on metadata%');
+  t.notOk(meta.calls.some((c) => c[2] === 'lvcreate'), 'nothing created');
+  await t.resolves(fake([IMG, DISK], '80.00', '80.00').backend.clone('deb', 'n2'), 'at the threshold itself: allowed');
   await t.rejects(fake([IMG, { ...DISK, attr: 'Vwi-aotz--' }, CKPT]).backend.restore('n1', 'before'), BusyError);
   await t.rejects(fake([IMG, { ...DISK, attr: 'Vwi-aotz--' }]).backend.removeDisk('n1'), BusyError);
 });
@@ -75,4 +82,16 @@ t.test('a failing lvm command is a BackendError naming lvcreate, not env', async
   const e = await new LvmBackend({ vg: 'vg0', pool: 'pool', runner }).clone('deb', 'n3').catch((x: unknown) => x);
   t.ok(e instanceof BackendError);
   t.match((e as Error).message, /^clone disk n3: lvcreate exited with 5: +Insufficient free space/);
+});
+
+t.test('activateDisks: only our inactive disks, with -K; one failure does not stop the others', async (t) => {
+  const off = (name: string): Lv => ({ ...DISK, name, attr: 'Vwi---tz--', tags: ['mb-disk', 'metalboot', 'mb-from=deb'] });
+  const { calls, backend } = fake([IMG, DISK, off('mbd-n2'), off('mbd-n3'), off('mbd-n4'), { ...CKPT, attr: 'Vwi---tz--' }, { ...FOREIGN, attr: 'Vwi---tz--' }],
+    '10.00', '5.00', (argv) => argv.includes('vg0/mbd-n3'));
+  const r = await backend.activateDisks();
+  t.same(r.activated, ['n2', 'n4']);
+  t.same(r.failed.map((e) => [e.name, e.volume, e.op]), [['BackendError', 'disk n3', 'activate']]);
+  t.same(calls.filter((c) => c[2] !== 'lvs').map((c) => c.slice(2).join(' ')), [
+    'lvchange -y -ay -K vg0/mbd-n2', 'lvchange -y -ay -K vg0/mbd-n3', 'lvchange -y -ay -K vg0/mbd-n4',
+  ], 'the active disk, the checkpoint and the untagged LV are left alone');
 });
