@@ -13,11 +13,11 @@ const skip = await guestUnavailable();
 
 interface Check { name: string; ok: boolean; detail?: unknown; ms: number }
 
-t.test('lvm backend in the guest: thin pool, import, clone, checkpoint/merge, reset, pool-full, tgtd export', { skip, timeout: 420_000 }, async (t) => {
+t.test('lvm backend in the guest: thin pool, import, clone, checkpoint/merge, reset, pool-full, export by the disks service with IQN + CHAP, crash mid-restore', { skip, timeout: 580_000 }, async (t) => {
   // Not under /tmp: the guest's /tmp is its own tmpfs (the --rw share would still work, but keep it plain).
   const out = await mkdtemp('/var/tmp/mb-lvm-scenario-');
   t.teardown(() => rm(out, { recursive: true, force: true }));
-  const r = await runInGuest(['/usr/bin/node', `${REPO}dist/test/guest/lvm-scenario.js`, out], { timeoutSec: 330, disks: ['1G', '2G'], rw: [out] });
+  const r = await runInGuest(['/usr/bin/node', `${REPO}dist/test/guest/lvm-scenario.js`, out], { timeoutSec: 500, disks: ['1G', '2G'], rw: [out] });
   t.comment(`guest run: ${r.wallMs} ms, exit ${r.code}`);
   let report: { results: Check[]; facts: Record<string, unknown> } | undefined;
   try {
@@ -27,7 +27,7 @@ t.test('lvm backend in the guest: thin pool, import, clone, checkpoint/merge, re
     return;
   }
   for (const c of report?.results ?? []) t.ok(c.ok, `${c.name} (${c.ms} ms)`, c.ok ? {} : { detail: c.detail });
-  t.ok((report?.results.length ?? 0) >= 11, 'every scenario step ran');
+  t.ok((report?.results.length ?? 0) >= 17, 'every scenario step ran');
   t.equal(r.code, 0, 'scenario exit status');
   t.comment(`facts: ${JSON.stringify(report?.facts)}`);
 });
