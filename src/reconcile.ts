@@ -5,7 +5,7 @@
  * check interval. Targets that are not ours (another IQN prefix) are never touched.
  */
 import type { Logger } from './log.js';
-import { applyPlan, diffTargets, type DesiredAccount, type DesiredTarget, type PlanOp } from './iscsi/plan.js';
+import { ApplyPlanError, applyPlan, diffTargets, type DesiredAccount, type DesiredTarget, type PlanOp } from './iscsi/plan.js';
 import type { TgtSession, TgtTarget } from './iscsi/tgtadm.js';
 import { TgtadmError, TgtdStartError, type Tgtd } from './iscsi/tgtd.js';
 
@@ -116,6 +116,22 @@ export class IscsiReconciler {
 
   private owned = (iqn: string): boolean => iqn.startsWith(`${this.o.iqnPrefix}:`);
 
+  /**
+   * tgtd answered but refused some steps (a missing backing file, a clash): one line per failed
+   * step naming its target, and what tgtd now holds is what the next look compares with. Not
+   * "unavailable": every other target was made, and the next reconcile tries the failed ones again.
+   */
+  private async stepsFailed(e: ApplyPlanError, reason: string): Promise<void> {
+    this.counters.operations += e.ran;
+    for (const f of e.failures) {
+      this.o.log.error({ event: 'iscsi.step-failed', reason, target: f.target, step: f.step, err: f.error }, 'tgtd refused a step; the other targets were still made');
+    }
+    this.last = await this.o.tgtd.show().catch(() => this.last);
+    this.seen(this.last);
+    if (this.failing) this.o.log.info({ event: 'iscsi.available' }, 'tgtd reachable again');
+    this.failing = false;
+  }
+
   private async once(reason: string): Promise<ReconcileResult> {
     this.counters.runs++;
     const log = this.o.log;
@@ -137,7 +153,12 @@ export class IscsiReconciler {
       const blocked = ops.filter((o): o is Extract<PlanOp, { type: 'blocked' }> => o.type === 'blocked');
       let ran = 0;
       if (ops.length > blocked.length) {
-        ({ ran } = await applyPlan(this.o.tgtd, ops));
+        try {
+          ({ ran } = await applyPlan(this.o.tgtd, ops));
+        } catch (e) {
+          if (e instanceof ApplyPlanError) await this.stepsFailed(e, reason);
+          throw e;
+        }
         for (const u of rotate) this.rotate.delete(u);
         this.counters.repairs++;
         this.counters.operations += ran;
@@ -156,6 +177,7 @@ export class IscsiReconciler {
       return { ran, blocked, started };
     } catch (e) {
       this.counters.failures++;
+      if (e instanceof ApplyPlanError) throw e;
       // One line when tgtd goes away, not one per check.
       if (!this.failing) {
         log.error({ event: 'iscsi.unavailable', reason, err: e instanceof Error ? e.message : String(e) }, 'cannot reconcile tgtd');

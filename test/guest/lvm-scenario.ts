@@ -8,19 +8,19 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rm, writeFile } from 'node:fs/promises';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { DiskService } from '../../src/disks/service.js';
 import { CHAP_USER_PREFIX, opId, type DiskRecord, type OpRecord } from '../../src/disks/record.js';
 import { runCommand } from '../../src/exec/run.js';
 import { dataLuns } from '../../src/iscsi/tgtadm.js';
 import { Tgtd } from '../../src/iscsi/tgtd.js';
-import { createLogger } from '../../src/log.js';
 import { parseMac } from '../../src/net/mac.js';
 import { IscsiReconciler } from '../../src/reconcile.js';
 import { openStore } from '../../src/store/db.js';
 import { BusyError, InUseError, PoolFullError, SizeError } from '../../src/storage/backend.js';
 import { LV_FIELDS, parseLvs } from '../../src/storage/lvm-report.js';
 import { LvmBackend } from '../../src/storage/lvm.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 const OUT = process.argv[2] ?? '/tmp';
 const DEV = process.env.MB_SCENARIO_DEV ?? '/dev/vdb';
@@ -95,15 +95,6 @@ async function lvsJson(file: string): Promise<void> {
   await writeFile(`${OUT}/${file}`, out);
 }
 
-/** A real pino logger writing to memory: the scenario looks for the lines recovery writes. */
-function memoryLogger(): { log: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({ write(c, _e, cb) { chunks.push(String(c)); cb(); } });
-  return {
-    log: createLogger({ level: 'info', destination: stream }),
-    lines: () => chunks.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 const MAC = parseMac('52:54:00:00:00:31');
 const IQN_PREFIX = 'iqn.2026-11.org.metalboot';

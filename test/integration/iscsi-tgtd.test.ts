@@ -9,10 +9,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyPlan, diffTargets, type DesiredAccount, type DesiredTarget } from '../../src/iscsi/plan.js';
+import { ApplyPlanError, applyPlan, diffTargets, type DesiredAccount, type DesiredTarget } from '../../src/iscsi/plan.js';
 import { dataLuns } from '../../src/iscsi/tgtadm.js';
 import { Tgtd, TgtadmError, TgtdStartError } from '../../src/iscsi/tgtd.js';
 import { nsTgtdRunner, PrivateTgtd, tgtdUnavailable } from '../helpers/tgtd.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
+import { IscsiReconciler } from '../../src/reconcile.js';
 
 const skip = tgtdUnavailable();
 const P = 'iqn.2026-11.lab.metalboot:';
@@ -178,6 +180,34 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
     const ok = await inq(INIT1, url(`vm1%${SECRET1}`, `${P}vm1`, 1));
     t.equal(ok.code, 0, 'the initiator logs in again');
     t.ok(dataLuns((await tgtd.show())[0]!).find((l) => l.lun === 2)?.readonly, 'golden readonly again');
+  });
+
+  await t.test('the reconciler: a target tgtd refuses does not stop the others; each failed step is logged by target', async (t) => {
+    const { log, lines } = memoryLogger();
+    const broken: DesiredTarget = {
+      iqn: `${P}vm3`, tid: 3, luns: [{ lun: 1, path: join(dir, 'no-such-disk.img'), bstype: 'rdwr', readonly: false }],
+      initiatorNames: ['iqn.2026-11.lab.init:vm3'], initiatorAddresses: [], incomingUsers: [],
+    };
+    const r = new IscsiReconciler({
+      tgtd, manageTgtd: false, iqnPrefix: P.slice(0, -1), userPrefix: 'vm', intervalMs: 60_000, log,
+      desired: () => ({ targets: [broken, ...desired], accounts: accountsWanted }),
+    });
+    // Start from an empty tgtd (bar the foreign target), so vm1 and vm2 must be made in the same run.
+    for (const x of await tgtd.show()) if (owned(x.iqn)) await tgtd.deleteTarget(x.tid, true);
+    const err = await r.reconcile('start').catch((e: unknown) => e);
+    t.type(err, ApplyPlanError, 'the reconcile reports the refused steps');
+    t.match((err as Error).message, /vm3 new-lun 1/, 'naming the target and the step');
+    const made = (await tgtd.show()).filter((x) => owned(x.iqn)).map((x) => x.iqn);
+    t.ok(made.includes(`${P}vm1`) && made.includes(`${P}vm2`), `vm1 and vm2 made in the same run (${made.join(', ')})`);
+    const vm3 = (await tgtd.show()).find((x) => x.iqn === `${P}vm3`);
+    t.same(vm3 ? { luns: dataLuns(vm3).length, names: vm3.initiatorNames } : 'absent', vm3 ? { luns: 0, names: [] } : 'absent', 'the refused target got no LUN and no access rule');
+    const ok = await inq(INIT1, url(`vm1%${SECRET1}`, `${P}vm1`, 1));
+    t.equal(ok.code, 0, 'vm1 is reachable with its IQN and CHAP');
+    const failed = lines().filter((l) => l.event === 'iscsi.step-failed');
+    t.same(failed.map((l) => [l.target, l.step]), [[`${P}vm3`, 'new-lun 1']], 'one line per failed step, by target');
+    t.equal(lines().filter((l) => l.event === 'iscsi.unavailable').length, 0, 'tgtd is not reported unavailable');
+    t.notMatch(JSON.stringify(lines()), SECRET1, 'no secret in the log');
+    if (vm3) await tgtd.deleteTarget(vm3.tid, true);
   });
 
   await t.test('ensureRunning starts a managed tgtd on its own control port and portal; stop() ends it', async (t) => {

@@ -9,16 +9,15 @@ import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { DiskService } from '../../src/disks/service.js';
 import { chapUserFor, diskIdFor, initiatorIqnFor, opId, targetIqnFor, type DiskRecord, type OpRecord } from '../../src/disks/record.js';
 import { CommandError, type Runner } from '../../src/exec/run.js';
-import { createLogger } from '../../src/log.js';
 import { parseMac } from '../../src/net/mac.js';
 import type { IscsiReconciler } from '../../src/reconcile.js';
 import { openStore } from '../../src/store/db.js';
 import { NotFoundError } from '../../src/storage/backend.js';
 import { LvmBackend } from '../../src/storage/lvm.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 const MAC = parseMac('52:54:00:00:00:41');
 const MAC2 = parseMac('52:54:00:00:00:42');
@@ -55,14 +54,6 @@ function lvmStandIn(lvs: Lv[], fail: ReadonlySet<string> = new Set()) {
   return { calls, backend: new LvmBackend({ vg: 'vg0', pool: 'pool', runner }) };
 }
 
-function memoryLogger() {
-  const chunks: string[] = [];
-  const stream = new Writable({ write(c, _e, cb) { chunks.push(String(c)); cb(); } });
-  return {
-    log: createLogger({ level: 'info', destination: stream }),
-    lines: () => chunks.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 /** recover() never reconciles; restore() must refuse before it does. Any use is a test failure. */
 const noReconciler = new Proxy({}, { get: (_o, k) => { throw new Error(`reconciler.${String(k)} used`); } }) as IscsiReconciler;

@@ -1,19 +1,11 @@
 import t from 'tap';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../src/log.js';
 import { EventBus, type EventBody, type EventType } from '../../src/events/bus.js';
 import { logBusEvents } from '../../src/events/log.js';
 import { parseMac } from '../../src/net/mac.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 
 const MAC = parseMac('52:54:00:00:00:01');
 
-/** A real pino logger at the daemon's default level, writing to memory. */
-function memoryLogger(): { log: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[] } {
-  const chunks: string[] = [];
-  const stream = new Writable({ write(c, _e, cb) { chunks.push(String(c)); cb(); } });
-  const log = createLogger({ level: 'info', destination: stream });
-  return { log, lines: () => chunks.join('').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
 
 /** The events no module logs: one line each from the bus subscriber. */
 const LOGGED: EventBody[] = [
