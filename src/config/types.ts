@@ -115,7 +115,7 @@ export interface IscsiConfig {
   readonly enabled: boolean;
   /** Where machines reach tgtd (the address in their sanboot URL); tgtd listens there when managed. */
   readonly portal: HostPort;
-  /** Target IQN = `<iqnPrefix>:<machine>`; initiator IQN = `<iqnPrefix>:initiator:<machine>`. */
+  /** Target IQN = `<iqnPrefix>:mac-<hex>`; initiator IQN = `<iqnPrefix>:mac-<hex>:initiator` (disks/record.ts). */
   readonly iqnPrefix: string;
   readonly tgtadm: string;
   /** Backing store type: `aio` suits block devices (lvm), `rdwr` files on any filesystem. */
