@@ -1,7 +1,7 @@
 /**
  * OpenIPMI's ipmi_sim as a real BMC for tests: a lan.conf of our own on 127.0.0.1 and a free UDP
  * port, and a chassis_control hook that keeps power and boot device in files (the hook's calling
- * convention is in ../shared/lab/README.md: `get power` prints `power:0|1`, `get boot` prints
+ * convention is in scripts/lab/README.md: `get power` prints `power:0|1`, `get boot` prints
  * `boot:<dev>`, `set power 1`, `set boot pxe`). Stopped and removed by tap's teardown.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
