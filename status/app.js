@@ -73,6 +73,8 @@ async function load() {
     if (st.events.length === 0) st.events = (await getJson('/events?limit=50')).events.reverse();
     if (st.view.kind === 'machine') await loadDetail();
     render();
+    // A transfer's progress comes only with the snapshot: while any run, fetch it once a second.
+    if (st.snap.transfers?.length) refreshSoon(1000);
     return true;
   } catch (e) {
     if (e.status === 401 && st.token) { sessionStorage.removeItem(TOKEN_KEY); st.token = null; askToken('The API token was refused.', e.message); }

@@ -50,6 +50,8 @@ export interface GetArgs {
   ackTimes?: number;
   /** After the first DATA, send an ACK from another socket to the transfer's port. */
   wrongTid?: boolean;
+  /** Wait this long before each ACK: a slow client (a transfer to watch in progress). */
+  ackDelayMs?: number;
   timeoutMs?: number;
 }
 
@@ -65,7 +67,10 @@ async function get(server: string, a: GetArgs): Promise<unknown> {
   let tid: number | undefined;
   let wrongTidReply: unknown;
   let bytes = 0;
-  const ack = (b: number) => { for (let i = 0; i < (a.ackTimes ?? 1); i++) s.send(encodeAck(b), tid!, server); };
+  const ack = async (b: number) => {
+    if (a.ackDelayMs) await new Promise((r) => setTimeout(r, a.ackDelayMs));
+    for (let i = 0; i < (a.ackTimes ?? 1); i++) s.send(encodeAck(b), tid!, server);
+  };
   for (;;) {
     const r = await next(s, a.timeoutMs ?? 5000);
     if (!r) { s.close(); return { ok: false, error: 'timeout', dataPackets, bytes }; }
@@ -76,7 +81,7 @@ async function get(server: string, a: GetArgs): Promise<unknown> {
       windowsize = Number(p.options.find(([k]) => k === 'windowsize')?.[1] ?? 1);
       const bs = p.options.find(([k]) => k === 'blksize');
       if (bs && Number(bs[1]) !== blksize) { s.close(); return { ok: false, error: `blksize ${bs[1]}` }; }
-      ack(0);
+      await ack(0);
       continue;
     }
     if (p.op !== OP_DATA) continue;
@@ -91,7 +96,7 @@ async function get(server: string, a: GetArgs): Promise<unknown> {
       hash.update(p.data);
       bytes += p.data.length;
       const last = p.data.length < blksize;
-      if (last || expected % windowsize === 0) ack(p.block);
+      if (last || expected % windowsize === 0) await ack(p.block);
       expected++;
       if (last) break;
     }

@@ -23,7 +23,7 @@ import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { ARTIFACTS, chromiumUnavailable, drawnBoxes, drawnSteps, launchChromiumInNs } from '../helpers/browser.js';
 import { TestNet, netnsUnavailable } from '../helpers/netns.js';
-import { startDaemon, type DaemonUnderTest } from '../helpers/daemon.js';
+import { REPO_ROOT, startDaemon, type DaemonUnderTest } from '../helpers/daemon.js';
 import { apiToken } from '../helpers/dhcp-tools.js';
 import { freeControlPort, removeControlSocket, tgtdUnavailable } from '../helpers/tgtd.js';
 import { ipmiSimUnavailable, startIpmiSim } from '../helpers/ipmi-sim.js';
@@ -32,7 +32,7 @@ import { Tgtd } from '../../src/iscsi/tgtd.js';
 
 const skip = netnsUnavailable() || tgtdUnavailable() || ipmiSimUnavailable() || chromiumUnavailable();
 // The page functions below run in the browser; the project compiles without the DOM library.
-interface PageEl { readonly textContent: string | null; querySelector(sel: string): PageEl | null; querySelectorAll(sel: string): Iterable<PageEl> }
+interface PageEl { readonly textContent: string | null; querySelector(sel: string): PageEl | null; querySelectorAll(sel: string): Iterable<PageEl>; getAttribute(name: string): string | null }
 declare const document: { querySelector(sel: string): PageEl | null; querySelectorAll(sel: string): Iterable<PageEl>; getElementById(id: string): PageEl | null };
 
 const MAC = '52:54:00:95:00:21';
@@ -76,10 +76,13 @@ dhcp:
     - cidr: 10.95.0.0/24
       pool: [10.95.0.100, 10.95.0.150]
       leaseTime: 600
-tftp: { enabled: false }
+tftp: { enabled: true, root: ${dir}/tftp }
 storage: { backend: file, file: { dir: ${dir}/volumes } }
 iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}, checkIntervalMs: 300 }
 `;
+  // A file to watch being downloaded over TFTP.
+  await mkdir(path.join(dir, 'tftp'), { recursive: true });
+  await writeFile(path.join(dir, 'tftp', 'slow.bin'), randomBytes(256 << 10));
   d = await startDaemon(net, srv, config(true), { dataDir, readyTimeoutMs: 30_000 });
   const token = apiToken(dataDir);
   const api = async (method: string, url: string, body?: unknown) => {
@@ -172,6 +175,40 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
     return h.includes('Leases 1') && h.includes('iSCSI sessions 1') && [...document.querySelectorAll('td')].some((td) => td.textContent === ip);
   }, { ip: ip! }, { timeout: 5000 });
   t.pass('the lease and the iSCSI session are listed without a reload');
+
+  // A TFTP download in progress (the test's socket-level client, 8 ms before each ACK: ~4 s for
+  // 256 KiB): its row in "TFTP transfers" and its progress bar move while it runs, and the row
+  // goes when it is done. The storage pool's bar shows the file backend's use.
+  const transferRow = () => page.evaluate(() => {
+    const sec = [...document.querySelectorAll('section')].find((x) => (x.querySelector('h2')?.textContent ?? '').startsWith('TFTP transfers'));
+    const row = sec ? [...sec.querySelectorAll('tr')].find((tr) => (tr.textContent ?? '').includes('slow.bin')) : undefined;
+    const v = row?.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow');
+    return row ? Number(v ?? NaN) : null;
+  });
+  const slow = net.spawn(cli, ['node', path.join(REPO_ROOT, 'dist/test/helpers/tftp-client.js'), 'get', SRV_IP, JSON.stringify({ file: 'slow.bin', ackDelayMs: 8, timeoutMs: 5000 })], 60);
+  let slowOut = '';
+  slow.stdout?.on('data', (b: Buffer) => { slowOut += b.toString(); });
+  const slowDone = new Promise<void>((r) => slow.once('exit', () => r()));
+  const progress: number[] = [];
+  for (let i = 0; i < 40 && (progress.length === 0 || progress.at(-1)! < 50); i++) {
+    const v = await transferRow();
+    if (v !== null) progress.push(v);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.ok(progress.length >= 2 && progress.at(-1)! > progress[0]!, `the transfer's row and progress bar move without a reload (${progress.join(' → ')} %)`);
+  await slowDone;
+  t.match(JSON.parse(slowOut || '{}'), { ok: true, bytes: 256 << 10 }, 'the client got the whole file');
+  await page.waitForFunction(() => {
+    const sec = [...document.querySelectorAll('section')].find((x) => (x.querySelector('h2')?.textContent ?? '').startsWith('TFTP transfers'));
+    return (sec?.querySelector('h2')?.textContent ?? '') === 'TFTP transfers 0';
+  }, undefined, { timeout: 5000 });
+  t.pass('and the row goes once it is done');
+  const pool = await page.evaluate(() => {
+    const sec = [...document.querySelectorAll('section')].find((x) => (x.querySelector('h2')?.textContent ?? '').startsWith('Storage pool'));
+    return { bar: sec?.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? null, text: sec?.textContent ?? '' };
+  });
+  t.ok(pool.bar !== null && Number(pool.bar) > 0 && Number(pool.bar) < 100, `the storage pool bar: ${pool.bar} %`);
+  t.match(pool.text, /file, .*new disks refused above 90 %/, 'with the backend, size and threshold');
   await page.screenshot({ path: path.join(ARTIFACTS, 'status-page.png'), fullPage: true });
   const phone = await ctx.newPage();
   await phone.setViewportSize({ width: 390, height: 844 });
