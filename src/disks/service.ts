@@ -26,7 +26,8 @@ export type DiskErrorCode = 'not-found' | 'exists' | 'busy' | 'invalid' | 'image
 
 /** A refusal the API turns into 4xx; names the machine. */
 export class DiskError extends Error {
-  constructor(readonly mac: Mac, readonly code: DiskErrorCode, detail: string) {
+  /** `reason`: for 'busy', why the disk cannot be touched (the sessions open), without the action. */
+  constructor(readonly mac: Mac, readonly code: DiskErrorCode, detail: string, readonly reason?: string) {
     super(`disk of ${mac}: ${detail}`);
     this.name = 'DiskError';
   }
@@ -379,7 +380,8 @@ export class DiskService {
     const t = await this.o.reconciler.target(r.targetIqn);
     if (t && t.sessions.length > 0) {
       const who = t.sessions.map((s) => `${s.initiator}${s.connections[0] ? ` (${s.connections[0].address})` : ''}`).join(', ');
-      throw new DiskError(r.mac, 'busy', `cannot ${what}: iSCSI session open from ${who}; power the machine off first`);
+      const why = `iSCSI session open from ${who}; power the machine off first`;
+      throw new DiskError(r.mac, 'busy', `cannot ${what}: ${why}`, why);
     }
   }
 
@@ -387,7 +389,8 @@ export class DiskService {
   private async detach(r: DiskRecord, what: string): Promise<void> {
     const res = await this.o.reconciler.reconcile(what);
     if (res.blocked.some((b) => b.iqn === r.targetIqn) || (await this.o.reconciler.target(r.targetIqn))) {
-      throw new DiskError(r.mac, 'busy', `cannot ${what}: the target could not be taken down (a session is open)`);
+      const why = 'the target could not be taken down (a session is open)';
+      throw new DiskError(r.mac, 'busy', `cannot ${what}: ${why}`, why);
     }
   }
 

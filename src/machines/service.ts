@@ -353,8 +353,7 @@ export class MachineService {
       return await run();
     } catch (e) {
       if (!(e instanceof DiskError) || e.code !== 'busy') throw e;
-      const detail = e.message.replace(/^disk of \S+: cannot \w+: /, '');
-      throw new MachineError(mac, 'conflict', `cannot ${action} while ${this.machines.get(mac)?.state ?? 'deleted'}: ${detail}`);
+      throw new MachineError(mac, 'conflict', `cannot ${action} while ${this.machines.get(mac)?.state ?? 'deleted'}: ${e.reason ?? e.message}`);
     }
   }
 
