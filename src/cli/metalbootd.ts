@@ -21,6 +21,9 @@ function usage(): string {
 }
 
 async function main(): Promise<number> {
+  // Whatever the shell's umask: files that libraries (LevelDB) and children (tgtd, qemu-img, cp)
+  // create get no group or other bits; metalboot's own files also carry explicit modes.
+  const shellUmask = process.umask(0o077);
   // Read (and remove from the environment) before any child process is started.
   const notifyEnv = readNotifyEnv();
   let args;
@@ -55,7 +58,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger({ level: (level as LogLevel | undefined) ?? config.logLevel });
-  log.info({ event: 'daemon.starting', version: packageVersion(), config: args.config }, 'metalboot starting');
+  log.info({ event: 'daemon.starting', version: packageVersion(), config: args.config, umask: `${shellUmask.toString(8).padStart(4, '0')} -> 0077` }, 'metalboot starting');
   const systemd = new SystemdNotifier({ env: notifyEnv, log });
   if (systemd.enabled) {
     log.info({ event: 'systemd.notify-socket', socket: systemd.socket, watchdogIntervalMs: systemd.watchdogIntervalMs ?? null }, 'running under systemd');

@@ -3,8 +3,8 @@
  * clones are reflinks (btrfs, XFS with reflink=1) or, where the file system
  * cannot share extents, sparse copies.
  *
- *   ROOT/images/ID.raw   + ID.json    golden image, 0444 when read-only
- *   ROOT/disks/ID.raw    + ID.json    machine disk (what tgtd exports)
+ *   ROOT/images/ID.raw   + ID.json    golden image, 0400 when read-only (0600 before)
+ *   ROOT/disks/ID.raw    + ID.json    machine disk (what tgtd exports), 0600
  *   ROOT/checkpoints/DISK/NAME.raw    checkpoint of a disk
  *   ROOT/tmp/                         staging; emptied at init
  *
@@ -20,6 +20,10 @@
  * --sparse=always, "--reflink can be used only with --sparse=auto"; a
  * reflink keeps holes anyway). Which of the two works is probed once at
  * init on a scratch file and exposed as cloneMode for the caller to log.
+ *
+ * Images and disks are machines' whole file systems (with their secrets): every directory here
+ * is 0700 and every file is created 0600 (0400 for a read-only image) with explicit modes, so
+ * they are root's alone whatever the process umask.
  */
 import { constants } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
@@ -34,6 +38,11 @@ import {
 import { copySparse, TooLongError } from './write-sparse.js';
 
 export type CloneMode = 'reflink' | 'copy';
+
+/** Root's alone (see the header). */
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+const READ_ONLY_MODE = 0o400;
 
 export interface FileBackendOptions {
   readonly root: string;
@@ -68,9 +77,11 @@ export class FileBackend implements VolumeBackend {
   }
 
   async init(): Promise<void> {
-    for (const d of ['images', 'disks', 'checkpoints', 'tmp']) await mkdir(this.dir(d), { recursive: true });
+    for (const d of ['images', 'disks', 'checkpoints', 'tmp']) await mkdir(this.dir(d), { recursive: true, mode: DIR_MODE });
     await rm(this.dir('tmp'), { recursive: true, force: true });
-    await mkdir(this.dir('tmp'));
+    await mkdir(this.dir('tmp'), { mode: DIR_MODE });
+    // mkdir's mode is cut by the umask and leaves existing directories alone.
+    for (const d of [this.root, ...['images', 'disks', 'checkpoints', 'tmp'].map((x) => this.dir(x))]) await chmod(d, DIR_MODE);
     // A .raw without its sidecar is the remains of an interrupted operation.
     for (const d of ['images', 'disks']) {
       const names = new Set(await readdir(this.dir(d)));
@@ -84,7 +95,7 @@ export class FileBackend implements VolumeBackend {
   private async probe(): Promise<CloneMode> {
     const a = this.tmpPath('probe');
     const b = this.tmpPath('probe-clone');
-    const fh = await open(a, 'wx');
+    const fh = await open(a, 'wx', FILE_MODE);
     try { await fh.write(Buffer.alloc(64 << 10, 0x5a)); } finally { await fh.close(); }
     try {
       await this.opts.runner(['cp', '--reflink=always', a, b], { timeoutMs: 30_000 });
@@ -114,7 +125,7 @@ export class FileBackend implements VolumeBackend {
       }
       const tmp = this.tmpPath(`img-${id}`);
       try {
-        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
         let r;
         try {
           r = await copySparse(source, fh, limit);
@@ -126,7 +137,8 @@ export class FileBackend implements VolumeBackend {
           await fh.close();
         }
         const readOnly = opts.readOnly ?? true;
-        if (readOnly) await chmod(tmp, 0o444);
+        // open()'s mode is cut by the umask; set it outright.
+        await chmod(tmp, readOnly ? READ_ONLY_MODE : FILE_MODE);
         await rename(tmp, this.imagePath(id));
         const meta: ImageMeta = { v: 1, id, sizeBytes: r.bytes, sha256: r.sha256, readOnly };
         await this.writeJson(this.dir('images'), `${id}.json`, meta);
@@ -173,7 +185,7 @@ export class FileBackend implements VolumeBackend {
     return this.queue.run(async () => {
       const m = await this.readImage(id);
       if (!m) throw new NotFoundError(vol, 'set-read-only');
-      await chmod(this.imagePath(id), 0o444);
+      await chmod(this.imagePath(id), READ_ONLY_MODE);
       await this.writeJson(this.dir('images'), `${id}.json`, { ...m, readOnly: true });
     });
   }
@@ -257,7 +269,7 @@ export class FileBackend implements VolumeBackend {
       if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
       if (await exists(this.checkpointPath(diskId, name))) throw new AlreadyExistsError(vol, 'checkpoint');
       await this.refuseIfFull(vol, 'checkpoint');
-      await mkdir(this.checkpointDir(diskId), { recursive: true });
+      await mkdir(this.checkpointDir(diskId), { recursive: true, mode: DIR_MODE });
       await this.copyInto(this.devicePath(diskId), this.checkpointPath(diskId, name), vol, 'checkpoint');
       return { diskId, name };
     });
@@ -330,8 +342,9 @@ export class FileBackend implements VolumeBackend {
     const argv = this.mode === 'reflink' ? ['cp', '--reflink=always', src, tmp] : ['cp', '--sparse=always', src, tmp];
     try {
       await this.opts.runner(argv, { timeoutMs: this.copyTimeoutMs });
-      // cp gives the copy the source's mode: a clone of a 0444 image must be writable.
-      await chmod(tmp, 0o644);
+      // cp gives the copy the source's mode (less the umask): a clone of a 0400 image must be
+      // writable, and never readable by anyone but root.
+      await chmod(tmp, FILE_MODE);
       const fh = await open(tmp, 'r+');
       try { await fh.sync(); } finally { await fh.close(); }
       await rename(tmp, dst);
@@ -366,7 +379,7 @@ export class FileBackend implements VolumeBackend {
 
   private async writeJson(dir: string, name: string, value: unknown): Promise<void> {
     const tmp = this.tmpPath(name);
-    const fh = await open(tmp, 'wx', 0o644);
+    const fh = await open(tmp, 'wx', FILE_MODE);
     try {
       await fh.writeFile(`${JSON.stringify(value)}\n`);
       await fh.sync();

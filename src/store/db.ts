@@ -6,7 +6,7 @@
  * `sync: true` batch, so a resolved putLeases/deleteLeases is on disk (a
  * crash right after cannot lose it) while a DHCP storm still costs few fsyncs.
  */
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { Lease, LeaseState } from '../leases/lease.js';
@@ -101,7 +101,11 @@ export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): P
   const path = join(dataDir, 'db');
   let db: Db;
   try {
-    await mkdir(dataDir, { recursive: true });
+    // LevelDB creates its files with the process umask (it has no mode option): the directories
+    // are made root's alone here, so its files are unreachable whatever that umask is.
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await mkdir(path, { recursive: true, mode: 0o700 });
+    await chmod(path, 0o700);
     db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json' });
     await db.open();
   } catch (err) {

@@ -86,7 +86,7 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
   t.comment(`import 1 GiB: ${Date.now() - t0} ms`);
   t.match(img, { id: 'golden', sizeBytes: 1024 * MiB, sha256: goldenSha, readOnly: true });
   const imgPath = path.join(mnt, 'store/images/golden.raw');
-  t.equal((await stat(imgPath)).mode & 0o777, 0o444, 'golden is 0444');
+  t.equal((await stat(imgPath)).mode & 0o777, 0o400, 'golden is 0400 (read-only, root only)');
   await sh(['sync']);
 
   const used0 = (await b.usage()).dataPercent;
@@ -96,7 +96,7 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
   t.comment(`reflink clone of 1 GiB: ${cloneMs} ms`);
   t.ok(cloneMs < 1000, `clone took ${cloneMs} ms (< 1000)`);
   t.same(d, { id: 'node-01', imageId: 'golden', sizeBytes: 1024 * MiB, devicePath: path.join(mnt, 'store/disks/node-01.raw') });
-  t.equal((await stat(d.devicePath)).mode & 0o777, 0o644, 'clone is writable');
+  t.equal((await stat(d.devicePath)).mode & 0o777, 0o600, 'clone is writable, root only');
   const frag = await sh(['filefrag', '-v', d.devicePath]);
   t.match(frag, /shared/, 'filefrag: the clone\'s extents are shared');
   await sh(['sync']);
