@@ -3,6 +3,7 @@
  * edges, and stops them in reverse order. Nothing else constructs services.
  */
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './config/types.js';
@@ -41,6 +42,8 @@ import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
 import { SyslogServer } from './syslog/server.js';
+import { tightenTree } from './store/private-files.js';
+import { isInside } from './images/import-dir.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
@@ -98,12 +101,38 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
   // Not fatal: DHCP and TFTP still serve while tgtd is down; the periodic check keeps trying.
   await reconciler.reconcile('start').catch(() => undefined);
   reconciler.start();
-  const images = new ImageService({ backend, imageUsers: (id) => disks!.imageUsers(id), runner: runCommand, tmpDir: path.join(config.dataDir, 'tmp'), log });
+  // Created private; an existing directory's mode is the admin's (files are only read from it).
+  await mkdir(config.images.importDir, { recursive: true, mode: 0o700 });
+  const images = new ImageService({ backend, imageUsers: (id) => disks!.imageUsers(id), runner: runCommand, tmpDir: path.join(config.dataDir, 'tmp'), importDir: config.images.importDir, log });
   return { images, disks, backend, reconciler, portal: i.portal };
+}
+
+/**
+ * dataDir holds BMC passwords, CHAP secrets and the API token in clear, and the file backend the
+ * machines' disks: whatever an older version or another umask left readable to group or other
+ * is made root's alone before anything is opened, one warning naming what was changed.
+ */
+async function securePrivateDirs(config: Config, log: Logger): Promise<void> {
+  const walked = [await tightenTree(config.dataDir)];
+  // A storage directory elsewhere, or mounted below dataDir (not walked with it), is walked as its own tree.
+  const fileDir = config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.fileDir : undefined;
+  if (fileDir !== undefined && (!isInside(config.dataDir, fileDir) || walked[0]!.otherFs.some((p) => p === fileDir || isInside(p, fileDir)))) {
+    walked.push(await tightenTree(fileDir));
+  }
+  for (const r of walked) {
+    const fields = { root: r.root, ...(r.truncated ? { truncated: true } : {}) };
+    if (r.tightened.length > 0) {
+      log.warn({ event: 'files.tightened', ...fields, count: r.tightened.length, paths: r.tightened.slice(0, 50).map((x) => `${x.path} (${x.from.toString(8).padStart(4, '0')} -> ${x.to.toString(8).padStart(4, '0')})`) },
+        'files readable by other users were made private to root');
+    }
+    if (r.failed.length > 0) log.warn({ event: 'files.tighten-failed', ...fields, count: r.failed.length, paths: r.failed.slice(0, 20).map((x) => `${x.path}: ${x.error}`) }, 'could not make these private');
+    if (r.otherFs.length > 0) log.info({ event: 'files.other-fs', ...fields, paths: r.otherFs.slice(0, 20) }, 'other file systems below the data directory were not walked');
+  }
 }
 
 export async function startDaemon(config: Config, log: Logger): Promise<RunningDaemon> {
   const clock = () => Date.now();
+  await securePrivateDirs(config, log);
   const store: Store & RecordStore = await openStore(config.dataDir, {
     onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
   });

@@ -1,7 +1,7 @@
 /**
  * `metalboot images …`: list, show, import and delete golden images. `import --file` streams a
  * file on this host to the daemon (PUT, application/octet-stream, Content-Length); `import
- * --server-path` asks the daemon to read a file on its own host.
+ * --server-path` asks the daemon to read a file on its own host, inside its images.importDir.
  */
 import { UsageError, type CliIo } from './api-client.js';
 import { COMMON_USAGE, noMore, oneOf, openClient, parse, runCli } from './common.js';
@@ -13,7 +13,7 @@ export const IMAGES_USAGE = [
   '  images [list]',
   '  images show ID',
   '  images import ID (--file PATH | --server-path PATH) [--format raw|qcow2]',
-  '                   --file: a file on this host, streamed; --server-path: a file on the daemon\'s host',
+  '                   --file: a file on this host, streamed; --server-path: a file in the daemon\'s images.importDir',
   '  images rm ID                         refused while a machine\'s disk comes from it',
 ].join('\n');
 

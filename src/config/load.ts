@@ -51,6 +51,8 @@ import {
 } from './defaults.js';
 import { DEFAULT_STATUS, DEFAULT_SYSLOG, SYSLOG_LIMITS } from './defaults.js';
 import type { StatusConfig, SyslogConfig } from './types.js';
+import type { ImagesConfig } from './types.js';
+import { resolve as resolvePath } from 'node:path';
 import type {
   BootFilesConfig,
   Config,
@@ -92,7 +94,7 @@ export class ConfigError extends Error {
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi', 'machines', 'syslog', 'status']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi', 'machines', 'syslog', 'status', 'images']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const http = readHttp(top['http'] ?? {}, 'http');
@@ -117,6 +119,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
     },
     syslog: readSyslog(top['syslog'] ?? {}, 'syslog'), status: readStatus(top['status'] ?? {}, 'status'),
     dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir),
+    images: readImages(top['images'] ?? {}, 'images', dataDir),
   };
 }
 
@@ -751,4 +754,15 @@ function readSyslog(v: unknown, path: string): SyslogConfig {
 function readStatus(v: unknown, path: string): StatusConfig {
   const m = mapping(v, path, ['public']);
   return { public: opt(m, 'public', path, bool) ?? DEFAULT_STATUS.public };
+}
+
+// ---------------------------------------------------------------- images
+
+/** images.importDir: the one directory server-side image imports may read from. */
+function readImages(v: unknown, path: string, dataDir: string): ImagesConfig {
+  const m = mapping(v, path, ['importDir']);
+  const importDir = opt(m, 'importDir', path, readAbsolutePath) ?? `${dataDir.replace(/\/$/, '')}/import`;
+  // The root would let an import read any file on the host again.
+  if (resolvePath(importDir) === '/') throw new ConfigError(key(path, 'importDir'), 'must not be /');
+  return { importDir };
 }

@@ -169,6 +169,13 @@ export interface Config {
   readonly syslog: SyslogConfig;
   readonly status: StatusConfig;
   readonly machines: MachinesConfig;
+  readonly images: ImagesConfig;
+}
+
+/** Golden images. */
+export interface ImagesConfig {
+  /** POST /api/v1/images/:id/import reads server-side files only inside this directory (default `<dataDir>/import`). */
+  readonly importDir: string;
 }
 
 /** UDP syslog receiver for iPXE's console (advertised to DHCP clients as option 7 when enabled). */

@@ -9,6 +9,7 @@ import { DiskError } from '../disks/service.js';
 import { IscsiUnavailableError } from '../reconcile.js';
 import { AlreadyExistsError, BusyError, InUseError, InvalidNameError, NotFoundError, PoolFullError, SizeError, StorageError } from '../storage/backend.js';
 import { ImageFormatError } from '../images/service.js';
+import { ImportPathError } from '../images/import-dir.js';
 import { TgtadmError } from '../iscsi/tgtd.js';
 import { MachineError } from '../machines/service.js';
 import { TransitionError } from '../machines/model.js';
@@ -21,6 +22,8 @@ export function statusOf(e: unknown): number {
   if (e instanceof IpmiAuthError) return 502;
   if (e instanceof IpmiError) return 504;
   if (e instanceof DiskError) return { 'not-found': 404, exists: 409, busy: 409, invalid: 400, 'image-not-found': 404, 'not-exported': 409 }[e.code];
+  // Outside the import directory is a refusal of what the path names (403); the rest are bad input.
+  if (e instanceof ImportPathError) return e.problem === 'outside' ? 403 : 400;
   if (e instanceof InvalidNameError || e instanceof SizeError || e instanceof ImageFormatError) return 400;
   if (e instanceof NotFoundError) return 404;
   if (e instanceof AlreadyExistsError || e instanceof InUseError || e instanceof BusyError) return 409;

@@ -1,5 +1,5 @@
 /**
- * Golden images: imported from a local path or an upload stream (never buffered whole), raw or
+ * Golden images: imported from a file in the import directory or an upload stream (never buffered whole), raw or
  * qcow2 (converted with qemu-img), read-only once imported, and never removed while a machine's
  * disk was cloned from them (the disk records in the store say which).
  */
@@ -12,6 +12,7 @@ import type { Runner } from '../exec/run.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import { InUseError, StorageError, validateId, type ImageInfo, type VolumeBackend } from '../storage/backend.js';
+import { ImportPathError, openImportFile } from './import-dir.js';
 
 export type ImageFormat = 'raw' | 'qcow2';
 
@@ -26,6 +27,8 @@ export interface ImageServiceOptions {
   readonly runner: Runner;
   /** Scratch space for uploads that need converting; on the same filesystem as the images is best. */
   readonly tmpDir: string;
+  /** importPath reads only files inside this directory (images.importDir). */
+  readonly importDir: string;
   readonly log: Logger;
 }
 
@@ -59,32 +62,43 @@ export class ImageService {
     return i && { ...i, usedBy: this.o.imageUsers(id) };
   }
 
-  /** From a file on this host (an admin's path). qcow2 is converted; raw is copied in. */
+  /**
+   * From a file on this host, inside the import directory only (import-dir.ts says why). The
+   * file is opened once and streamed like an upload, so a qcow2 is spooled to scratch and
+   * converted from that private copy: qemu-img never opens a path someone could swap.
+   */
   async importPath(id: string, file: string, format: ImageFormat): Promise<ImageInfo> {
     validateId('image', id, 'import');
-    if (!path.isAbsolute(file)) throw new ImageFormatError(id, `path ${JSON.stringify(file)} is not absolute`);
-    if (format === 'raw') return this.done(id, await this.o.backend.importImage(id, file), 'path');
-    return this.withScratch(id, async (scratch) => {
-      const raw = await this.convert(id, file, scratch);
-      return this.done(id, await this.o.backend.importImage(id, raw), 'path');
-    });
+    let opened;
+    try {
+      opened = await openImportFile(this.o.importDir, file);
+    } catch (e) {
+      if (e instanceof ImportPathError) this.o.log.warn({ event: 'images.import-refused', image: id, path: file.slice(0, 200), problem: e.problem, importDir: e.importDir }, 'import path refused');
+      throw e;
+    }
+    const { fh, sizeBytes } = opened;
+    try {
+      return await this.importStream(id, fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false }), format, sizeBytes, 'path');
+    } finally {
+      await fh.close();
+    }
   }
 
   /**
    * From an upload. Raw streams straight into the backend (sizeBytes, from Content-Length, is
    * checked against what arrives); qcow2 is spooled to scratch, checked and converted first.
    */
-  async importStream(id: string, body: Readable, format: ImageFormat, sizeBytes: number | undefined): Promise<ImageInfo> {
+  async importStream(id: string, body: Readable, format: ImageFormat, sizeBytes: number | undefined, source: 'path' | 'upload' = 'upload'): Promise<ImageInfo> {
     validateId('image', id, 'import');
     if (format === 'raw') {
-      return this.done(id, await this.o.backend.importImage(id, body, sizeBytes === undefined ? {} : { sizeBytes }), 'upload');
+      return this.done(id, await this.o.backend.importImage(id, body, sizeBytes === undefined ? {} : { sizeBytes }), source);
     }
     return this.withScratch(id, async (scratch) => {
       const spooled = path.join(scratch, 'upload.qcow2');
       await pipeline(body, createWriteStream(spooled, { flags: 'wx', mode: 0o600 }));
       if (sizeBytes !== undefined && (await stat(spooled)).size !== sizeBytes) throw new ImageFormatError(id, 'upload ended before Content-Length bytes arrived');
       const raw = await this.convert(id, spooled, scratch);
-      return this.done(id, await this.o.backend.importImage(id, raw), 'upload');
+      return this.done(id, await this.o.backend.importImage(id, raw), source);
     });
   }
 

@@ -439,3 +439,12 @@ t.test('syslog and status: defaults, values, mistakes named', async (t) => {
   ];
   for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
 });
+
+t.test('images.importDir: defaults into dataDir; relative or / refused', async (t) => {
+  t.same(parseConfig(MIN, env).images, { importDir: '/var/lib/metalboot/import' });
+  t.equal(parseConfig(`dataDir: /srv/mb/\n${MIN}`, env).images.importDir, '/srv/mb/import', 'follows dataDir');
+  t.equal(parseConfig(`${MIN}images: { importDir: /srv/golden }\n`, env).images.importDir, '/srv/golden');
+  t.equal(errorOf(`${MIN}images: { importDir: golden }\n`).message, 'config: images.importDir: "golden" must be an absolute path');
+  t.equal(errorOf(`${MIN}images: { importDir: /. }\n`).message, 'config: images.importDir: must not be /');
+  t.equal(errorOf(`${MIN}images: { dir: /srv }\n`).message, 'config: images.dir: unknown key');
+});

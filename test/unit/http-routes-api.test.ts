@@ -85,7 +85,7 @@ async function setup(t: Test) {
   const reconciler = tgtd as unknown as IscsiReconciler;
   const disks = new DiskService({ backend, store, reconciler, iqnPrefix: 'iqn.2026-11.org.metalboot', bstype: 'rdwr', mutualChap: false, log, clock: Date.now });
   await disks.recover();
-  const images = new ImageService({ backend, imageUsers: (id) => disks.imageUsers(id), runner: runCommand, tmpDir: path.join(dir, 'tmp'), log });
+  const images = new ImageService({ backend, imageUsers: (id) => disks.imageUsers(id), runner: runCommand, tmpDir: path.join(dir, 'tmp'), importDir: dir, log });
   const machines = new MachineService({ store, bus, bmcs, operations, clock: Date.now, log, discover: false, disks, leases });
   await machines.load();
   const history = new MacHistory();
