@@ -36,12 +36,13 @@ t.test('disks through the daemon: import, provision, iSCSI access control, reset
     t.match(JSON.parse(up.body), { id: 'golden', sizeBytes: 8 * MB, sha256: sha256(image), readOnly: true, operation: /^import-/ });
     const op = await lab.api('GET', `/api/v1/operations/${JSON.parse(up.body).operation}`);
     t.match(op.json(), { kind: 'import', status: 'succeeded', steps: [{ step: 'queued' }, { step: 'receiving' }] }, 'the import is an operation, with its result kept');
-    const qcow = path.join(lab.dir, 'golden.qcow2');
+    // Server-side imports read only from images.importDir (default <dataDir>/import, made at start).
+    const qcow = path.join(lab.dataDir, 'import', 'golden.qcow2');
     await lab.exec(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', imgFile, qcow]);
     const imp = await lab.api('POST', '/api/v1/images/golden-q/import', { path: qcow, format: 'qcow2' });
     t.equal(imp.status, 201, imp.body);
     t.equal(imp.json().sha256, sha256(image), 'qcow2 converted to the same bytes');
-    const child = path.join(lab.dir, 'child.qcow2');
+    const child = path.join(lab.dataDir, 'import', 'child.qcow2');
     await lab.exec(['qemu-img', 'create', '-f', 'qcow2', '-F', 'qcow2', '-b', qcow, child]);
     const bad = await lab.api('POST', '/api/v1/images/evil/import', { path: child, format: 'qcow2' });
     t.equal(bad.status, 400);
