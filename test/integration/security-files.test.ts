@@ -15,10 +15,13 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { chmod, lstat, mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseMac } from '../../src/net/mac.js';
+import { openStore } from '../../src/store/db.js';
+import { decodeDiskRecord } from '../../src/disks/record.js';
 import { sh, netnsUnavailable } from '../helpers/netns.js';
 import { tgtdUnavailable } from '../helpers/tgtd.js';
 import { buildDiskLab, sha256 } from '../helpers/disks.js';
@@ -81,7 +84,8 @@ t.test('secrets at rest: dataDir, store, token, images and clones are root\'s al
     t.equal(enrol.status, 201, enrol.body);
     t.notMatch(enrol.body, BMC_PASSWORD, 'the password is write-only');
     t.equal((await lab.upload('/api/v1/images/golden', upFile)).status, 201, 'upload over HTTP');
-    t.equal((await stat(importDir)).mode & 0o777, 0o700, 'the import directory was made, 0700');
+    t.equal(((await stat(importDir).catch(() => undefined))?.mode ?? 0) & 0o777, 0o700, 'the import directory was made, 0700');
+    await mkdir(importDir, { recursive: true }); // (for a run against a daemon that does not make it)
     // The admin's own copy, private like everything in dataDir (the walk below checks every mode).
     await writeFile(path.join(importDir, 'local.raw'), image, { mode: 0o600 });
     const imp = await lab.api('POST', '/api/v1/images/local/import', { path: path.join(importDir, 'local.raw') });
@@ -124,10 +128,15 @@ t.test('secrets at rest: dataDir, store, token, images and clones are root\'s al
   });
 
   await lab.daemon.stop();
-  // Opening the store writes new LevelDB files with this process's umask: 077, as the daemon has.
-  const testUmask = process.umask(0o077);
-  const recs = await lab.records().finally(() => process.umask(testUmask));
-  const chapSecret = recs.find((r) => r.mac === MAC)?.chap.secret;
+  // The CHAP secret never leaves the daemon; read it from a copy of the store, since opening the
+  // store itself would rewrite its files (with this process's umask) before they are checked.
+  const copy = await mkdtemp(path.join(tmpdir(), 'mbt-sfl-store-'));
+  t.teardown(() => rm(copy, { recursive: true, force: true }));
+  await sh(['cp', '-a', path.join(lab.dataDir, 'db'), copy]);
+  const store = await openStore(copy);
+  const recs = await store.loadRecords('disks').finally(() => store.close());
+  const rec = recs.map(({ key, value }) => decodeDiskRecord(key, value)).find((r) => typeof r !== 'string' && r.mac === MAC);
+  const chapSecret = typeof rec === 'object' ? rec.chap.secret : undefined;
   t.ok(chapSecret && chapSecret.length >= 12, 'the store holds the CHAP secret');
 
   const checkPrivate = async (t: Test, when: string) => {
