@@ -104,7 +104,7 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
     t.notOk(existsSync(path.join(root, p)), `no /${p} (production only)`);
   }
   const data = statSync(path.join(root, 'var/lib/metalboot'));
-  t.ok(data.isDirectory() && (data.mode & 0o777) === 0o750, '/var/lib/metalboot made by postinst, 0750');
+  t.ok(data.isDirectory() && (data.mode & 0o777) === 0o700, '/var/lib/metalboot made by postinst, 0700');
   t.notOk(listed.includes('/var/lib/metalboot'), 'the data directory is not a packaged path (dpkg never removes it)');
   t.match(readFileSync(installedCfg, 'utf8'), /^dhcp:\n {2}mode: off$/m, 'default config: DHCP off');
   t.match(readFileSync(path.join(root, 'usr/share/doc/metalboot/copyright'), 'utf8'), /^ fastify \S+: MIT$/m, 'copyright lists bundled modules');
