@@ -14,7 +14,7 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -496,4 +496,26 @@ t.test('/boot/files/:name: whole file, byte ranges (RFC 9110 §14), 416, no path
     t.equal(r.statusCode, 404, `${url}: 404`);
     t.notMatch(r.body, 'secret-outside');
   }
+  // Symlinks (issue 13.6): out of the root 404, inside it followed; the same for /boot-assets.
+  const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'mb-hr-out-'));
+  t.teardown(() => rm(elsewhere, { recursive: true, force: true }));
+  await writeFile(path.join(elsewhere, 'secret'), 'secret-elsewhere');
+  await symlink(path.join(elsewhere, 'secret'), path.join(netbootDir, 'link-out'));
+  await symlink('../outside', path.join(netbootDir, 'rel-out'));
+  await symlink('vmlinuz', path.join(netbootDir, 'link-in'));
+  await symlink(path.join(elsewhere, 'secret'), path.join(dir, 'asset-out')); // dir is the boot-assets root here
+  await writeFile(path.join(dir, 'undionly.kpxe'), 'ipxe-bytes');
+  for (const url of ['/boot/files/link-out', '/boot/files/rel-out', '/boot-assets/asset-out']) {
+    for (const range of [undefined, 'bytes=0-3']) {
+      r = await get(url, range);
+      t.equal(r.statusCode, 404, `${url}${range ? ` ${range}` : ''}: 404`);
+      t.notMatch(r.body, /secret-/, `${url}: nothing of the target`);
+    }
+  }
+  r = await get('/boot/files/link-in', 'bytes=0-9');
+  t.equal(r.statusCode, 206, 'a link inside the root is followed');
+  t.ok(r.rawPayload.equals(data.subarray(0, 10)));
+  r = await get('/boot-assets/undionly.kpxe');
+  t.equal(r.statusCode, 200);
+  t.equal(r.body, 'ipxe-bytes', 'a boot program is served');
 });
