@@ -1,5 +1,6 @@
 /**
- * API authentication: every /api route needs `Authorization: Bearer <token>`. The read-write
+ * API authentication: every /api route needs `Authorization: Bearer <token>` (which route is
+ * which is decided on the matched route, see access.ts). The read-write
  * token lives in a file (http.apiTokenFile, default <dataDir>/api-token, created 0600 at first
  * start); an optional read-only token (http.readOnlyTokenFile) may read but not change. Both
  * files are re-read when they change, so `metalboot token rotate` takes effect at once.
@@ -9,6 +10,7 @@ import { statSync, readFileSync } from 'node:fs';
 import { writeFile, rename, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { looksLikeApi, matchedAccess } from './access.js';
 
 export type Access = 'rw' | 'ro';
 
@@ -107,16 +109,33 @@ export async function writeTokenFile(file: string, token = newToken()): Promise<
   return token;
 }
 
-/** fastify onRequest hook for /api/*: 401 without a valid token. */
-export function requireToken(auth: ApiAuth) {
+/**
+ * The one onRequest hook that authorises every request, on the access the matched route declares
+ * (access.ts), never on the raw URL. 401 without a valid token where one is needed, 403 for a
+ * read-only token on a write (before body parsing and validation, so a read-only client learns
+ * nothing about a write's shape), 500 for a route that declares no access (fail closed). A
+ * request that matched no route answers 401 without a token when its path looks like /api (so
+ * probing does not map the API), else it goes on to the plain 404, which carries no data.
+ */
+export function authorize(auth: ApiAuth, o: { readonly statusPublic: boolean; readonly onUndeclared?: (method: string, url: string) => void }) {
+  const unauthorized = (reply: FastifyReply) => reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token (Authorization: Bearer <token>)' });
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!req.url.startsWith('/api/')) return;
-    const access = auth.check(req.headers.authorization);
-    if (!access) {
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token (Authorization: Bearer <token>)' });
+    const granted = auth.check(req.headers.authorization);
+    if (req.is404) {
+      if (!granted && looksLikeApi(req.url)) await unauthorized(reply);
       return;
     }
-    (req as FastifyRequest & { access?: Access }).access = access;
+    const access = matchedAccess(req.routeOptions.config);
+    if (access === 'public' || (access === 'status' && o.statusPublic)) return;
+    if (access === undefined) {
+      o.onUndeclared?.(req.method, String(req.routeOptions.url));
+      await reply.code(500).send({ error: 'internal error: this route declares no access' });
+      return;
+    }
+    // api-read, api-write, and status while status.public is off.
+    if (!granted) { await unauthorized(reply); return; }
+    if (access === 'api-write' && granted !== 'rw') { await reply.code(403).send({ error: 'this token is read-only' }); return; }
+    (req as FastifyRequest & { access?: Access }).access = granted;
   };
 }
 

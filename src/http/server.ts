@@ -8,7 +8,8 @@ import { packageVersion } from '../version.js';
 import type { HostPort } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { LeaseService } from '../leases/service.js';
-import { requireToken, type ApiAuth } from './auth.js';
+import { authorize, type ApiAuth } from './auth.js';
+import { declareAccess, type RouteAccess } from './access.js';
 import { leaseRoutes } from './routes/leases.js';
 import { reservationRoutes } from './routes/reservations.js';
 import { bootRoutes, type BootRouteDeps } from './routes/boot.js';
@@ -49,6 +50,8 @@ export interface HttpDeps {
 export interface RegisteredRoute {
   readonly method: string;
   readonly url: string;
+  /** What it declared (access.ts); undefined: every request to it is refused. */
+  readonly access: RouteAccess | undefined;
 }
 
 const ROUTES = new WeakMap<FastifyInstance, RegisteredRoute[]>();
@@ -58,16 +61,16 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
   return ROUTES.get(app) ?? [];
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD']);
-
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   // removeAdditional off: an unknown body key is a client mistake to report, not to drop.
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } } });
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
-  // Before any route: the hook is inherited by the plugin scopes registered below.
+  // Before any route: the hook is inherited by the plugin scopes registered below. It fixes each
+  // route's access in its config, which is what authorize() reads per request (access.ts).
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
+    const access = declareAccess(r);
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url, access });
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -91,14 +94,13 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     if (status === 500) deps.log.error({ event: 'http.error', err: err.message }, 'request failed');
     return reply.code(status).send({ error: status === 500 ? 'internal error' : err.message });
   });
-  app.addHook('onRequest', requireToken(deps.auth));
-  // A read-only token may not change anything: refused here, before body parsing and schema
-  // validation, so every write under /api (a route added later too) answers 403, not a 400 that
-  // tells a read-only client how to shape its request. Routes keep requireChangeRight as well.
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/api/') || SAFE_METHODS.has(req.method)) return;
-    if (deps.auth.check(req.headers.authorization) === 'ro') await reply.code(403).send({ error: 'this token is read-only' });
-  });
+  // Token and read-only checks on the route the router matched (never the raw URL, which the
+  // router percent-decodes): a read-only token gets 403 on a write here, before body parsing and
+  // schema validation. Routes keep requireChangeRight as well.
+  app.addHook('onRequest', authorize(deps.auth, {
+    statusPublic: deps.status?.public ?? false,
+    onUndeclared: (method, url) => deps.log.error({ event: 'http.route-undeclared', method, url }, 'route declares no access: refused'),
+  }));
   if (deps.status) statusEdge(app, { ...deps, status: deps.status });
   // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
   void app.register(swagger, {
@@ -109,7 +111,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     },
   });
   void app.register(async (api) => {
-    api.get('/healthz', async () => ({ status: 'ok' }));
+    api.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' }));
     leaseRoutes(api, deps.leases ? () => deps.leases!.list() : undefined, deps.clock);
     reservationRoutes(api, deps.leases, deps.auth, deps.log);
     bootRoutes(api, { log: deps.log, ...(deps.bus ? { bus: deps.bus } : {}), ...(deps.boot ?? { publicUrl: '', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' } }) });
@@ -132,8 +134,9 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
 
 /** GET /docs: the OpenAPI document (JSON at /docs/openapi.json) and a plain index of the routes. */
 function docsRoutes(app: FastifyInstance, spec: () => object): void {
-  app.get('/docs/openapi.json', { schema: { hide: true } }, async () => spec());
-  app.get('/docs', { schema: { hide: true } }, async (_req, reply) => {
+  // Public: the shape of the API (paths and schemas), no data.
+  app.get('/docs/openapi.json', { schema: { hide: true }, config: { access: 'public' } }, async () => spec());
+  app.get('/docs', { schema: { hide: true }, config: { access: 'public' } }, async (_req, reply) => {
     const doc = spec() as { paths?: Record<string, Record<string, { summary?: string }>> };
     const esc = (x: string) => x.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
     const rows = Object.entries(doc.paths ?? {}).flatMap(([p, ops]) => Object.keys(ops).map((m) => `<tr><td>${esc(m.toUpperCase())}</td><td><code>${esc(p)}</code></td></tr>`));

@@ -6,9 +6,10 @@
  * providers can serve generated content (an in-memory script is an OpenFile
  * over a Buffer) and be put in front of it.
  */
-import { constants, readvSync, type Stats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { realRoot, resolveUnderRoot } from './paths.js';
+import { readvSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { checkName, realRoot } from './paths.js';
+import { openUnderRoot } from '../fs/under-root.js';
 
 export interface OpenFile {
   /** Bytes the client will receive. */
@@ -66,7 +67,7 @@ class HandleFile implements OpenFile {
   }
 }
 
-/** Regular files under `root`; names are checked and resolved by tftp/paths.ts. */
+/** Regular files under `root`; names are checked by tftp/paths.ts, opened inside the root by fs/under-root.ts (as HTTP does). */
 export class DirectoryProvider implements FileProvider {
   private root: Promise<string>;
 
@@ -82,29 +83,11 @@ export class DirectoryProvider implements FileProvider {
 
   async open(name: string): Promise<OpenResult> {
     const root = await this.root;
-    const r = await resolveUnderRoot(root, name);
+    const c = checkName(name);
+    if (!c.ok) return { ok: false, kind: 'refused', reason: c.reason };
+    const r = await openUnderRoot(root, name);
     if (!r.ok) return r;
-    let fh: FileHandle;
-    try {
-      // The resolved path has no symlinks; O_NOFOLLOW refuses one swapped in since.
-      fh = await open(r.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { ok: false, kind: 'not-found', reason: 'no such file' };
-      return { ok: false, kind: 'refused', reason: `cannot open: ${code ?? String(e)}` };
-    }
-    let st: Stats;
-    try {
-      st = await fh.stat();
-    } catch (e) {
-      await fh.close().catch(() => undefined);
-      return { ok: false, kind: 'refused', reason: `cannot stat: ${String(e)}` };
-    }
-    if (!st.isFile()) {
-      await fh.close().catch(() => undefined);
-      return { ok: false, kind: 'refused', reason: 'not a regular file' };
-    }
-    return { ok: true, file: new HandleFile(fh, st.size) };
+    return { ok: true, file: new HandleFile(r.file, r.stat.size) };
   }
 }
 

@@ -14,7 +14,7 @@
  */
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -70,7 +70,7 @@ class StandinTgtd {
   rotateAccount(): void {}
 }
 
-async function setup(t: Test) {
+async function setup(t: Test, statusPublic = true) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-hr-'));
   const store = await openStore(path.join(dir, 'data'));
   const bus = new EventBus();
@@ -96,7 +96,7 @@ async function setup(t: Test) {
   await mkdir(netbootDir);
   const app = buildHttpApp({
     log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, addresses, leases,
-    status: { public: true, probes: {}, history, metrics },
+    status: { public: statusPublic, probes: {}, history, metrics },
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
     storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
@@ -148,6 +148,8 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
   for (const must of ['GET /api/v1/machines/:mac/timeline', 'GET /api/v1/images', 'GET /api/v1/images/:id', 'PUT /api/v1/images/:id', 'DELETE /api/v1/images/:id',
     'GET /api/v1/reservations', 'DELETE /api/v1/reservations/:mac', 'GET /api/v1/disks', 'DELETE /api/v1/disks/:mac', 'GET /api/v1/storage',
     'GET /api/v1/status/machines/:mac', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
+  // Fail closed: every route declares its access (a route added without one answers 500).
+  for (const r of routes) t.ok(r.access, `${r.method} ${r.url} declares its access (${r.access})`);
   let api = 0, writes = 0;
   for (const r of routes) {
     const method = r.method as Method;
@@ -179,6 +181,103 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
   t.ok(api >= 50 && writes >= 20, `${api} /api routes (with HEAD twins), ${writes} writes walked`);
   t.equal((await call('GET', '/healthz', undefined, null)).statusCode, 200, 'GET /healthz: 200 without a token');
   t.equal((await call('GET', '/api/v1/nope', undefined, null)).statusCode, 401, 'an unknown /api path: 401 first, not a 404 that maps the API');
+});
+
+/** `c` as %XX, hex in upper or lower case. */
+const pct = (c: string, upper: boolean) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')[upper ? 'toUpperCase' : 'toLowerCase']()}`;
+
+/**
+ * Spellings of a concrete path that a router, a proxy or a careless check might read differently:
+ * `decodes` = fastify's router percent-decodes it to the same route (RFC 3986 §2.1), so it must be
+ * authorised exactly as the plain path; the others match nothing here (or a route by a :param).
+ */
+function variants(pattern: string, url: string): { url: string; decodes: boolean }[] {
+  const out: { url: string; decodes: boolean }[] = [];
+  // Each letter of the pattern's fixed part, one at a time (alternating hex case), then all of them.
+  const fixed = pattern.indexOf(':') < 0 ? url.length : pattern.indexOf(':');
+  let all = '';
+  for (let i = 0; i < url.length; i++) {
+    const c = url[i]!;
+    const letter = i < fixed && /[A-Za-z]/.test(c);
+    if (letter) out.push({ url: url.slice(0, i) + pct(c, i % 2 === 0) + url.slice(i + 1), decodes: true });
+    all += letter ? pct(c, true) : c;
+  }
+  out.push({ url: all, decodes: true });
+  const first = url.slice(1, 2);
+  out.push(
+    { url: `/%25${first.charCodeAt(0).toString(16)}${url.slice(2)}`, decodes: false }, // double-encoded: /%2561pi
+    { url: `/%25${first.charCodeAt(0).toString(16).toUpperCase()}${url.slice(2)}`, decodes: false },
+    { url: `/${url}`, decodes: false }, // //api
+    { url: `/.${url}`, decodes: false }, // /./api
+    { url: `/%2e${url}`, decodes: false },
+    { url: `${url.replace(/^\/([^/]+)/, '/$1/../$1')}`, decodes: false }, // /api/../api
+    { url: `${url}/`, decodes: false },
+    { url: `${url};x=1`, decodes: false },
+    { url: `${url.replace(/^\/([^/]+)/, (_m, a: string) => `/${a.toUpperCase()}`)}`, decodes: false }, // /API/
+    { url: url.replace(/\//g, '%2F').replace(/^%2F/, '/'), decodes: false },
+  );
+  return out;
+}
+
+t.test('every registered route under every encoded spelling of its path: no data without a token, 403 for a read-only write, the token reads as on the plain path (issue 13.2)', async (t) => {
+  const { app, call, bodies } = await setup(t);
+  // Data a leak would show: a machine's name, its reserved address.
+  t.equal((await call('PUT', `/api/v1/machines/${MAC}`, { name: 'walknode7', ip: '10.60.0.57' })).statusCode, 201);
+  const leaked = /walknode7|10\.60\.0\.57/;
+  let walked = 0, decoded = 0;
+  for (const r of registeredRoutes(app)) {
+    if (r.access === 'public' || r.access === 'status') continue; // no token needed on the plain path either
+    const method = r.method as Method;
+    const write = r.access === 'api-write';
+    const body = BODIES[`${r.method} ${r.url}`];
+    const stream = r.url.endsWith('/events/stream'); // SSE: a granted request never ends under inject
+    const plain = concrete(r.url);
+    const plainRw = write || stream ? undefined : (await call(method, plain, body, RW)).statusCode;
+    for (const v of variants(r.url, plain)) {
+      walked++;
+      const tag = `${r.method} ${v.url}`;
+      bodies.length = 0;
+      const none = await call(method, v.url, body, null);
+      if (v.decodes) {
+        decoded++;
+        t.equal(none.statusCode, 401, `${tag}: 401 without a token`);
+      } else {
+        t.ok(none.statusCode === 401 || none.statusCode === 404, `${tag}: 401 or 404 without a token (${none.statusCode})`);
+      }
+      if (write) {
+        const ro = await call(method, v.url, body, RO);
+        if (v.decodes) t.equal(ro.statusCode, 403, `${tag}: 403 for a read-only token`);
+        else t.ok(ro.statusCode === 403 || ro.statusCode === 404, `${tag}: 403 or 404 for a read-only token (${ro.statusCode})`);
+      } else if (!stream) {
+        const rw = await call(method, v.url, body, RW);
+        if (v.decodes) t.equal(rw.statusCode, plainRw, `${tag}: with the token, as the plain path (${plainRw})`);
+        // Not the same route: it matches nothing (404), or a :param route took the extra text
+        // (`/machines/` or `<mac>;x=1` as the MAC: 400 naming the param).
+        else t.ok(rw.statusCode === plainRw || rw.statusCode === 404 || rw.statusCode === 400, `${tag}: with the token, as the plain path, 404 or 400 (${rw.statusCode})`);
+        const ro = await call(method, v.url, body, RO);
+        t.equal(ro.statusCode, rw.statusCode, `${tag}: a read-only token reads as the read-write one`);
+      }
+      t.notMatch(none.body, leaked, `${tag}: no data without a token`);
+    }
+  }
+  t.ok(walked >= 1000 && decoded >= 700, `${walked} spellings walked, ${decoded} that the router decodes to the route`);
+  // The issue's own probes, named.
+  for (const url of ['/%61pi/v1/disks', '/%61pi/v1/machines', `/%61pi/v1/machines/${MAC}/power`, '/%61pi/v1/leases', '/%61pi/v1/operations', '/%61pi/v1/storage', '/%61pi/v1/events', `/%61pi/v1/machines/${MAC}/timeline`, '/%61pi/v1/status']) {
+    t.equal((await call('GET', url, undefined, null)).statusCode, 401, `GET ${url}: 401`);
+  }
+  t.equal((await call('DELETE', `/%61pi/v1/machines/${MAC}`, undefined, RO)).statusCode, 403, 'a read-only token cannot delete through an encoded path');
+  t.equal((await call('GET', `/api/v1/machines/${MAC}`)).json().name, 'walknode7', 'the machine is still there');
+});
+
+t.test('status data with status.public off: not public under any spelling', async (t) => {
+  const { app, call } = await setup(t, false);
+  t.notOk(registeredRoutes(app).some((r) => r.url.startsWith('/status/api/')), 'no public status routes');
+  for (const url of ['/status/api/v1/status', '/%73tatus/api/v1/status', '/status/%61pi/v1/events', '/%61pi/v1/status', '/api/v1/st%61tus']) {
+    const r = await call('GET', url, undefined, null);
+    t.ok(r.statusCode === 401 || r.statusCode === 404, `GET ${url}: ${r.statusCode}`);
+    t.notMatch(r.body, /lastSeq|machines/, `GET ${url}: no status data`);
+  }
+  t.equal((await call('GET', '/api/v1/st%61tus', undefined, RO)).statusCode, 200, 'the token reads it');
 });
 
 t.test('validation: every route with a MAC, bodies, enums, query strings and content types give 400 (415) naming the field', async (t) => {
@@ -397,4 +496,26 @@ t.test('/boot/files/:name: whole file, byte ranges (RFC 9110 §14), 416, no path
     t.equal(r.statusCode, 404, `${url}: 404`);
     t.notMatch(r.body, 'secret-outside');
   }
+  // Symlinks (issue 13.6): out of the root 404, inside it followed; the same for /boot-assets.
+  const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'mb-hr-out-'));
+  t.teardown(() => rm(elsewhere, { recursive: true, force: true }));
+  await writeFile(path.join(elsewhere, 'secret'), 'secret-elsewhere');
+  await symlink(path.join(elsewhere, 'secret'), path.join(netbootDir, 'link-out'));
+  await symlink('../outside', path.join(netbootDir, 'rel-out'));
+  await symlink('vmlinuz', path.join(netbootDir, 'link-in'));
+  await symlink(path.join(elsewhere, 'secret'), path.join(dir, 'asset-out')); // dir is the boot-assets root here
+  await writeFile(path.join(dir, 'undionly.kpxe'), 'ipxe-bytes');
+  for (const url of ['/boot/files/link-out', '/boot/files/rel-out', '/boot-assets/asset-out']) {
+    for (const range of [undefined, 'bytes=0-3']) {
+      r = await get(url, range);
+      t.equal(r.statusCode, 404, `${url}${range ? ` ${range}` : ''}: 404`);
+      t.notMatch(r.body, /secret-/, `${url}: nothing of the target`);
+    }
+  }
+  r = await get('/boot/files/link-in', 'bytes=0-9');
+  t.equal(r.statusCode, 206, 'a link inside the root is followed');
+  t.ok(r.rawPayload.equals(data.subarray(0, 10)));
+  r = await get('/boot-assets/undionly.kpxe');
+  t.equal(r.statusCode, 200);
+  t.equal(r.body, 'ipxe-bytes', 'a boot program is served');
 });

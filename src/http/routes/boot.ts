@@ -4,11 +4,11 @@
  * the request must come from the address DHCP gave (or saw for) that MAC; anyone else gets 403
  * and a log line. Unknown MACs get a script that names nothing but themselves.
  *   GET /boot/<mac>.menu.ipxe   the machine's menu
- *   GET /boot/files/<name>      netboot kernels and initrds (Range supported)
+ *   GET /boot/files/<name>      netboot kernels and initrds (Range supported), regular files that
+ *                               resolve inside netbootDir (fs/under-root.ts; symlinks out are 404)
+ * All public (config.access): firmware and iPXE present no token.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
+import { openUnderRoot } from '../../fs/under-root.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import { tryParseMac, type Mac } from '../../net/mac.js';
@@ -42,7 +42,7 @@ const FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
   const script = (reply: FastifyReply, text: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(text);
 
-  app.get<{ Params: { file: string } }>('/boot/:file', async (req, reply) => {
+  app.get<{ Params: { file: string } }>('/boot/:file', { config: { access: 'public' } }, async (req, reply) => {
     const m = /^(.+?)(\.menu)?\.ipxe$/.exec(req.params.file);
     const mac = m ? tryParseMac(m[1]!) : undefined;
     if (!mac) return reply.code(404).type('text/plain').send('not found\n');
@@ -101,12 +101,16 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
     }
   });
 
-  app.get<{ Params: { name: string } }>('/boot/files/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/boot/files/:name', { config: { access: 'public' } }, async (req, reply) => {
     const { name } = req.params;
     if (!d.netbootDir || !FILE_RE.test(name) || name.includes('..')) return reply.code(404).send({ error: 'not found' });
-    const file = path.join(d.netbootDir, name);
-    const st = await stat(file).catch(() => undefined);
-    if (!st?.isFile()) return reply.code(404).send({ error: 'not found' });
+    // Opened once, checked on the descriptor, then streamed from it: what is sent is what was checked.
+    const opened = await openUnderRoot(d.netbootDir, name);
+    if (!opened.ok) {
+      if (opened.kind === 'refused') d.log.warn({ event: 'http.netboot-file-refused', file: name, from: unmapIpv4(req.ip), reason: opened.reason }, 'netboot file refused');
+      return reply.code(404).send({ error: 'not found' });
+    }
+    const { file: fh, stat: st } = opened;
     reply.header('accept-ranges', 'bytes').type('application/octet-stream');
     const range = req.headers.range;
     if (range !== undefined) {
@@ -121,13 +125,16 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
         // "-N" is the last N bytes; "N-" runs to the end; a last-pos past the end is clipped.
         const start = first ?? Math.max(0, st.size - last!);
         const end = first === undefined || last === undefined ? st.size - 1 : Math.min(last, st.size - 1);
-        if (start >= st.size || (first === undefined && last === 0)) return reply.code(416).header('content-range', `bytes */${st.size}`).send();
+        if (start >= st.size || (first === undefined && last === 0)) {
+          await fh.close();
+          return reply.code(416).header('content-range', `bytes */${st.size}`).send();
+        }
         d.log.debug({ event: 'http.netboot-file', file: name, from: unmapIpv4(req.ip), bytes: end - start + 1, range: `${start}-${end}` }, 'netboot file range served');
         return reply.code(206).header('content-range', `bytes ${start}-${end}/${st.size}`).header('content-length', end - start + 1)
-          .send(createReadStream(file, { start, end }));
+          .send(fh.createReadStream({ start, end }));
       }
     }
     d.log.info({ event: 'http.netboot-file', file: name, from: unmapIpv4(req.ip), bytes: st.size }, 'netboot file served');
-    return reply.header('content-length', st.size).send(createReadStream(file));
+    return reply.header('content-length', st.size).send(fh.createReadStream());
   });
 }

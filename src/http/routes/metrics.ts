@@ -10,7 +10,7 @@ export function metricsRoutes(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onResponse', async (req, reply) => {
     metrics.observeHttp(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { config: { access: 'public' } }, async (_req, reply) => {
     const text = await metrics.render();
     return reply.header('content-type', metrics.contentType).header('cache-control', 'no-store').send(text);
   });

@@ -77,9 +77,11 @@ export function statusRoutes(app: FastifyInstance, o: StatusRouteOptions): void 
     }
     return reply.headers(SECURITY_HEADERS).header('content-type', FILES[name]!).header('cache-control', 'no-cache').send(body);
   };
-  app.get('/', file('index.html'));
-  app.get('/machines/:mac', file('index.html'));
-  for (const name of Object.keys(FILES)) if (name !== 'index.html') app.get(`/status/${name}`, file(name));
+  // The page's own files hold no data: public.
+  const pub = { config: { access: 'public' } } as const;
+  app.get('/', pub, file('index.html'));
+  app.get('/machines/:mac', pub, file('index.html'));
+  for (const name of Object.keys(FILES)) if (name !== 'index.html') app.get(`/status/${name}`, pub, file(name));
 
   const prefixes = o.public ? [API_PREFIX, PUBLIC_PREFIX] : [API_PREFIX];
   for (const prefix of prefixes) {
@@ -87,7 +89,7 @@ export function statusRoutes(app: FastifyInstance, o: StatusRouteOptions): void 
     // depend on a hook registered elsewhere.
     const guard = prefix === API_PREFIX
       ? { onRequest: async (req: FastifyRequest, reply: FastifyReply) => { if (!o.auth.check(req.headers.authorization)) await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token' }); } }
-      : {};
+      : { config: { access: 'status' as const } };
     app.get(`${prefix}/status`, guard, async (req) => {
       const snap = await o.model.snapshot({ sse: { ...o.streams.stats } });
       return { ...snap, public: o.public, access: o.auth.check(req.headers.authorization) ?? null };
