@@ -1,13 +1,16 @@
 /**
  * The pure parts of the HTTP connection limits (http/limits.ts): RLIMIT_NOFILE from
  * /proc/self/limits text, the cap derived from it, the per-source key and count; and the guard on
- * a real node http.Server over loopback (a second source address is 127.0.0.2).
+ * a real node http.Server over loopback (a second source address is 127.0.0.2); the timeouts on
+ * the app buildHttpApp makes.
  */
 import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
 import { addressKey, checkingIntervalMs, deriveConnectionCap, guardConnections, MIN_CONNECTIONS, parseNofileLimit, PerAddressCounter, readNofileLimit } from '../../src/http/limits.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
+import { buildHttpApp } from '../../src/http/server.js';
+import { staticAuth } from '../../src/http/auth.js';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units     
 Max cpu time              unlimited            unlimited            seconds   
@@ -108,4 +111,27 @@ t.test('guardConnections on a real server: per-address limit, total cap, counts,
   t.equal(again.open, 1, 'the source may connect again');
   for (const s of again.sockets) s.destroy();
   guard.detach();
+});
+
+t.test('buildHttpApp applies the timeouts: an idle connection gets 408 and is closed after headersTimeoutMs', async (t) => {
+  const { log } = memoryLogger();
+  const app = buildHttpApp({ log, clock: Date.now, auth: staticAuth('rw-token-0123456789abcdef'), bootAssetsDir: '/nonexistent', limits: { headersTimeoutMs: 1000, requestTimeoutMs: 0, keepAliveTimeoutMs: 700 } });
+  t.teardown(() => app.close());
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.equal(app.server.headersTimeout, 1000);
+  t.equal(app.server.keepAliveTimeout, 700);
+  t.equal(app.server.requestTimeout, 0);
+  const port = (app.server.address() as net.AddressInfo).port;
+  const started = Date.now();
+  const got = await new Promise<{ data: string; ms: number }>((resolve) => {
+    let data = '';
+    const s = net.connect(port, '127.0.0.1');
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => { data += d; });
+    s.on('close', () => resolve({ data, ms: Date.now() - started }));
+    s.on('error', () => undefined);
+    setTimeout(() => s.destroy(), 5000).unref();
+  });
+  t.match(got.data, /^HTTP\/1\.1 408 /, 'node answers 408 Request Timeout');
+  t.ok(got.ms >= 1000 && got.ms < 1000 + 2 * checkingIntervalMs(1000) + 500, `closed after ${got.ms} ms`);
 });
