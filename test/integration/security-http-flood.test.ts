@@ -78,8 +78,16 @@ iscsi: { portal: "127.0.0.1:3260", manageTgtd: true, controlPort: ${controlPort}
   const pid = (await daemon.nodePid())!;
   const fds = async () => (await readdir(`/proc/${pid}/fd`)).length;
   const token = apiToken(dataDir);
-  /** TCP connections from the attacker established on the daemon's side (accepted or in the accept queue). */
-  const established = async () => (await net.exec(srv, ['ss', '-Htn', 'state', 'established', `( sport = :8080 and dst ${ATT} )`])).stdout.split('\n').filter(Boolean).length;
+  /**
+   * TCP connections from the attacker the daemon has accepted and holds: those established on its
+   * side minus the listening socket's accept queue (ss -l Recv-Q), where handshakes finished late
+   * (SYN-ACK retransmits once the queue had room) wait to be accepted and refused.
+   */
+  const established = async () => {
+    const est = (await net.exec(srv, ['ss', '-Htn', 'state', 'established', `( sport = :8080 and dst ${ATT} )`])).stdout.split('\n').filter(Boolean).length;
+    const queued = Number((await net.exec(srv, ['ss', '-Hltn', '( sport = :8080 )'])).stdout.trim().split(/\s+/)[1] ?? 0);
+    return Math.max(0, est - queued);
+  };
 
   const lim = daemon.events('http.limits')[0];
   const reserve = DEFAULT_HTTP_LIMITS.fdReserve + 2 * DEFAULT_TFTP.maxTransfers;
