@@ -16,6 +16,7 @@ import { runCommand } from './exec/run.js';
 import { DhcpServer } from './dhcp/server.js';
 import { messageTypeName } from './dhcp/options.js';
 import { buildHttpApp, listen } from './http/server.js';
+import { deriveConnectionCap, guardConnections, readNofileLimit, type ConnectionGuard } from './http/limits.js';
 import { formatIpv4 } from './net/ipv4.js';
 import { DirectoryProvider } from './tftp/provider.js';
 import { TftpServer } from './tftp/server.js';
@@ -232,7 +233,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const detachHistory = history.attach(bus);
     stops.push(async () => detachHistory());
     const leaseSvc = leases, storageSvc = storage;
+    let httpGuard: ConnectionGuard | undefined;
     const metrics = new Metrics({
+      httpConnections: () => httpGuard && { open: httpGuard.open(), ...httpGuard.counters },
       bus, probes, clock, processMetrics: true,
       ...(leaseSvc ? { leasePools: () => poolLeaseCounts(config.dhcp.subnets, leaseSvc.list(), clock()) } : {}),
       ...(storageSvc ? { iscsiSessions: () => storageSvc.reconciler.lastShow().reduce((n, t) => n + t.sessions.length, 0), poolUsage: () => storageSvc.backend.usage() } : {}),
@@ -242,7 +245,21 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       status: { public: config.status.public, probes, history, metrics },
       log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
       machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
+      limits: config.http.limits,
     });
+    // HTTP connections may never take the fds TFTP (a socket and a file per transfer), the store
+    // and the tgtadm children need: the cap stays below RLIMIT_NOFILE minus that reserve.
+    const lim = config.http.limits;
+    const nofile = await readNofileLimit();
+    const reserve = lim.fdReserve + 2 * (config.tftp.enabled ? config.tftp.maxTransfers : 0);
+    const cap = deriveConnectionCap(lim.maxConnections, nofile, reserve);
+    httpGuard = guardConnections(app.server, { maxConnections: cap.maxConnections, perAddress: Math.min(lim.maxConnectionsPerAddress, cap.maxConnections), log, clock });
+    log[cap.limitedBy === 'config' ? 'info' : 'warn']({
+      event: 'http.limits', maxConnections: cap.maxConnections, limitedBy: cap.limitedBy, configuredMaxConnections: lim.maxConnections,
+      maxConnectionsPerAddress: lim.maxConnectionsPerAddress, fdReserve: reserve, nofileSoft: nofile?.soft ?? null, nofileHard: nofile?.hard ?? null,
+      headersTimeoutMs: lim.headersTimeoutMs, requestTimeoutMs: lim.requestTimeoutMs, keepAliveTimeoutMs: lim.keepAliveTimeoutMs,
+    }, cap.limitedBy === 'config' ? 'HTTP connection limits'
+      : `HTTP connections capped at ${cap.maxConnections} by RLIMIT_NOFILE ${nofile?.soft} minus ${reserve} reserved fds (raise LimitNOFILE= or lower http.limits)`);
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');

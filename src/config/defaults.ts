@@ -90,3 +90,27 @@ export const MAX_BOOT_FILE_BYTES = 127;
 export const DEFAULT_SYSLOG = { enabled: false, listen: '0.0.0.0:514', maxPerSecondPerSource: 20, burst: 100 } as const;
 export const SYSLOG_LIMITS = { maxPerSecondPerSource: [1, 10_000], burst: [1, 100_000] } as const satisfies Record<string, readonly [number, number]>;
 export const DEFAULT_STATUS = { public: false } as const;
+
+/**
+ * http.limits (see http/limits.ts and README "Security model"). maxConnections is further bounded
+ * by RLIMIT_NOFILE − (fdReserve + 2 × tftp.maxTransfers) at start. 64 per address: a browser opens
+ * at most 6 per host plus the event stream, iPXE one at a time, so only a NAT of many admins comes
+ * near it. 10 s for headers: iPXE, curl and browsers send theirs at once. An hour for a whole
+ * request: an image upload streams through one. 5 s keep-alive: node's own default (fastify's
+ * 72 s suits load balancers, not a lab), and the status page re-uses it at its once-a-second poll.
+ * 512 fds: node itself (~30), the store (LevelDB opens one fd per table file), DHCP/syslog sockets
+ * and the tgtadm/lvm/qemu-img children (3 pipes each).
+ */
+export const DEFAULT_HTTP_LIMITS = {
+  maxConnections: 4096, maxConnectionsPerAddress: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 3_600_000, keepAliveTimeoutMs: 5000, fdReserve: 512,
+} as const;
+export const HTTP_LIMITS_BOUNDS = {
+  maxConnections: [16, 1_000_000],
+  maxConnectionsPerAddress: [1, 100_000],
+  /** Below 1 s a client on a slow link cannot send its headers; above 5 min a slow-loris holds its fd for long. */
+  headersTimeoutMs: [1000, 300_000],
+  /** 0 = none; otherwise at least headersTimeoutMs (node refuses a smaller one). */
+  requestTimeoutMs: [0, 86_400_000],
+  keepAliveTimeoutMs: [100, 600_000],
+  fdReserve: [64, 1_000_000],
+} as const satisfies Record<string, readonly [number, number]>;

@@ -50,6 +50,8 @@ import {
   MAX_SUBNET_PREFIX,
 } from './defaults.js';
 import { DEFAULT_STATUS, DEFAULT_SYSLOG, SYSLOG_LIMITS } from './defaults.js';
+import { DEFAULT_HTTP_LIMITS, HTTP_LIMITS_BOUNDS } from './defaults.js';
+import type { HttpLimits } from './types.js';
 import type { StatusConfig, SyslogConfig } from './types.js';
 import type { ImagesConfig } from './types.js';
 import { resolve as resolvePath } from 'node:path';
@@ -116,6 +118,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
     http: {
       listen: http.listen, publicUrl, apiTokenFile: http.apiTokenFile ?? `${dataDir.replace(/\/$/, '')}/api-token`,
       ...(http.readOnlyTokenFile !== undefined ? { readOnlyTokenFile: http.readOnlyTokenFile } : {}),
+      limits: http.limits,
     },
     syslog: readSyslog(top['syslog'] ?? {}, 'syslog'), status: readStatus(top['status'] ?? {}, 'status'),
     dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir),
@@ -301,17 +304,29 @@ interface RawHttp {
   readonly publicUrl: string | undefined;
   readonly apiTokenFile: string | undefined;
   readonly readOnlyTokenFile: string | undefined;
+  readonly limits: HttpLimits;
 }
 
 function readHttp(v: unknown, path: string): RawHttp {
-  const m = mapping(v, path, ['listen', 'publicUrl', 'apiTokenFile', 'readOnlyTokenFile']);
+  const m = mapping(v, path, ['listen', 'publicUrl', 'apiTokenFile', 'readOnlyTokenFile', 'limits']);
   return {
     listen: opt(m, 'listen', path, readHostPort) ?? readHostPort(DEFAULT_HTTP_LISTEN, key(path, 'listen')),
     publicUrl: opt(m, 'publicUrl', path, readPublicUrl),
     // The token itself never sits in the config file (which is world-readable on many systems).
     apiTokenFile: opt(m, 'apiTokenFile', path, readAbsolutePath),
     readOnlyTokenFile: opt(m, 'readOnlyTokenFile', path, readAbsolutePath),
+    limits: readHttpLimits(m['limits'] ?? {}, key(path, 'limits')),
   };
+}
+
+function readHttpLimits(v: unknown, path: string): HttpLimits {
+  const names = Object.keys(DEFAULT_HTTP_LIMITS) as (keyof HttpLimits)[];
+  const m = mapping(v, path, names);
+  const out = Object.fromEntries(names.map((k) => [k, opt(m, k, path, (x, p) => int(x, p, HTTP_LIMITS_BOUNDS[k])) ?? DEFAULT_HTTP_LIMITS[k]])) as Record<keyof HttpLimits, number>;
+  if (out.maxConnectionsPerAddress > out.maxConnections) throw new ConfigError(key(path, 'maxConnectionsPerAddress'), `${out.maxConnectionsPerAddress} is above maxConnections ${out.maxConnections}`);
+  // node's http.Server refuses a headers timeout longer than a non-zero request timeout.
+  if (out.requestTimeoutMs !== 0 && out.requestTimeoutMs < out.headersTimeoutMs) throw new ConfigError(key(path, 'requestTimeoutMs'), `${out.requestTimeoutMs} is below headersTimeoutMs ${out.headersTimeoutMs} (0 turns it off)`);
+  return out;
 }
 
 /** "0.0.0.0:8080", "[::]:8080" or "localhost:8080". */

@@ -74,6 +74,24 @@ export interface HttpConfig {
   readonly apiTokenFile: string;
   /** Optional file holding a read-only token. */
   readonly readOnlyTokenFile?: string;
+  /** Connection caps and timeouts that keep a connection flood from using up the daemon's fds (http/limits.ts). */
+  readonly limits: HttpLimits;
+}
+
+/** http.limits: what http/limits.ts applies. */
+export interface HttpLimits {
+  /** Open connections at most (before the RLIMIT_NOFILE bound is applied). */
+  readonly maxConnections: number;
+  /** Open connections from one IPv4 address or one IPv6 /64. */
+  readonly maxConnectionsPerAddress: number;
+  /** The request line and headers must have arrived this long after the connection (or the previous response). */
+  readonly headersTimeoutMs: number;
+  /** The whole request, body included; 0 = none. Image uploads stream through one request. */
+  readonly requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  readonly keepAliveTimeoutMs: number;
+  /** File descriptors kept free of HTTP connections for everything else besides TFTP. */
+  readonly fdReserve: number;
 }
 
 export interface TftpConfig {

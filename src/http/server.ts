@@ -5,7 +5,8 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { packageVersion } from '../version.js';
-import type { HostPort } from '../config/types.js';
+import type { HostPort, HttpLimits } from '../config/types.js';
+import { checkingIntervalMs } from './limits.js';
 import type { Logger } from '../log.js';
 import type { LeaseService } from '../leases/service.js';
 import { authorize, type ApiAuth } from './auth.js';
@@ -44,6 +45,8 @@ export interface HttpDeps {
   readonly status?: StatusEdgeDeps['status'];
   /** Absent when iSCSI is disabled. */
   readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
+  /** Timeouts of http.limits (the connection caps are applied by guardConnections); absent = node's and fastify's defaults. */
+  readonly limits?: Pick<HttpLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>;
 }
 
 /** A route as registered (HEAD twins of GET routes included). */
@@ -63,7 +66,7 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   // removeAdditional off: an unknown body key is a client mistake to report, not to drop.
-  const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } } });
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } }, ...timeoutOptions(deps.limits) });
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
   // Before any route: the hook is inherited by the plugin scopes registered below. It fixes each
@@ -144,6 +147,20 @@ function docsRoutes(app: FastifyInstance, spec: () => object): void {
 <h1>metalboot API</h1><p>OpenAPI 3 document: <a href="/docs/openapi.json">/docs/openapi.json</a>. Every <code>/api</code> route needs <code>Authorization: Bearer &lt;token&gt;</code>.</p>
 <table>${rows.join('')}</table>`);
   });
+}
+
+/**
+ * fastify sets keepAliveTimeout and requestTimeout on the server itself; headersTimeout and how
+ * often node checks for connections past it go to http.createServer. A connection that sends
+ * nothing is answered 408 and closed once headersTimeoutMs have passed (node's ConnectionsList
+ * counts from the connection), which is what frees the fds of an idle flood.
+ */
+function timeoutOptions(l: HttpDeps['limits']): { keepAliveTimeout?: number; requestTimeout?: number; http?: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } } {
+  if (!l) return {};
+  return {
+    keepAliveTimeout: l.keepAliveTimeoutMs, requestTimeout: l.requestTimeoutMs,
+    http: { headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: checkingIntervalMs(l.headersTimeoutMs) },
+  };
 }
 
 export async function listen(app: FastifyInstance, at: HostPort): Promise<void> {

@@ -29,6 +29,8 @@
  *   metalboot_http_request_duration_seconds{method,route,status}
  *                                                      route = the route pattern ("/api/v1/disks/:mac"),
  *                                                      "unmatched" for 404s; status = 2xx..5xx
+ *   metalboot_http_connections                        HTTP connections open (counted by the connection guard)
+ *   metalboot_http_connections_refused_total{reason}   reason per_address|total (http.limits caps)
  *   metalboot_syslog_messages_total{result}            accepted|malformed|oversized|rate_limited
  *   metalboot_syslog_handler_errors_total
  *   metalboot_events_published_total, metalboot_event_subscriber_errors_total
@@ -91,6 +93,8 @@ export interface MetricsOptions {
   /** How long a pool usage reading is reused (it may run lvs); default 5 s. */
   readonly poolCacheMs?: number;
   readonly clock?: () => number;
+  /** The HTTP connection guard's counts (http/limits.ts); undefined until the server is built. */
+  readonly httpConnections?: () => { open: number; refusedPerAddress: number; refusedTotal: number } | undefined;
 }
 
 const DHCP_TYPES = new Set(['offer', 'ack', 'nak', 'decline', 'release', 'inform', 'proxy_offer', 'proxy_ack', 'ignored', 'no_address']);
@@ -246,6 +250,11 @@ export class Metrics {
     scalar('metalboot_sse_dropped_total', 'Event stream clients dropped because they did not read fast enough.', () => self.sse().dropped);
 
     // HTTP
+    new Gauge({ name: 'metalboot_http_connections', help: 'HTTP connections open.', registers: [r], collect() { this.set(o.httpConnections?.()?.open ?? 0); } });
+    mirrored('metalboot_http_connections_refused_total', 'HTTP connections closed at once by a connection limit, by reason.', ['reason'], () => {
+      const c = o.httpConnections?.();
+      return c && [[{ reason: 'per_address' }, c.refusedPerAddress], [{ reason: 'total' }, c.refusedTotal]];
+    });
     this.httpDuration = new Histogram({
       name: 'metalboot_http_request_duration_seconds', help: 'HTTP request duration by method, route pattern and status class.',
       labelNames: ['method', 'route', 'status'], registers: [r], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile, parseConfig, type ConfigEnv } from '../../src/config/load.js';
 import { parseIpv4 as ip, parseCidr } from '../../src/net/ipv4.js';
+import { DEFAULT_HTTP_LIMITS } from '../../src/config/defaults.js';
 
 /** A host with br0 at 10.99.0.1 and eth1 without an address. */
 const env: ConfigEnv = {
@@ -61,7 +62,7 @@ t.test('a full example parses to typed values', async (t) => {
   const c = parseConfig(FULL, env);
   t.equal(c.dataDir, '/srv/metalboot');
   t.equal(c.logLevel, 'debug');
-  t.same(c.http, { listen: { host: '127.0.0.1', port: 9090 }, publicUrl: 'http://10.99.0.1:9090', apiTokenFile: '/srv/metalboot/api-token' }, 'the token file defaults into dataDir');
+  t.same(c.http, { listen: { host: '127.0.0.1', port: 9090 }, publicUrl: 'http://10.99.0.1:9090', apiTokenFile: '/srv/metalboot/api-token', limits: DEFAULT_HTTP_LIMITS }, 'the token file defaults into dataDir; the connection limits to their defaults');
   t.equal(c.dhcp.mode, 'server');
   t.equal(c.dhcp.interface, 'br0');
   t.equal(c.dhcp.serverAddress, ip('10.99.0.2'));
@@ -138,6 +139,11 @@ t.test('empty file: defaults, then the missing interface', async (t) => {
   }
 });
 
+t.test('http.limits: given keys replace their defaults, the others keep them; requestTimeoutMs 0 is off', async (t) => {
+  const c = parseConfig(MIN.replace('http: {', 'http: { limits: { maxConnections: 200, maxConnectionsPerAddress: 8, requestTimeoutMs: 0 }, '), env);
+  t.same(c.http.limits, { ...DEFAULT_HTTP_LIMITS, maxConnections: 200, maxConnectionsPerAddress: 8, requestTimeoutMs: 0 });
+});
+
 t.test('ConfigError carries path and reason', async (t) => {
   const e = errorOf(MIN.replace('10.99.0.200]', '10.99.1.5]'));
   t.ok(e instanceof Error);
@@ -156,6 +162,10 @@ const CASES: [string, string, string][] = [
   ['unknown reservation key', `${MIN}  reservations: [{ mac: "52:54:00:00:00:01", ip: 10.99.0.9, name: x }]\n`, 'config: dhcp.reservations[0].name: unknown key'],
   ['unknown bootFiles key', `${MIN}  bootFiles: { efi: x.efi }\n`, 'config: dhcp.bootFiles.efi: unknown key'],
   ['unknown http key', MIN.replace('http: {', 'http: { port: 1, '), 'config: http.port: unknown key'],
+  ['unknown http.limits key', MIN.replace('http: {', 'http: { limits: { maxConns: 5 }, '), 'config: http.limits.maxConns: unknown key'],
+  ['http.limits bound', MIN.replace('http: {', 'http: { limits: { maxConnections: 8 }, '), 'config: http.limits.maxConnections: 8 is out of range 16..1000000'],
+  ['per address above total', MIN.replace('http: {', 'http: { limits: { maxConnections: 100, maxConnectionsPerAddress: 200 }, '), 'config: http.limits.maxConnectionsPerAddress: 200 is above maxConnections 100'],
+  ['request below headers timeout', MIN.replace('http: {', 'http: { limits: { headersTimeoutMs: 20000, requestTimeoutMs: 5000 }, '), 'config: http.limits.requestTimeoutMs: 5000 is below headersTimeoutMs 20000 (0 turns it off)'],
 
   // types
   ['top level is a list', '- a\n- b\n', 'config: (top level): expected a mapping, got a list'],

@@ -27,6 +27,7 @@ function fixture() {
     bus, probes,
     leasePools: () => [{ pool: '10.0.0.0/24', active: 3, free: 48 }],
     iscsiSessions: () => 2,
+    httpConnections: () => ({ open: 7, refusedPerAddress: 19_000, refusedTotal: 4 }),
     poolUsage: async () => { usageCalls++; return { backend: 'lvm', dataPercent: 41.5, metadataPercent: 7.25, totalBytes: 1e9, thresholdPercent: 90 }; },
   });
   return { bus, probes, metrics, usageCalls: () => usageCalls };
@@ -80,6 +81,10 @@ t.test('metric names and labels, read from counters and the bus; valid expositio
   t.equal(v('metalboot_events_published_total'), 6);
   t.equal(v('metalboot_sse_clients'), 3);
   t.equal(v('metalboot_sse_dropped_total'), 1);
+  t.equal(v('metalboot_http_connections'), 7);
+  t.equal(v('metalboot_http_connections_refused_total', { reason: 'per_address' }), 19_000);
+  t.equal(v('metalboot_http_connections_refused_total', { reason: 'total' }), 4);
+  t.equal(types.get('metalboot_http_connections_refused_total'), 'counter');
   t.equal(v('metalboot_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/disks/:mac', status: '2xx' }), 1);
   t.equal(v('metalboot_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status: '4xx' }), 1);
   t.equal(v('metalboot_http_request_duration_seconds_count', { method: 'OTHER', route: '/x', status: 'other' }), 1);
