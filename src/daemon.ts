@@ -36,7 +36,7 @@ import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, type Ipv4 } from './net/ipv4.js';
+import { parseIpv4, unmapIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
@@ -190,6 +190,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
     };
+    // Whether an address holds a DHCP binding metalboot knows: in server mode a bound, unexpired
+    // lease of its own for that address; in proxy mode what the address book saw the client take.
+    const hasBinding = (ip: string): boolean => {
+      const mac = addresses.macOf(ip);
+      if (mac === undefined) return false;
+      if (!leases) return true;
+      const l = leases.leaseOf(mac);
+      return l !== undefined && l.state === 'bound' && l.expiresAt > clock() && formatIpv4(l.ip) === unmapIpv4(ip);
+    };
     // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
     const probes: DaemonProbes = {
       machines: {
@@ -277,6 +286,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       }
       const tftp = new TftpServer({
         config: config.tftp, provider, log: log.child({ module: 'tftp' }),
+        // Known = holds a binding: a bound, unexpired lease of ours in server mode; in proxy mode the
+        // address the client took from the lab's server. tftp.reservedTransfers are theirs alone.
+        ...(config.dhcp.mode !== 'off' ? { isKnownClient: (ip: string) => hasBinding(ip) } : {}),
         onTransfer: (e) => {
           const mac = addresses.macOf(e.client);
           if (e.phase === 'start') bus.publish({ type: 'tftp.start', client: e.client, file: e.file, size: e.size, ...(mac ? { mac } : {}) });
@@ -291,7 +303,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       stops.push(async () => {
         await tftp.stop();
         const c = tftp.counters;
-        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, declined: c.declined, refused: c.refused, busy: c.busy, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
+        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, declined: c.declined, refused: c.refused, busy: c.busy, busyClient: c.busyClient, busyUnknown: c.busyUnknown, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
       });
     }
   } catch (e) {

@@ -35,6 +35,10 @@ export const DEFAULT_TFTP = {
   maxBlksize: 1468,
   maxWindowsize: 16,
   maxTransfers: 128,
+  /** A PXE client holds one or two at a time (UEFI: a tsize query, then the download); 4 leaves room for a retry. */
+  maxTransfersPerClient: 4,
+  /** A quarter of the default total kept for machines with a DHCP binding (see tftp/admission.ts). */
+  reservedTransfers: 32,
   timeoutMs: 1000,
   retries: 5,
 } as const;
@@ -65,6 +69,9 @@ export const LIMITS = {
   /** Each transfer holds one window in memory: 64 × 65464 bytes is the most one may take. */
   tftpWindowsize: [1, 64],
   tftpMaxTransfers: [1, 4096],
+  tftpMaxTransfersPerClient: [1, 4096],
+  /** Checked against maxTransfers by the loader: 0 = no reservation. */
+  tftpReservedTransfers: [0, 4096],
   /** RFC 2349 timeouts are 1..255 s; below 100 ms a busy client looks dead. */
   tftpTimeoutMs: [100, 255_000],
   tftpRetries: [1, 50],

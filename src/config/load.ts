@@ -458,6 +458,7 @@ function readHttpBootPath(v: unknown, path: string): string {
 function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): TftpConfig {
   const m = mapping(v, path, [
     'enabled', 'listen', 'interface', 'root', 'maxBlksize', 'maxWindowsize', 'maxTransfers', 'timeoutMs', 'retries',
+    'maxTransfersPerClient', 'reservedTransfers',
   ]);
   const enabled = opt(m, 'enabled', path, bool) ?? DEFAULT_TFTP.enabled;
   const listen = opt(m, 'listen', path, readIpv4HostPort) ?? readIpv4HostPort(DEFAULT_TFTP_LISTEN, key(path, 'listen'));
@@ -467,6 +468,13 @@ function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): T
   }
   const root = opt(m, 'root', path, readAbsolutePath);
   const n = (k: keyof typeof LIMITS, name: string, dflt: number) => opt(m, name, path, (x, p) => int(x, p, LIMITS[k])) ?? dflt;
+  const maxTransfers = n('tftpMaxTransfers', 'maxTransfers', DEFAULT_TFTP.maxTransfers);
+  const explicitReserved = opt(m, 'reservedTransfers', path, (x, p) => int(x, p, LIMITS.tftpReservedTransfers));
+  // An explicit reservation must leave clients without a DHCP binding a slot; the default is
+  // at most half of a smaller maxTransfers.
+  if (explicitReserved !== undefined && explicitReserved >= maxTransfers) {
+    throw new ConfigError(key(path, 'reservedTransfers'), `${explicitReserved} leaves none of maxTransfers ${maxTransfers} for clients without a DHCP binding`);
+  }
   const tftp: TftpConfig = {
     enabled,
     listen,
@@ -474,9 +482,11 @@ function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): T
     interface: explicitIf ?? (dhcp.mode !== 'off' ? dhcp.interface : ''),
     maxBlksize: n('tftpBlksize', 'maxBlksize', DEFAULT_TFTP.maxBlksize),
     maxWindowsize: n('tftpWindowsize', 'maxWindowsize', DEFAULT_TFTP.maxWindowsize),
-    maxTransfers: n('tftpMaxTransfers', 'maxTransfers', DEFAULT_TFTP.maxTransfers),
+    maxTransfers,
     timeoutMs: n('tftpTimeoutMs', 'timeoutMs', DEFAULT_TFTP.timeoutMs),
     retries: n('tftpRetries', 'retries', DEFAULT_TFTP.retries),
+    maxTransfersPerClient: n('tftpMaxTransfersPerClient', 'maxTransfersPerClient', DEFAULT_TFTP.maxTransfersPerClient),
+    reservedTransfers: explicitReserved ?? Math.min(DEFAULT_TFTP.reservedTransfers, Math.floor(maxTransfers / 2)),
   };
   return root === undefined ? tftp : { ...tftp, root };
 }

@@ -90,6 +90,10 @@ export interface TftpConfig {
   readonly maxWindowsize: number;
   /** Concurrent transfers; requests beyond get an ERROR packet. */
   readonly maxTransfers: number;
+  /** Concurrent transfers from one client address (tftp/admission.ts); default DEFAULT_TFTP's. */
+  readonly maxTransfersPerClient?: number;
+  /** Of maxTransfers, slots only addresses with a DHCP binding may take (dhcp.mode server/proxy); default DEFAULT_TFTP's. */
+  readonly reservedTransfers?: number;
   /** Retransmission timeout when the client asks for none (upper bound of the adaptive one). */
   readonly timeoutMs: number;
   /** Timeouts without progress before a transfer is abandoned. */

@@ -13,7 +13,7 @@
  *   metalboot_dhcp_leases{pool,state}                  state active|free; pool = the subnet CIDR (config-bounded)
  *   metalboot_tftp_requests_total                      read/write requests received
  *   metalboot_tftp_transfers_total{result}             result completed|failed|declined (options declined at the OACK: a size query)
- *   metalboot_tftp_errors_total{kind}                  kind malformed|refused|not_found|busy|wrong_tid
+ *   metalboot_tftp_errors_total{kind}                  kind malformed|refused|not_found|busy|busy_client|busy_unknown|wrong_tid
  *   metalboot_tftp_bytes_total                         data bytes acknowledged by clients
  *   metalboot_tftp_retransmits_total                   DATA/OACK packets resent
  *   metalboot_tftp_active_transfers                    transfers in progress
@@ -155,7 +155,7 @@ export class Metrics {
     });
     mirrored('metalboot_tftp_errors_total', 'TFTP requests and packets refused or dropped, by kind.', ['kind'], () => {
       const c = tftp();
-      return c && ([['malformed', 'malformed'], ['refused', 'refused'], ['not_found', 'notFound'], ['busy', 'busy'], ['wrong_tid', 'wrongTid']] as const)
+      return c && ([['malformed', 'malformed'], ['refused', 'refused'], ['not_found', 'notFound'], ['busy', 'busy'], ['busy_client', 'busyClient'], ['busy_unknown', 'busyUnknown'], ['wrong_tid', 'wrongTid']] as const)
         .map(([kind, k]) => [{ kind }, c[k]]);
     });
     new Gauge({
