@@ -36,14 +36,31 @@ import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, unmapIpv4, type Ipv4 } from './net/ipv4.js';
+import { parseIpv4, prefixToMask, unmapIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
 import { SyslogServer } from './syslog/server.js';
+import { sourceClassifier } from './syslog/accept.js';
+import { networkInterfaces } from 'node:os';
+import type { Cidr } from './net/ipv4.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
+
+/**
+ * The subnets metalboot serves, for syslog.acceptFrom `served`: the configured DHCP subnets in
+ * server mode (a relay's subnet is one of them); in proxy mode the DHCP interface's own IPv4
+ * subnets, where the clients whose PXE requests it answers live.
+ */
+function servedSubnets(config: Config): Cidr[] {
+  if (config.dhcp.mode === 'server') return config.dhcp.subnets.map((s) => s.cidr);
+  if (config.dhcp.mode === 'off') return [];
+  return (networkInterfaces()[config.dhcp.interface] ?? []).filter((a) => a.family === 'IPv4' && a.cidr).map((a) => {
+    const prefix = Number(a.cidr!.split('/')[1]);
+    return { network: ((parseIpv4(a.address) & prefixToMask(prefix)) >>> 0) as Ipv4, prefix };
+  });
+}
 
 export interface RunningDaemon {
   stop(): Promise<void>;
@@ -234,6 +251,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const slog = log.child({ module: 'syslog' });
       const syslog = new SyslogServer({
         listen: sl.listen, maxPerSecondPerSource: sl.maxPerSecondPerSource, burst: sl.burst, log: slog,
+        classify: sourceClassifier(sl.acceptFrom, { subnets: servedSubnets(config), hasBinding }),
+        total: { maxPerSecond: sl.maxPerSecondTotal, burst: sl.burstTotal },
         onMessage: (msg, from) => {
           const mac = addresses.macOf(from.address);
           bus.publish({ type: 'syslog', ip: from.address, severity: msg.severity, text: msg.text, ...(mac ? { mac } : {}) });
@@ -241,6 +260,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         },
       });
       await syslog.start();
+      if (sl.acceptFrom === 'served' && config.dhcp.mode === 'off') slog.warn({ event: 'syslog.nothing-served', acceptFrom: sl.acceptFrom }, 'dhcp.mode is off: no address is served, so syslog.acceptFrom "served" takes nothing; list CIDRs or "any"');
       probes.syslog = syslog;
       stops.push(async () => { await syslog.stop(); slog.info({ event: 'syslog.stopped', ...syslog.counters }, 'syslog stopped'); });
       logServer = sl.listen.host !== '0.0.0.0' ? parseIpv4(sl.listen.host) : config.dhcp.serverAddress;

@@ -94,6 +94,12 @@ export const MAX_SUBNET_PREFIX = 30;
 /** The BOOTP `file` field is 128 bytes including the terminating NUL. */
 export const MAX_BOOT_FILE_BYTES = 127;
 
-export const DEFAULT_SYSLOG = { enabled: false, listen: '0.0.0.0:514', maxPerSecondPerSource: 20, burst: 100 } as const;
-export const SYSLOG_LIMITS = { maxPerSecondPerSource: [1, 10_000], burst: [1, 100_000] } as const satisfies Record<string, readonly [number, number]>;
+/**
+ * maxPerSecondTotal: an iPXE boot logs some tens of lines; 200/s is a lab of dozens booting at
+ * once, and at that rate the log and the bus (syslog keeps its own part of the ring) stay light.
+ */
+export const DEFAULT_SYSLOG = { enabled: false, listen: '0.0.0.0:514', maxPerSecondPerSource: 20, burst: 100, acceptFrom: 'served', maxPerSecondTotal: 200, burstTotal: 1000 } as const;
+export const SYSLOG_LIMITS = { maxPerSecondPerSource: [1, 10_000], burst: [1, 100_000], maxPerSecondTotal: [1, 100_000], burstTotal: [1, 1_000_000] } as const satisfies Record<string, readonly [number, number]>;
+/** A longer CIDR list is a mistake, and each datagram is checked against all of it. */
+export const SYSLOG_MAX_ACCEPT_CIDRS = 64;
 export const DEFAULT_STATUS = { public: false } as const;

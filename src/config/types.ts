@@ -183,6 +183,11 @@ export interface SyslogConfig {
   /** Token bucket per source address: refill rate and bucket size. */
   readonly maxPerSecondPerSource: number;
   readonly burst: number;
+  /** Sources taken (syslog/accept.ts): `served` (default), `any`, or a list of CIDRs. */
+  readonly acceptFrom: 'served' | 'any' | readonly Cidr[];
+  /** Token bucket for all sources together; sources without a DHCP binding share half of it. */
+  readonly maxPerSecondTotal: number;
+  readonly burstTotal: number;
 }
 
 /** The status page at GET /. */

@@ -29,7 +29,8 @@
  *   metalboot_http_request_duration_seconds{method,route,status}
  *                                                      route = the route pattern ("/api/v1/disks/:mac"),
  *                                                      "unmatched" for 404s; status = 2xx..5xx
- *   metalboot_syslog_messages_total{result}            accepted|malformed|oversized|rate_limited
+ *   metalboot_syslog_messages_total{result}            accepted|malformed|oversized|rate_limited|not_served|rate_limited_total
+ *   metalboot_syslog_dropped_total{reason}             not_served (syslog.acceptFrom) | rate_source | rate_total | malformed | oversized
  *   metalboot_syslog_handler_errors_total
  *   metalboot_events_published_total, metalboot_event_subscriber_errors_total
  *   metalboot_sse_clients, metalboot_sse_dropped_total  event stream clients; clients dropped for not reading
@@ -235,8 +236,14 @@ export class Metrics {
     const sys = () => probes.syslog?.counters;
     mirrored('metalboot_syslog_messages_total', 'Syslog datagrams by result.', ['result'], () => {
       const c = sys();
-      return c && ([['accepted', 'accepted'], ['malformed', 'malformed'], ['oversized', 'oversized'], ['rate_limited', 'rateLimited']] as const)
+      return c && ([['accepted', 'accepted'], ['malformed', 'malformed'], ['oversized', 'oversized'], ['rate_limited', 'rateLimited'], ['not_served', 'notServed'], ['rate_limited_total', 'rateLimitedTotal']] as const)
         .map(([result, k]) => [{ result }, c[k]]);
+    });
+    // The same drops by reason, in one family an alert can sum (a flood shows as not_served or rate_*).
+    mirrored('metalboot_syslog_dropped_total', 'Syslog datagrams dropped, by reason.', ['reason'], () => {
+      const c = sys();
+      return c && ([['not_served', 'notServed'], ['rate_source', 'rateLimited'], ['rate_total', 'rateLimitedTotal'], ['malformed', 'malformed'], ['oversized', 'oversized']] as const)
+        .map(([reason, k]) => [{ reason }, c[k]]);
     });
     scalar('metalboot_syslog_handler_errors_total', 'Accepted syslog messages whose handler failed.', () => sys()?.handlerErrors);
     scalar('metalboot_events_published_total', 'Events published on the internal bus.', () => o.bus?.counters.published);

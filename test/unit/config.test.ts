@@ -424,10 +424,14 @@ t.test('machines: defaults; mistakes named', async (t) => {
 
 t.test('syslog and status: defaults, values, mistakes named', async (t) => {
   const c = parseConfig(MIN, env);
-  t.same(c.syslog, { enabled: false, listen: { host: '0.0.0.0', port: 514 }, maxPerSecondPerSource: 20, burst: 100 });
+  t.same(c.syslog, { enabled: false, listen: { host: '0.0.0.0', port: 514 }, maxPerSecondPerSource: 20, burst: 100, acceptFrom: 'served', maxPerSecondTotal: 200, burstTotal: 1000 });
   t.same(c.status, { public: false }, 'the status page needs the token unless made public');
   const s = parseConfig(`${MIN}syslog: { enabled: true, listen: "10.99.0.1:5514", maxPerSecondPerSource: 5, burst: 50 }\nstatus: { public: true }\n`, env);
-  t.same(s.syslog, { enabled: true, listen: { host: '10.99.0.1', port: 5514 }, maxPerSecondPerSource: 5, burst: 50 });
+  t.same(s.syslog, { enabled: true, listen: { host: '10.99.0.1', port: 5514 }, maxPerSecondPerSource: 5, burst: 50, acceptFrom: 'served', maxPerSecondTotal: 200, burstTotal: 1000 });
+  const s2 = parseConfig(`${MIN}syslog: { acceptFrom: [10.99.0.0/24, 192.168.0.0/16], maxPerSecondTotal: 50, burstTotal: 60 }\n`, env);
+  t.same(s2.syslog.acceptFrom, [parseCidr('10.99.0.0/24'), parseCidr('192.168.0.0/16')]);
+  t.match(s2.syslog, { maxPerSecondTotal: 50, burstTotal: 60 });
+  t.equal(parseConfig(`${MIN}syslog: { acceptFrom: any }\n`, env).syslog.acceptFrom, 'any');
   t.equal(s.status.public, true);
   const cases: [string, string][] = [
     ['syslog: { enabled: yes }', 'config: syslog.enabled: expected true or false, got string "yes"'],
@@ -437,6 +441,11 @@ t.test('syslog and status: defaults, values, mistakes named', async (t) => {
     ['syslog: { burst: 1000001 }', 'config: syslog.burst: 1000001 is out of range 1..100000'],
     ['syslog: { maxPerSecondPerSource: 50, burst: 10 }', 'config: syslog.burst: 10 is below maxPerSecondPerSource 50 (a bucket smaller than one second of messages)'],
     ['syslog: { port: 514 }', 'config: syslog.port: unknown key'],
+    ['syslog: { acceptFrom: all }', 'config: syslog.acceptFrom: expected "served", "any" or a list of CIDRs, got string "all"'],
+    ['syslog: { acceptFrom: [] }', 'config: syslog.acceptFrom: an empty list accepts nothing; disable syslog instead'],
+    ['syslog: { acceptFrom: [10.0.0.1/24] }', 'config: syslog.acceptFrom[0]: "10.0.0.1/24" has host bits set (network is 10.0.0.0/24)'],
+    ['syslog: { maxPerSecondTotal: 0 }', 'config: syslog.maxPerSecondTotal: 0 is out of range 1..100000'],
+    ['syslog: { maxPerSecondTotal: 500, burstTotal: 100 }', 'config: syslog.burstTotal: 100 is below maxPerSecondTotal 500 (a bucket smaller than one second of messages)'],
     ['status: { public: 1 }', 'config: status.public: expected true or false, got number 1'],
     ['status: { theme: dark }', 'config: status.theme: unknown key'],
   ];
