@@ -38,16 +38,33 @@ import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, type Ipv4 } from './net/ipv4.js';
+import { parseIpv4, prefixToMask, unmapIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
 import { SyslogServer } from './syslog/server.js';
 import { tightenTree } from './store/private-files.js';
 import { isInside } from './images/import-dir.js';
+import { sourceClassifier } from './syslog/accept.js';
+import { networkInterfaces } from 'node:os';
+import type { Cidr } from './net/ipv4.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
+
+/**
+ * The subnets metalboot serves, for syslog.acceptFrom `served`: the configured DHCP subnets in
+ * server mode (a relay's subnet is one of them); in proxy mode the DHCP interface's own IPv4
+ * subnets, where the clients whose PXE requests it answers live.
+ */
+function servedSubnets(config: Config): Cidr[] {
+  if (config.dhcp.mode === 'server') return config.dhcp.subnets.map((s) => s.cidr);
+  if (config.dhcp.mode === 'off') return [];
+  return (networkInterfaces()[config.dhcp.interface] ?? []).filter((a) => a.family === 'IPv4' && a.cidr).map((a) => {
+    const prefix = Number(a.cidr!.split('/')[1]);
+    return { network: ((parseIpv4(a.address) & prefixToMask(prefix)) >>> 0) as Ipv4, prefix };
+  });
+}
 
 export interface RunningDaemon {
   stop(): Promise<void>;
@@ -220,6 +237,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
     };
+    // Whether an address holds a DHCP binding metalboot knows: in server mode a bound, unexpired
+    // lease of its own for that address; in proxy mode what the address book saw the client take.
+    const hasBinding = (ip: string): boolean => {
+      const mac = addresses.macOf(ip);
+      if (mac === undefined) return false;
+      if (!leases) return true;
+      const l = leases.leaseOf(mac);
+      return l !== undefined && l.state === 'bound' && l.expiresAt > clock() && formatIpv4(l.ip) === unmapIpv4(ip);
+    };
     // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
     const probes: DaemonProbes = {
       machines: {
@@ -271,6 +297,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const slog = log.child({ module: 'syslog' });
       const syslog = new SyslogServer({
         listen: sl.listen, maxPerSecondPerSource: sl.maxPerSecondPerSource, burst: sl.burst, log: slog,
+        classify: sourceClassifier(sl.acceptFrom, { subnets: servedSubnets(config), hasBinding }),
+        total: { maxPerSecond: sl.maxPerSecondTotal, burst: sl.burstTotal },
         onMessage: (msg, from) => {
           const mac = addresses.macOf(from.address);
           bus.publish({ type: 'syslog', ip: from.address, severity: msg.severity, text: msg.text, ...(mac ? { mac } : {}) });
@@ -278,6 +306,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         },
       });
       await syslog.start();
+      if (sl.acceptFrom === 'served' && config.dhcp.mode === 'off') slog.warn({ event: 'syslog.nothing-served', acceptFrom: sl.acceptFrom }, 'dhcp.mode is off: no address is served, so syslog.acceptFrom "served" takes nothing; list CIDRs or "any"');
       probes.syslog = syslog;
       stops.push(async () => { await syslog.stop(); slog.info({ event: 'syslog.stopped', ...syslog.counters }, 'syslog stopped'); });
       logServer = sl.listen.host !== '0.0.0.0' ? parseIpv4(sl.listen.host) : config.dhcp.serverAddress;
@@ -323,6 +352,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       }
       const tftp = new TftpServer({
         config: config.tftp, provider, log: log.child({ module: 'tftp' }),
+        // Known = holds a binding: a bound, unexpired lease of ours in server mode; in proxy mode the
+        // address the client took from the lab's server. tftp.reservedTransfers are theirs alone.
+        ...(config.dhcp.mode !== 'off' ? { isKnownClient: (ip: string) => hasBinding(ip) } : {}),
         onTransfer: (e) => {
           const mac = addresses.macOf(e.client);
           if (e.phase === 'start') bus.publish({ type: 'tftp.start', client: e.client, file: e.file, size: e.size, ...(mac ? { mac } : {}) });
@@ -337,7 +369,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       stops.push(async () => {
         await tftp.stop();
         const c = tftp.counters;
-        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, declined: c.declined, refused: c.refused, busy: c.busy, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
+        log.info({ event: 'tftp.stopped', requests: c.requests, completed: c.completed, failed: c.failed, declined: c.declined, refused: c.refused, busy: c.busy, busyClient: c.busyClient, busyUnknown: c.busyUnknown, bytes: c.bytes, retransmits: c.retransmits }, 'TFTP stopped');
       });
     }
   } catch (e) {

@@ -35,6 +35,10 @@ export const DEFAULT_TFTP = {
   maxBlksize: 1468,
   maxWindowsize: 16,
   maxTransfers: 128,
+  /** A PXE client holds one or two at a time (UEFI: a tsize query, then the download); 4 leaves room for a retry. */
+  maxTransfersPerClient: 4,
+  /** A quarter of the default total kept for machines with a DHCP binding (see tftp/admission.ts). */
+  reservedTransfers: 32,
   timeoutMs: 1000,
   retries: 5,
 } as const;
@@ -65,6 +69,9 @@ export const LIMITS = {
   /** Each transfer holds one window in memory: 64 × 65464 bytes is the most one may take. */
   tftpWindowsize: [1, 64],
   tftpMaxTransfers: [1, 4096],
+  tftpMaxTransfersPerClient: [1, 4096],
+  /** Checked against maxTransfers by the loader: 0 = no reservation. */
+  tftpReservedTransfers: [0, 4096],
   /** RFC 2349 timeouts are 1..255 s; below 100 ms a busy client looks dead. */
   tftpTimeoutMs: [100, 255_000],
   tftpRetries: [1, 50],
@@ -87,8 +94,14 @@ export const MAX_SUBNET_PREFIX = 30;
 /** The BOOTP `file` field is 128 bytes including the terminating NUL. */
 export const MAX_BOOT_FILE_BYTES = 127;
 
-export const DEFAULT_SYSLOG = { enabled: false, listen: '0.0.0.0:514', maxPerSecondPerSource: 20, burst: 100 } as const;
-export const SYSLOG_LIMITS = { maxPerSecondPerSource: [1, 10_000], burst: [1, 100_000] } as const satisfies Record<string, readonly [number, number]>;
+/**
+ * maxPerSecondTotal: an iPXE boot logs some tens of lines; 200/s is a lab of dozens booting at
+ * once, and at that rate the log and the bus (syslog keeps its own part of the ring) stay light.
+ */
+export const DEFAULT_SYSLOG = { enabled: false, listen: '0.0.0.0:514', maxPerSecondPerSource: 20, burst: 100, acceptFrom: 'served', maxPerSecondTotal: 200, burstTotal: 1000 } as const;
+export const SYSLOG_LIMITS = { maxPerSecondPerSource: [1, 10_000], burst: [1, 100_000], maxPerSecondTotal: [1, 100_000], burstTotal: [1, 1_000_000] } as const satisfies Record<string, readonly [number, number]>;
+/** A longer CIDR list is a mistake, and each datagram is checked against all of it. */
+export const SYSLOG_MAX_ACCEPT_CIDRS = 64;
 export const DEFAULT_STATUS = { public: false } as const;
 
 /**

@@ -49,7 +49,7 @@ import {
   MAX_BOOT_FILE_BYTES,
   MAX_SUBNET_PREFIX,
 } from './defaults.js';
-import { DEFAULT_STATUS, DEFAULT_SYSLOG, SYSLOG_LIMITS } from './defaults.js';
+import { DEFAULT_STATUS, DEFAULT_SYSLOG, SYSLOG_LIMITS, SYSLOG_MAX_ACCEPT_CIDRS } from './defaults.js';
 import { DEFAULT_HTTP_LIMITS, HTTP_LIMITS_BOUNDS } from './defaults.js';
 import type { HttpLimits } from './types.js';
 import type { StatusConfig, SyslogConfig } from './types.js';
@@ -476,6 +476,7 @@ function readHttpBootPath(v: unknown, path: string): string {
 function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): TftpConfig {
   const m = mapping(v, path, [
     'enabled', 'listen', 'interface', 'root', 'maxBlksize', 'maxWindowsize', 'maxTransfers', 'timeoutMs', 'retries',
+    'maxTransfersPerClient', 'reservedTransfers',
   ]);
   const enabled = opt(m, 'enabled', path, bool) ?? DEFAULT_TFTP.enabled;
   const listen = opt(m, 'listen', path, readIpv4HostPort) ?? readIpv4HostPort(DEFAULT_TFTP_LISTEN, key(path, 'listen'));
@@ -485,6 +486,13 @@ function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): T
   }
   const root = opt(m, 'root', path, readAbsolutePath);
   const n = (k: keyof typeof LIMITS, name: string, dflt: number) => opt(m, name, path, (x, p) => int(x, p, LIMITS[k])) ?? dflt;
+  const maxTransfers = n('tftpMaxTransfers', 'maxTransfers', DEFAULT_TFTP.maxTransfers);
+  const explicitReserved = opt(m, 'reservedTransfers', path, (x, p) => int(x, p, LIMITS.tftpReservedTransfers));
+  // An explicit reservation must leave clients without a DHCP binding a slot; the default is
+  // at most half of a smaller maxTransfers.
+  if (explicitReserved !== undefined && explicitReserved >= maxTransfers) {
+    throw new ConfigError(key(path, 'reservedTransfers'), `${explicitReserved} leaves none of maxTransfers ${maxTransfers} for clients without a DHCP binding`);
+  }
   const tftp: TftpConfig = {
     enabled,
     listen,
@@ -492,9 +500,11 @@ function readTftp(v: unknown, path: string, env: ConfigEnv, dhcp: DhcpConfig): T
     interface: explicitIf ?? (dhcp.mode !== 'off' ? dhcp.interface : ''),
     maxBlksize: n('tftpBlksize', 'maxBlksize', DEFAULT_TFTP.maxBlksize),
     maxWindowsize: n('tftpWindowsize', 'maxWindowsize', DEFAULT_TFTP.maxWindowsize),
-    maxTransfers: n('tftpMaxTransfers', 'maxTransfers', DEFAULT_TFTP.maxTransfers),
+    maxTransfers,
     timeoutMs: n('tftpTimeoutMs', 'timeoutMs', DEFAULT_TFTP.timeoutMs),
     retries: n('tftpRetries', 'retries', DEFAULT_TFTP.retries),
+    maxTransfersPerClient: n('tftpMaxTransfersPerClient', 'maxTransfersPerClient', DEFAULT_TFTP.maxTransfersPerClient),
+    reservedTransfers: explicitReserved ?? Math.min(DEFAULT_TFTP.reservedTransfers, Math.floor(maxTransfers / 2)),
   };
   return root === undefined ? tftp : { ...tftp, root };
 }
@@ -754,16 +764,36 @@ function readMac(v: unknown, path: string): Mac {
 // ---------------------------------------------------------------- syslog and status
 
 function readSyslog(v: unknown, path: string): SyslogConfig {
-  const m = mapping(v, path, ['enabled', 'listen', 'maxPerSecondPerSource', 'burst']);
+  const m = mapping(v, path, ['enabled', 'listen', 'maxPerSecondPerSource', 'burst', 'acceptFrom', 'maxPerSecondTotal', 'burstTotal']);
   const maxPerSecondPerSource = opt(m, 'maxPerSecondPerSource', path, (x, p) => int(x, p, SYSLOG_LIMITS.maxPerSecondPerSource)) ?? DEFAULT_SYSLOG.maxPerSecondPerSource;
   const burst = opt(m, 'burst', path, (x, p) => int(x, p, SYSLOG_LIMITS.burst)) ?? DEFAULT_SYSLOG.burst;
   if (burst < maxPerSecondPerSource) throw new ConfigError(key(path, 'burst'), `${burst} is below maxPerSecondPerSource ${maxPerSecondPerSource} (a bucket smaller than one second of messages)`);
+  const maxPerSecondTotal = opt(m, 'maxPerSecondTotal', path, (x, p) => int(x, p, SYSLOG_LIMITS.maxPerSecondTotal)) ?? DEFAULT_SYSLOG.maxPerSecondTotal;
+  const burstTotal = opt(m, 'burstTotal', path, (x, p) => int(x, p, SYSLOG_LIMITS.burstTotal)) ?? DEFAULT_SYSLOG.burstTotal;
+  if (burstTotal < maxPerSecondTotal) throw new ConfigError(key(path, 'burstTotal'), `${burstTotal} is below maxPerSecondTotal ${maxPerSecondTotal} (a bucket smaller than one second of messages)`);
+  const acceptFrom = opt(m, 'acceptFrom', path, readSyslogAcceptFrom) ?? DEFAULT_SYSLOG.acceptFrom;
   return {
+    acceptFrom, maxPerSecondTotal, burstTotal,
     enabled: opt(m, 'enabled', path, bool) ?? DEFAULT_SYSLOG.enabled,
     listen: opt(m, 'listen', path, readIpv4HostPort) ?? readIpv4HostPort(DEFAULT_SYSLOG.listen, key(path, 'listen')),
     maxPerSecondPerSource,
     burst,
   };
+}
+
+function readSyslogAcceptFrom(v: unknown, path: string): SyslogConfig['acceptFrom'] {
+  if (v === 'served' || v === 'any') return v;
+  if (!Array.isArray(v)) throw typeError(path, '"served", "any" or a list of CIDRs', v);
+  if (v.length === 0) throw new ConfigError(path, 'an empty list accepts nothing; disable syslog instead');
+  if (v.length > SYSLOG_MAX_ACCEPT_CIDRS) throw new ConfigError(path, `${v.length} CIDRs; at most ${SYSLOG_MAX_ACCEPT_CIDRS}`);
+  return v.map((c, i) => {
+    if (typeof c !== 'string') throw typeError(`${path}[${i}]`, 'a CIDR string', c);
+    try {
+      return parseCidr(c);
+    } catch (err) {
+      throw new ConfigError(`${path}[${i}]`, (err as Error).message);
+    }
+  });
 }
 
 function readStatus(v: unknown, path: string): StatusConfig {

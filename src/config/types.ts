@@ -108,6 +108,10 @@ export interface TftpConfig {
   readonly maxWindowsize: number;
   /** Concurrent transfers; requests beyond get an ERROR packet. */
   readonly maxTransfers: number;
+  /** Concurrent transfers from one client address (tftp/admission.ts); default DEFAULT_TFTP's. */
+  readonly maxTransfersPerClient?: number;
+  /** Of maxTransfers, slots only addresses with a DHCP binding may take (dhcp.mode server/proxy); default DEFAULT_TFTP's. */
+  readonly reservedTransfers?: number;
   /** Retransmission timeout when the client asks for none (upper bound of the adaptive one). */
   readonly timeoutMs: number;
   /** Timeouts without progress before a transfer is abandoned. */
@@ -204,6 +208,11 @@ export interface SyslogConfig {
   /** Token bucket per source address: refill rate and bucket size. */
   readonly maxPerSecondPerSource: number;
   readonly burst: number;
+  /** Sources taken (syslog/accept.ts): `served` (default), `any`, or a list of CIDRs. */
+  readonly acceptFrom: 'served' | 'any' | readonly Cidr[];
+  /** Token bucket for all sources together; sources without a DHCP binding share half of it. */
+  readonly maxPerSecondTotal: number;
+  readonly burstTotal: number;
 }
 
 /** The status page at GET /. */

@@ -3,7 +3,9 @@
  * domain facts, no UI strings); the boot timeline, the status page, metrics, logs and the SSE
  * API read from it. Subscribers are called synchronously and may not throw into publishers: a
  * failing subscriber is counted and skipped. A bounded ring of recent events serves late
- * subscribers (the status page on load, `metalboot events`).
+ * subscribers (the status page on load, `metalboot events`). Syslog lines, whose rate a client
+ * controls, are kept in a ring of their own (`apart`): however many come, they cannot push the
+ * other events out of the shared ring.
  */
 import type { Mac } from '../net/mac.js';
 
@@ -36,14 +38,40 @@ export type EventType = MetalbootEvent['type'];
 
 export type Subscriber = (e: MetalbootEvent) => void;
 
+/** A bounded ring of events, oldest overwritten first. */
+class Ring {
+  private readonly items: MetalbootEvent[] = [];
+  private head = 0;
+  /** seq of the newest event overwritten (0: none yet). */
+  lost = 0;
+  constructor(private readonly keep: number) {}
+
+  push(e: MetalbootEvent): void {
+    if (this.items.length < this.keep) this.items.push(e);
+    else { this.lost = this.items[this.head]!.seq; this.items[this.head] = e; this.head = (this.head + 1) % this.keep; }
+  }
+
+  /** Oldest first. */
+  ordered(): MetalbootEvent[] {
+    return this.items.length < this.keep ? this.items : [...this.items.slice(this.head), ...this.items.slice(0, this.head)];
+  }
+}
+
+/** Default separate rings: syslog lines keep at most 500 of their own. */
+export const DEFAULT_APART: Readonly<Partial<Record<EventType, number>>> = { syslog: 500 };
+
 export class EventBus {
   private readonly subs = new Set<Subscriber>();
-  private readonly ring: MetalbootEvent[] = [];
-  private head = 0;
+  private readonly ring: Ring;
+  private readonly apartRings = new Map<string, Ring>();
   private seq = 0;
   readonly counters = { published: 0, subscriberErrors: 0 };
 
-  constructor(private readonly clock: () => number = Date.now, private readonly keep = 2000) {}
+  /** `keep`: the shared ring's size; `apart`: event types kept in rings of their own, and their sizes. */
+  constructor(private readonly clock: () => number = Date.now, keep = 2000, apart: Readonly<Partial<Record<EventType, number>>> = DEFAULT_APART) {
+    this.ring = new Ring(keep);
+    for (const [type, n] of Object.entries(apart)) if (n !== undefined) this.apartRings.set(type, new Ring(n));
+  }
 
   /**
    * Takes ownership of `body` (publishers build it fresh): it is stamped in place rather than
@@ -54,8 +82,7 @@ export class EventBus {
     e.at = this.clock();
     e.seq = ++this.seq;
     this.counters.published++;
-    if (this.ring.length < this.keep) this.ring.push(e);
-    else { this.ring[this.head] = e; this.head = (this.head + 1) % this.keep; }
+    (this.apartRings.get(e.type) ?? this.ring).push(e);
     for (const s of this.subs) {
       try { s(e); } catch { this.counters.subscriberErrors++; }
     }
@@ -67,9 +94,24 @@ export class EventBus {
     return () => { this.subs.delete(s); };
   }
 
+  /**
+   * The first seq from which every event is still held: a reader resuming after an older seq
+   * has missed some (the SSE gap). With several rings this is not simply the oldest held.
+   */
+  firstComplete(): number {
+    let lost = this.ring.lost;
+    for (const r of this.apartRings.values()) lost = Math.max(lost, r.lost);
+    return lost + 1;
+  }
+
   /** Recent events, oldest first; `afterSeq` for resuming. */
   recent(filter: (e: MetalbootEvent) => boolean = () => true, afterSeq = 0): MetalbootEvent[] {
-    const ordered = this.ring.length < this.keep ? this.ring : [...this.ring.slice(this.head), ...this.ring.slice(0, this.head)];
+    let ordered = this.ring.ordered();
+    for (const r of this.apartRings.values()) {
+      const more = r.ordered();
+      // Each ring is in seq order; merged by seq (publish order).
+      if (more.length > 0) ordered = [...ordered, ...more].sort((a, b) => a.seq - b.seq);
+    }
     return ordered.filter((e) => e.seq > afterSeq && filter(e));
   }
 }

@@ -13,7 +13,7 @@
  *   metalboot_dhcp_leases{pool,state}                  state active|free; pool = the subnet CIDR (config-bounded)
  *   metalboot_tftp_requests_total                      read/write requests received
  *   metalboot_tftp_transfers_total{result}             result completed|failed|declined (options declined at the OACK: a size query)
- *   metalboot_tftp_errors_total{kind}                  kind malformed|refused|not_found|busy|wrong_tid
+ *   metalboot_tftp_errors_total{kind}                  kind malformed|refused|not_found|busy|busy_client|busy_unknown|wrong_tid
  *   metalboot_tftp_bytes_total                         data bytes acknowledged by clients
  *   metalboot_tftp_retransmits_total                   DATA/OACK packets resent
  *   metalboot_tftp_active_transfers                    transfers in progress
@@ -31,7 +31,8 @@
  *                                                      "unmatched" for 404s; status = 2xx..5xx
  *   metalboot_http_connections                        HTTP connections open (counted by the connection guard)
  *   metalboot_http_connections_refused_total{reason}   reason per_address|total (http.limits caps)
- *   metalboot_syslog_messages_total{result}            accepted|malformed|oversized|rate_limited
+ *   metalboot_syslog_messages_total{result}            accepted|malformed|oversized|rate_limited|not_served|rate_limited_total
+ *   metalboot_syslog_dropped_total{reason}             not_served (syslog.acceptFrom) | rate_source | rate_total | malformed | oversized
  *   metalboot_syslog_handler_errors_total
  *   metalboot_events_published_total, metalboot_event_subscriber_errors_total
  *   metalboot_sse_clients, metalboot_sse_dropped_total  event stream clients; clients dropped for not reading
@@ -159,7 +160,7 @@ export class Metrics {
     });
     mirrored('metalboot_tftp_errors_total', 'TFTP requests and packets refused or dropped, by kind.', ['kind'], () => {
       const c = tftp();
-      return c && ([['malformed', 'malformed'], ['refused', 'refused'], ['not_found', 'notFound'], ['busy', 'busy'], ['wrong_tid', 'wrongTid']] as const)
+      return c && ([['malformed', 'malformed'], ['refused', 'refused'], ['not_found', 'notFound'], ['busy', 'busy'], ['busy_client', 'busyClient'], ['busy_unknown', 'busyUnknown'], ['wrong_tid', 'wrongTid']] as const)
         .map(([kind, k]) => [{ kind }, c[k]]);
     });
     new Gauge({
@@ -239,8 +240,14 @@ export class Metrics {
     const sys = () => probes.syslog?.counters;
     mirrored('metalboot_syslog_messages_total', 'Syslog datagrams by result.', ['result'], () => {
       const c = sys();
-      return c && ([['accepted', 'accepted'], ['malformed', 'malformed'], ['oversized', 'oversized'], ['rate_limited', 'rateLimited']] as const)
+      return c && ([['accepted', 'accepted'], ['malformed', 'malformed'], ['oversized', 'oversized'], ['rate_limited', 'rateLimited'], ['not_served', 'notServed'], ['rate_limited_total', 'rateLimitedTotal']] as const)
         .map(([result, k]) => [{ result }, c[k]]);
+    });
+    // The same drops by reason, in one family an alert can sum (a flood shows as not_served or rate_*).
+    mirrored('metalboot_syslog_dropped_total', 'Syslog datagrams dropped, by reason.', ['reason'], () => {
+      const c = sys();
+      return c && ([['not_served', 'notServed'], ['rate_source', 'rateLimited'], ['rate_total', 'rateLimitedTotal'], ['malformed', 'malformed'], ['oversized', 'oversized']] as const)
+        .map(([reason, k]) => [{ reason }, c[k]]);
     });
     scalar('metalboot_syslog_handler_errors_total', 'Accepted syslog messages whose handler failed.', () => sys()?.handlerErrors);
     scalar('metalboot_events_published_total', 'Events published on the internal bus.', () => o.bus?.counters.published);

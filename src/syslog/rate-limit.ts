@@ -83,3 +83,39 @@ export class TokenBucketLimiter {
     this.buckets.clear();
   }
 }
+
+/**
+ * One token bucket (pure, like the limiter above): the limit on all sources
+ * together, which per-source buckets cannot give when the sources rotate (a
+ * new address starts with a full bucket).
+ */
+export class TokenBucket {
+  private tokens: number;
+  private at: number;
+  private readonly rate: number;
+  private readonly clock: () => number;
+  readonly burst: number;
+
+  constructor(opts: { readonly ratePerSecond: number; readonly burst: number; readonly clock?: () => number }) {
+    if (!(opts.ratePerSecond > 0) || !Number.isFinite(opts.ratePerSecond)) throw new RangeError(`ratePerSecond must be > 0, got ${opts.ratePerSecond}`);
+    if (!(opts.burst >= 1) || !Number.isFinite(opts.burst)) throw new RangeError(`burst must be >= 1, got ${opts.burst}`);
+    this.rate = opts.ratePerSecond / 1000;
+    this.burst = opts.burst;
+    this.clock = opts.clock ?? (() => performance.now());
+    this.tokens = opts.burst;
+    this.at = this.clock();
+  }
+
+  /** Takes one token; false when the bucket is empty. */
+  take(): boolean {
+    const now = this.clock();
+    // A clock that steps back refills nothing.
+    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.at) * this.rate);
+    this.at = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    return false;
+  }
+}

@@ -24,6 +24,8 @@ import {
 } from './packet.js';
 import { netasciiFile, type FileProvider, type OpenFile } from './provider.js';
 import { MAX_BLKSIZE, MIN_RTO_MS, RrqTransfer, negotiate, type Action, type TransferLimits } from './transfer.js';
+import { admit, type Admission } from './admission.js';
+import { DEFAULT_TFTP } from '../config/defaults.js';
 
 export interface TftpCounters {
   requests: number;
@@ -31,6 +33,10 @@ export interface TftpCounters {
   refused: number;
   notFound: number;
   busy: number;
+  /** Refused: the client's address already held maxTransfersPerClient transfers. */
+  busyClient: number;
+  /** Refused: an address without a DHCP binding, and the slots left are reserved for those with one. */
+  busyUnknown: number;
   wrongTid: number;
   started: number;
   completed: number;
@@ -52,6 +58,11 @@ export interface TftpServerDeps {
   readonly clock?: () => number;
   /** Transfer start and end, for the event bus (errors in it are caught). */
   readonly onTransfer?: (e: TransferEvent) => void;
+  /**
+   * Whether an address holds a DHCP binding metalboot knows (see tftp/admission.ts); without
+   * it, config.reservedTransfers does not apply (every client is treated alike).
+   */
+  readonly isKnownClient?: (address: string) => boolean;
 }
 
 /**
@@ -85,14 +96,20 @@ export async function interfaceMtu(name: string): Promise<number | undefined> {
 
 export class TftpServer {
   readonly counters: TftpCounters = {
-    requests: 0, malformed: 0, refused: 0, notFound: 0, busy: 0, wrongTid: 0, started: 0, completed: 0, failed: 0, declined: 0, bytes: 0, retransmits: 0,
+    requests: 0, malformed: 0, refused: 0, notFound: 0, busy: 0, busyClient: 0, busyUnknown: 0, wrongTid: 0, started: 0, completed: 0, failed: 0, declined: 0, bytes: 0, retransmits: 0,
   };
   private listenSock: dgram.Socket | undefined;
   /** Keyed by "address:port" of the client; includes transfers still opening their file. */
   private readonly transfers = new Map<string, Transfer | 'opening'>();
+  /** Per transfer key: its client address and whether it was admitted as a known client (tftp/admission.ts). */
+  private readonly admitted = new Map<string, { readonly address: string; readonly known: boolean }>();
+  /** Transfers per client address, and of unknown clients; kept in step with `admitted`. */
+  private readonly perAddress = new Map<string, number>();
+  private unknownActive = 0;
+  /** Last warning per kind of refusal (at most one per 10 s each, whatever the flood). */
+  private readonly lastRefusalLog = new Map<Admission, number>();
   private closing = false;
   private limits!: TransferLimits;
-  private lastBusyLog = 0;
   private readonly clock: () => number;
   private idleWaiters: (() => void)[] = [];
 
@@ -195,19 +212,19 @@ export class TftpServer {
     }
     // The same request again (our first answer was lost or slow): the running transfer retransmits on its own.
     if (this.transfers.has(client)) return;
-    if (this.transfers.size >= this.deps.config.maxTransfers) {
-      this.counters.busy++;
-      const now = this.clock();
-      if (now - this.lastBusyLog >= 10_000) {
-        this.lastBusyLog = now;
-        log.warn({ event: 'tftp.busy', client, file: req.filename.slice(0, 300), maxTransfers: this.deps.config.maxTransfers, busy: this.counters.busy }, 'too many TFTP transfers; request refused');
-      }
-      reply(ERR_UNDEFINED, `server busy: ${this.deps.config.maxTransfers} transfers in progress, try again later`);
+    const known = this.deps.isKnownClient ? this.deps.isKnownClient(rinfo.address) : true;
+    const verdict = admit(
+      { total: this.transfers.size, ofClient: this.perAddress.get(rinfo.address) ?? 0, unknown: this.unknownActive },
+      known, this.admissionLimits(),
+    );
+    if (verdict !== 'ok') {
+      this.refuseBusy(verdict, client, req.filename.slice(0, 300), reply);
       return;
     }
+    this.hold(client, rinfo.address, known);
     this.transfers.set(client, 'opening');
     this.begin(req, rinfo, client, reply).catch((e: unknown) => {
-      this.transfers.delete(client);
+      this.release(client);
       this.counters.failed++;
       log.error({ event: 'tftp.error', client, file: req.filename.slice(0, 300), err: e instanceof Error ? e.message : String(e) }, 'TFTP transfer could not start');
       reply(ERR_UNDEFINED, 'internal error');
@@ -220,7 +237,7 @@ export class TftpServer {
     const file = req.filename.slice(0, 300);
     const opened = await this.deps.provider.open(req.filename);
     if (!opened.ok) {
-      this.transfers.delete(client);
+      this.release(client);
       this.checkIdle();
       if (opened.kind === 'not-found') {
         this.counters.notFound++;
@@ -261,7 +278,7 @@ export class TftpServer {
       await f.close().catch(() => undefined);
       sock.close();
       strangers.close();
-      this.transfers.delete(client);
+      this.release(client);
       this.checkIdle();
       return;
     }
@@ -277,7 +294,7 @@ export class TftpServer {
 
   /** Called by a transfer when it has finished and closed its socket and file. */
   ended(t: Transfer, result: TransferResult, reason: string | undefined): void {
-    this.transfers.delete(t.key);
+    this.release(t.key);
     const s = t.machine.stats;
     const ok = result === 'completed';
     this.counters.bytes += s.bytesAcked;
@@ -308,6 +325,55 @@ export class TftpServer {
       durationMs: fields.durationMs, retransmits: s.retransmits, ...(reason !== undefined ? { error: reason } : {}),
     });
     this.checkIdle();
+  }
+
+  private admissionLimits(): { maxTransfers: number; perClient: number; reservedForKnown: number } {
+    const c = this.deps.config;
+    return {
+      maxTransfers: c.maxTransfers,
+      perClient: c.maxTransfersPerClient ?? DEFAULT_TFTP.maxTransfersPerClient,
+      reservedForKnown: this.deps.isKnownClient ? (c.reservedTransfers ?? 0) : 0,
+    };
+  }
+
+  /**
+   * A request over a limit: an ERROR packet (RFC 1350 §5, code 0 "not defined", the message
+   * says which limit), counted by kind, and at most one warning per kind per 10 s.
+   */
+  private refuseBusy(verdict: Exclude<Admission, 'ok'>, client: string, file: string, reply: (code: number, message: string) => void): void {
+    const c = this.deps.config;
+    const l = this.admissionLimits();
+    const counter = verdict === 'busy' ? 'busy' : verdict === 'busy-client' ? 'busyClient' : 'busyUnknown';
+    this.counters[counter]++;
+    const now = this.clock();
+    if (now - (this.lastRefusalLog.get(verdict) ?? -Infinity) >= 10_000) {
+      this.lastRefusalLog.set(verdict, now);
+      const fields = { event: `tftp.${verdict}`, client, file, maxTransfers: c.maxTransfers, perClient: l.perClient, reserved: l.reservedForKnown, refused: this.counters[counter] };
+      this.deps.log.warn(fields, verdict === 'busy' ? 'too many TFTP transfers; request refused'
+        : verdict === 'busy-client' ? 'too many TFTP transfers from this client address; request refused'
+          : 'TFTP slots left are reserved for clients with a DHCP binding; request refused');
+    }
+    reply(ERR_UNDEFINED, verdict === 'busy' ? `server busy: ${c.maxTransfers} transfers in progress, try again later`
+      : verdict === 'busy-client' ? `server busy: ${l.perClient} transfers from your address in progress, try again later`
+        : 'server busy: the free transfers are reserved for served clients, try again later');
+  }
+
+  /** Books an admitted request's slot (undone by release). */
+  private hold(key: string, address: string, known: boolean): void {
+    this.admitted.set(key, { address, known });
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+    if (!known) this.unknownActive++;
+  }
+
+  /** Ends a transfer's hold on its slot, whatever way it ended. */
+  private release(key: string): void {
+    this.transfers.delete(key);
+    const a = this.admitted.get(key);
+    if (!a) return;
+    this.admitted.delete(key);
+    const n = (this.perAddress.get(a.address) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(a.address, n); else this.perAddress.delete(a.address);
+    if (!a.known) this.unknownActive--;
   }
 
   private notify(e: TransferEvent): void {

@@ -312,16 +312,17 @@ t.test('tftp: defaults, interface from dhcp, explicit values', async (t) => {
   const c = parseConfig(MIN, env);
   t.same(c.tftp, {
     enabled: true, listen: { host: '0.0.0.0', port: 69 }, interface: 'br0',
-    maxBlksize: 1468, maxWindowsize: 16, maxTransfers: 128, timeoutMs: 1000, retries: 5,
+    maxBlksize: 1468, maxWindowsize: 16, maxTransfers: 128, timeoutMs: 1000, retries: 5, maxTransfersPerClient: 4, reservedTransfers: 32,
   }, 'defaults; the interface is dhcp.interface; root absent (the daemon uses boot-assets/)');
   t.equal(c.tftp.root, undefined);
   const off = parseConfig('dhcp: { mode: off }\n', env);
   t.equal(off.tftp.interface, '', 'no DHCP interface: none');
-  const full = parseConfig(`${MIN}tftp:\n  enabled: false\n  listen: "10.99.0.1:1069"\n  interface: eth1\n  root: /srv/tftp\n  maxBlksize: 8192\n  maxWindowsize: 64\n  maxTransfers: 4096\n  timeoutMs: 100\n  retries: 1\n`, env);
+  const full = parseConfig(`${MIN}tftp:\n  enabled: false\n  listen: "10.99.0.1:1069"\n  interface: eth1\n  root: /srv/tftp\n  maxBlksize: 8192\n  maxWindowsize: 64\n  maxTransfers: 4096\n  timeoutMs: 100\n  retries: 1\n  maxTransfersPerClient: 2\n  reservedTransfers: 100\n`, env);
   t.same(full.tftp, {
     enabled: false, listen: { host: '10.99.0.1', port: 1069 }, interface: 'eth1', root: '/srv/tftp',
-    maxBlksize: 8192, maxWindowsize: 64, maxTransfers: 4096, timeoutMs: 100, retries: 1,
+    maxBlksize: 8192, maxWindowsize: 64, maxTransfers: 4096, timeoutMs: 100, retries: 1, maxTransfersPerClient: 2, reservedTransfers: 100,
   });
+  t.equal(parseConfig(`${MIN}tftp: { maxTransfers: 10 }\n`, env).tftp.reservedTransfers, 5, 'the default reservation is at most half of a small maxTransfers');
   t.equal(parseConfig(`${MIN}tftp: { enabled: false, interface: nosuch0 }\n`, env).tftp.interface, 'nosuch0', 'a disabled server does not need its interface');
 });
 
@@ -338,6 +339,8 @@ t.test('tftp: each mistake is named precisely', async (t) => {
     ['tftp: { maxTransfers: 0 }', 'config: tftp.maxTransfers: 0 is out of range 1..4096'],
     ['tftp: { timeoutMs: 99 }', 'config: tftp.timeoutMs: 99 is out of range 100..255000'],
     ['tftp: { retries: 0 }', 'config: tftp.retries: 0 is out of range 1..50'],
+    ['tftp: { maxTransfersPerClient: 0 }', 'config: tftp.maxTransfersPerClient: 0 is out of range 1..4096'],
+    ['tftp: { maxTransfers: 8, reservedTransfers: 8 }', 'config: tftp.reservedTransfers: 8 leaves none of maxTransfers 8 for clients without a DHCP binding'],
     ['tftp: { retries: 1.5 }', 'config: tftp.retries: expected an integer, got number 1.5'],
     ['tftp: { enabled: yes }', 'config: tftp.enabled: expected true or false, got string "yes"'],
     ['tftp: { port: 69 }', 'config: tftp.port: unknown key'],
@@ -431,10 +434,14 @@ t.test('machines: defaults; mistakes named', async (t) => {
 
 t.test('syslog and status: defaults, values, mistakes named', async (t) => {
   const c = parseConfig(MIN, env);
-  t.same(c.syslog, { enabled: false, listen: { host: '0.0.0.0', port: 514 }, maxPerSecondPerSource: 20, burst: 100 });
+  t.same(c.syslog, { enabled: false, listen: { host: '0.0.0.0', port: 514 }, maxPerSecondPerSource: 20, burst: 100, acceptFrom: 'served', maxPerSecondTotal: 200, burstTotal: 1000 });
   t.same(c.status, { public: false }, 'the status page needs the token unless made public');
   const s = parseConfig(`${MIN}syslog: { enabled: true, listen: "10.99.0.1:5514", maxPerSecondPerSource: 5, burst: 50 }\nstatus: { public: true }\n`, env);
-  t.same(s.syslog, { enabled: true, listen: { host: '10.99.0.1', port: 5514 }, maxPerSecondPerSource: 5, burst: 50 });
+  t.same(s.syslog, { enabled: true, listen: { host: '10.99.0.1', port: 5514 }, maxPerSecondPerSource: 5, burst: 50, acceptFrom: 'served', maxPerSecondTotal: 200, burstTotal: 1000 });
+  const s2 = parseConfig(`${MIN}syslog: { acceptFrom: [10.99.0.0/24, 192.168.0.0/16], maxPerSecondTotal: 50, burstTotal: 60 }\n`, env);
+  t.same(s2.syslog.acceptFrom, [parseCidr('10.99.0.0/24'), parseCidr('192.168.0.0/16')]);
+  t.match(s2.syslog, { maxPerSecondTotal: 50, burstTotal: 60 });
+  t.equal(parseConfig(`${MIN}syslog: { acceptFrom: any }\n`, env).syslog.acceptFrom, 'any');
   t.equal(s.status.public, true);
   const cases: [string, string][] = [
     ['syslog: { enabled: yes }', 'config: syslog.enabled: expected true or false, got string "yes"'],
@@ -444,6 +451,11 @@ t.test('syslog and status: defaults, values, mistakes named', async (t) => {
     ['syslog: { burst: 1000001 }', 'config: syslog.burst: 1000001 is out of range 1..100000'],
     ['syslog: { maxPerSecondPerSource: 50, burst: 10 }', 'config: syslog.burst: 10 is below maxPerSecondPerSource 50 (a bucket smaller than one second of messages)'],
     ['syslog: { port: 514 }', 'config: syslog.port: unknown key'],
+    ['syslog: { acceptFrom: all }', 'config: syslog.acceptFrom: expected "served", "any" or a list of CIDRs, got string "all"'],
+    ['syslog: { acceptFrom: [] }', 'config: syslog.acceptFrom: an empty list accepts nothing; disable syslog instead'],
+    ['syslog: { acceptFrom: [10.0.0.1/24] }', 'config: syslog.acceptFrom[0]: "10.0.0.1/24" has host bits set (network is 10.0.0.0/24)'],
+    ['syslog: { maxPerSecondTotal: 0 }', 'config: syslog.maxPerSecondTotal: 0 is out of range 1..100000'],
+    ['syslog: { maxPerSecondTotal: 500, burstTotal: 100 }', 'config: syslog.burstTotal: 100 is below maxPerSecondTotal 500 (a bucket smaller than one second of messages)'],
     ['status: { public: 1 }', 'config: status.public: expected true or false, got number 1'],
     ['status: { theme: dark }', 'config: status.theme: unknown key'],
   ];

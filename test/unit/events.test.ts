@@ -47,3 +47,18 @@ t.test('address book: learns from DHCP events, moves, forgets, is bounded', asyn
   t.equal(book.macOf('10.0.1.0'), undefined, 'oldest evicted beyond max');
   t.equal(book.macOf('10.0.1.4'), parseMac('52:54:00:00:01:04'));
 });
+
+t.test('bus: syslog lines have a ring of their own and cannot push other events out', async (t) => {
+  const bus = new EventBus(() => 0, 5, { syslog: 3 });
+  bus.publish({ type: 'tftp.start', client: '10.0.0.1', file: 'a', size: 1 });
+  bus.publish({ type: 'dhcp.ack', mac: A, ip: '10.0.0.5' });
+  for (let i = 0; i < 1000; i++) bus.publish({ type: 'syslog', ip: '10.0.0.9', severity: 6, text: `flood ${i}` });
+  bus.publish({ type: 'dhcp.ack', mac: B, ip: '10.0.0.6' });
+  const r = bus.recent();
+  t.same(r.filter((e) => e.type !== 'syslog').map((e) => e.seq), [1, 2, 1003], 'every other event is still there');
+  t.same(r.filter((e) => e.type === 'syslog').map((e) => (e as { text: string }).text), ['flood 997', 'flood 998', 'flood 999'], 'the newest syslog lines, 3 of them');
+  t.same(r.map((e) => e.seq), [1, 2, 1000, 1001, 1002, 1003], 'merged in publish order');
+  t.same(bus.recent(() => true, 1001).map((e) => e.seq), [1002, 1003], 'resume after a seq across both rings');
+  t.equal(bus.firstComplete(), 1000, 'a reader resuming before seq 999 has missed syslog lines, though older DHCP events are held');
+  t.same(new EventBus(() => 0, 2, {}).publish({ type: 'syslog', ip: 'x', severity: 1, text: 'y' }).seq, 1, 'no separate ring when none is asked for');
+});

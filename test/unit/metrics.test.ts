@@ -16,10 +16,10 @@ function fixture() {
   const probes: DaemonProbes = {
     dhcp: { counters: { received: 10, malformed: 2, replies: 6, ignored: 1, errors: 0, byEvent: new Map([['dhcp.offer', 3], ['dhcp.ack', 3], ['dhcp.ignored', 1], ['dhcp.weird', 2]]) } },
     tftp: {
-      counters: { requests: 4, malformed: 1, refused: 1, notFound: 1, busy: 0, wrongTid: 2, started: 2, completed: 1, failed: 1, declined: 4, bytes: 70_000, retransmits: 3 },
+      counters: { requests: 4, malformed: 1, refused: 1, notFound: 1, busy: 0, busyClient: 5, busyUnknown: 6, wrongTid: 2, started: 2, completed: 1, failed: 1, declined: 4, bytes: 70_000, retransmits: 3 },
       transfersInProgress: () => [{ client: '10.0.0.5', file: 'x', size: 10, bytes: 5, startedAt: 0, retransmits: 0 }],
     },
-    syslog: { counters: { received: 9, accepted: 5, malformed: 1, oversized: 1, rateLimited: 2, handlerErrors: 0 } },
+    syslog: { counters: { received: 16, accepted: 5, malformed: 1, oversized: 1, rateLimited: 2, notServed: 4, rateLimitedTotal: 3, handlerErrors: 0 } },
     machines: { rows: () => [{ mac: MAC, name: 'a', state: 'active' }, { mac: 'x', name: 'b', state: 'active' }, { mac: 'y', name: 'c', state: 'provisioning' }] },
   };
   let usageCalls = 0;
@@ -64,6 +64,8 @@ t.test('metric names and labels, read from counters and the bus; valid expositio
   t.equal(v('metalboot_tftp_transfers_total', { result: 'failed' }), 1);
   t.equal(v('metalboot_tftp_transfers_total', { result: 'declined' }), 4, 'size queries apart from failures');
   t.equal(v('metalboot_tftp_errors_total', { kind: 'wrong_tid' }), 2);
+  t.equal(v('metalboot_tftp_errors_total', { kind: 'busy_client' }), 5);
+  t.equal(v('metalboot_tftp_errors_total', { kind: 'busy_unknown' }), 6);
   t.equal(v('metalboot_tftp_active_transfers'), 1);
   t.equal(v('metalboot_ipmi_command_duration_seconds_count', { bmc: '10.0.1.5' }), 2);
   t.equal(v('metalboot_ipmi_command_duration_seconds_bucket', { bmc: '10.0.1.5', le: '0.025' }), 1);
@@ -78,6 +80,10 @@ t.test('metric names and labels, read from counters and the bus; valid expositio
   t.equal(v('metalboot_machines', { state: 'active' }), 2);
   t.equal(v('metalboot_machines', { state: 'provisioning' }), 1);
   t.equal(v('metalboot_syslog_messages_total', { result: 'rate_limited' }), 2);
+  t.equal(v('metalboot_syslog_messages_total', { result: 'not_served' }), 4);
+  t.equal(v('metalboot_syslog_dropped_total', { reason: 'not_served' }), 4);
+  t.equal(v('metalboot_syslog_dropped_total', { reason: 'rate_source' }), 2);
+  t.equal(v('metalboot_syslog_dropped_total', { reason: 'rate_total' }), 3);
   t.equal(v('metalboot_events_published_total'), 6);
   t.equal(v('metalboot_sse_clients'), 3);
   t.equal(v('metalboot_sse_dropped_total'), 1);

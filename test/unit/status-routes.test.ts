@@ -106,12 +106,12 @@ t.test('SSE: Last-Event-ID resumes from the ring; a gap is announced', async (t)
   await s.until((x) => dataLines(x).length === 2);
   t.same(dataLines(s.text).map((e) => e.seq), [4, 5]);
   t.notMatch(s.text, /event: gap/);
-  // A resume point older than the ring: 2000 kept by default, so publish past it.
+  // A resume point older than the ring: syslog lines keep 500 of their own (2000 for the rest), so publish past it.
   for (let i = 0; i < 2100; i++) bus.publish({ type: 'syslog', mac: MAC, ip: '10.0.0.1', severity: 6, text: 'x' });
   const g = openStream(port, '/status/api/v1/events/stream?type=nothing', { 'last-event-id': '10' });
   t.teardown(() => g.close());
   await g.until((x) => x.includes('event: gap'));
-  t.match(g.text, /event: gap\ndata: \{"after":10,"oldest":106\}/);
+  t.match(g.text, /event: gap\ndata: \{"after":10,"oldest":1606\}/);
 });
 
 t.test('SSE: a client that does not read is dropped and counted; others keep getting events', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { TokenBucketLimiter } from '../../src/syslog/rate-limit.js';
+import { TokenBucket, TokenBucketLimiter } from '../../src/syslog/rate-limit.js';
 
 t.test('burst, then the refill rate', async (t) => {
   let now = 1000;
@@ -51,4 +51,24 @@ t.test('options are checked', async (t) => {
   t.throws(() => new TokenBucketLimiter({ ratePerSecond: 1, burst: 0.5 }), RangeError);
   t.throws(() => new TokenBucketLimiter({ ratePerSecond: 1, burst: 1, maxSources: 0 }), RangeError);
   t.doesNotThrow(() => new TokenBucketLimiter({ ratePerSecond: 1, burst: 1 }).take('a'));
+});
+
+t.test('TokenBucket: one bucket for every source together', async (t) => {
+  let now = 0;
+  const b = new TokenBucket({ ratePerSecond: 200, burst: 1000, clock: () => now });
+  let n = 0;
+  for (let i = 0; i < 5000; i++) if (b.take()) n++;
+  t.equal(n, 1000, 'the burst, then nothing');
+  now += 1000;
+  n = 0;
+  for (let i = 0; i < 5000; i++) if (b.take()) n++;
+  t.equal(n, 200, 'one second refills the rate');
+  now += 10;
+  t.ok(b.take(), '10 ms at 200/s is two tokens');
+  t.ok(b.take());
+  t.notOk(b.take());
+  now = -1e6;
+  t.notOk(b.take(), 'a clock stepping back refills nothing');
+  t.throws(() => new TokenBucket({ ratePerSecond: 0, burst: 1 }), RangeError);
+  t.throws(() => new TokenBucket({ ratePerSecond: 1, burst: 0.5 }), RangeError);
 });

@@ -98,3 +98,45 @@ t.test('a busy port is a clear start() error', async (t) => {
   await t.rejects(b.start(), /cannot open syslog UDP 127\.0\.0\.1:\d+: .*EADDRINUSE/);
   t.equal(b.port, undefined);
 });
+
+t.test('source filter, then per source, then in total with half kept for bound sources', async (t) => {
+  let now = 0;
+  const got: string[] = [];
+  // 127.0.0.1 plays a leased machine; 127.0.0.2..4 addresses of a served subnet without a lease; 127.0.0.9 is outside.
+  const cls = (a: string) => (a === '127.0.0.1' ? 'bound' as const : a === '127.0.0.9' ? 'not-served' as const : 'served' as const);
+  const server = new SyslogServer({
+    listen: { host: '127.0.0.1', port: 0 }, maxPerSecondPerSource: 1, burst: 4, log, clock: () => now,
+    classify: cls, total: { maxPerSecond: 1, burst: 8 },
+    onMessage: (m) => { got.push(m.text); },
+  });
+  await server.start();
+  t.teardown(() => server.stop());
+  const port = server.port!;
+  const from = async (address: string) => {
+    const c = dgram.createSocket('udp4');
+    await new Promise<void>((r) => c.bind(0, address, () => r()));
+    t.teardown(() => c.close());
+    return c;
+  };
+  const outside = await from('127.0.0.9');
+  for (let i = 0; i < 5; i++) outside.send(`<6>x: outside ${i}`, port, '127.0.0.1');
+  await until('outside counted', () => server.counters.notServed === 5);
+  t.same(got, [], 'nothing from outside');
+  t.equal(lines.filter((l) => l.includes('"event":"syslog.not-served"')).length, 1, 'one warning for five');
+  // Three unbound sources, 4 each (their per-source burst): 12 pass per source, but they share half the total (4).
+  for (const a of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+    const c = await from(a);
+    for (let i = 0; i < 4; i++) c.send(`<6>x: ${a} ${i}`, port, '127.0.0.1');
+  }
+  await until('unbound counted', () => server.counters.received === 17);
+  t.equal(got.length, 4, 'unbound sources together got half the total burst');
+  t.equal(server.counters.rateLimitedTotal, 8);
+  // The bound machine still gets the other half.
+  const machine = await from('127.0.0.1');
+  for (let i = 0; i < 6; i++) machine.send(`<6>ipxe: line ${i}`, port, '127.0.0.1');
+  await until('bound counted', () => server.counters.received === 23);
+  t.same(got.filter((l) => l.startsWith('line')), ['line 0', 'line 1', 'line 2', 'line 3'], 'the bound source: its per-source burst, from the share kept for it');
+  t.match(server.counters, { received: 23, notServed: 5, accepted: 8, rateLimited: 2, rateLimitedTotal: 8 });
+  const c = server.counters;
+  t.equal(c.received, c.notServed + c.rateLimited + c.rateLimitedTotal + c.malformed + c.oversized + c.accepted, 'every datagram counted once');
+});

@@ -99,8 +99,9 @@ export class EventStreams {
     this.write(client, 'retry: 2000\n: metalboot events\n\n');
     if (after !== undefined) {
       const ring = this.o.bus.recent();
-      const oldest = ring[0]?.seq;
-      if (oldest !== undefined && oldest > after + 1) this.write(client, `event: gap\ndata: ${JSON.stringify({ after, oldest })}\n\n`);
+      // Not ring[0]: syslog lines have a ring of their own (events/bus.ts), which may have lost more.
+      const oldest = this.o.bus.firstComplete();
+      if (oldest > after + 1) this.write(client, `event: gap\ndata: ${JSON.stringify({ after, oldest })}\n\n`);
       for (const e of ring) if (e.seq > after && matches(filter, e)) this.send(client, e);
     }
     this.ensureHeartbeat();
