@@ -51,7 +51,8 @@ export interface RunningDaemon {
 
 /**
  * Test hook for the crash-safety tests: METALBOOT_TEST_CRASH_AT=<op>:<step> makes the daemon
- * SIGKILL itself right after that step of a disk operation. Unset in production.
+ * SIGKILL itself right after that step of a disk operation, or as a machine provision enters a
+ * step (`machine-provision:<step>`). Unset in production.
  */
 function crashPointFromEnv(log: Logger): ((step: string) => void) | undefined {
   const at = process.env['METALBOOT_TEST_CRASH_AT'];
@@ -175,9 +176,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const mlog = log.child({ module: 'machines' });
     const bmcs = new BmcPool(config.ipmi, bus, { debug: (o, m) => mlog.debug(o, m), warn: (o, m) => mlog.warn(o, m) });
     stops.push(() => bmcs.closeAll());
+    const provisionCrashPoint = crashPointFromEnv(log);
     const machines = new MachineService({
       store, bus, bmcs, operations, clock, log: mlog, discover: config.machines.discover,
       ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
+      ...(provisionCrashPoint ? { crashPoint: provisionCrashPoint } : {}),
     });
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
