@@ -75,7 +75,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
     backend instanceof FileBackend && backend.cloneMode === 'copy' ? 'storage ready; this filesystem cannot reflink, so clones are full (sparse) copies' : 'storage ready');
   const i = config.iscsi;
   const tgtd = new Tgtd({
-    runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd,
+    runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd, chapSecretsVia: i.chapSecretsVia,
     portal: { address: i.portal.host, port: i.portal.port }, pidFile: path.join(config.dataDir, 'tgtd.pid'),
   });
   const ilog = log.child({ module: 'iscsi' });
