@@ -72,7 +72,8 @@ export interface RunningDaemon {
 
 /**
  * Test hook for the crash-safety tests: METALBOOT_TEST_CRASH_AT=<op>:<step> makes the daemon
- * SIGKILL itself right after that step of a disk operation. Unset in production.
+ * SIGKILL itself right after that step of a disk operation, or as a machine provision enters a
+ * step (`machine-provision:<step>`). Unset in production.
  */
 function crashPointFromEnv(log: Logger): ((step: string) => void) | undefined {
   const at = process.env['METALBOOT_TEST_CRASH_AT'];
@@ -95,7 +96,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
     backend instanceof FileBackend && backend.cloneMode === 'copy' ? 'storage ready; this filesystem cannot reflink, so clones are full (sparse) copies' : 'storage ready');
   const i = config.iscsi;
   const tgtd = new Tgtd({
-    runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd,
+    runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd, chapSecretsVia: i.chapSecretsVia,
     portal: { address: i.portal.host, port: i.portal.port }, pidFile: path.join(config.dataDir, 'tgtd.pid'),
   });
   const ilog = log.child({ module: 'iscsi' });
@@ -222,9 +223,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const mlog = log.child({ module: 'machines' });
     const bmcs = new BmcPool(config.ipmi, bus, { debug: (o, m) => mlog.debug(o, m), warn: (o, m) => mlog.warn(o, m) });
     stops.push(() => bmcs.closeAll());
+    const provisionCrashPoint = crashPointFromEnv(log);
     const machines = new MachineService({
       store, bus, bmcs, operations, clock, log: mlog, discover: config.machines.discover,
       ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
+      ...(provisionCrashPoint ? { crashPoint: provisionCrashPoint } : {}),
     });
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');

@@ -51,6 +51,7 @@ export const DEFAULT_STORAGE = { backend: 'file', maxPoolPercent: 90 } as const;
 export const DEFAULT_ISCSI = {
   enabled: true, port: 3260, iqnPrefix: 'iqn.2026-11.org.metalboot', tgtadm: '/usr/sbin/tgtadm',
   manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false,
+  chapSecretsVia: 'control-socket',
 } as const;
 
 /** Inclusive [min, max] bounds for integer settings. */

@@ -555,7 +555,7 @@ function portalDefault(dhcp: DhcpConfig, publicUrl: string): string | undefined 
 const IQN_PREFIX = /^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.-]+)?$/;
 
 function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost: string | undefined): IscsiConfig {
-  const m = mapping(v, path, ['enabled', 'portal', 'iqnPrefix', 'tgtadm', 'bstype', 'manageTgtd', 'controlPort', 'checkIntervalMs', 'mutualChap']);
+  const m = mapping(v, path, ['enabled', 'portal', 'iqnPrefix', 'tgtadm', 'bstype', 'manageTgtd', 'controlPort', 'checkIntervalMs', 'mutualChap', 'chapSecretsVia']);
   const enabled = opt(m, 'enabled', path, bool) ?? DEFAULT_ISCSI.enabled;
   let portal = opt(m, 'portal', path, readIpv4HostPort);
   if (portal === undefined) {
@@ -578,6 +578,7 @@ function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost:
     controlPort: opt(m, 'controlPort', path, (x, p) => int(x, p, LIMITS.tgtdControlPort)) ?? DEFAULT_ISCSI.controlPort,
     checkIntervalMs: opt(m, 'checkIntervalMs', path, (x, p) => int(x, p, LIMITS.iscsiCheckIntervalMs)) ?? DEFAULT_ISCSI.checkIntervalMs,
     mutualChap: opt(m, 'mutualChap', path, bool) ?? DEFAULT_ISCSI.mutualChap,
+    chapSecretsVia: opt(m, 'chapSecretsVia', path, (x, p) => oneOf(x, p, ['control-socket', 'argv'] as const)) ?? DEFAULT_ISCSI.chapSecretsVia,
   };
 }
 

@@ -150,6 +150,11 @@ export interface IscsiConfig {
   readonly checkIntervalMs: number;
   /** Also make the target authenticate itself to the initiator (mutual CHAP). */
   readonly mutualChap: boolean;
+  /**
+   * How CHAP secrets reach tgtd: `control-socket` (tgtd's management socket, written by metalboot:
+   * the secret is on no process's argv) or `argv` (tgtadm --password, readable in /proc/<pid>/cmdline).
+   */
+  readonly chapSecretsVia: 'control-socket' | 'argv';
 }
 
 export interface MachinesConfig {

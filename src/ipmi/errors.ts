@@ -13,12 +13,28 @@ export abstract class IpmiError extends Error {
   }
 }
 
-/** Nothing came back within the configured bound (timeoutMs × backoff × retries). */
+/** Nothing valid came back within the configured bound (timeoutMs × backoff × retries). */
 export class IpmiTimeoutError extends IpmiError {
-  readonly kind = 'timeout';
+  readonly kind: 'timeout' | 'corrupt' = 'timeout';
   constructor(bmc: string, readonly what: string, readonly attempts: number, readonly elapsedMs: number, readonly dropped: number) {
     super(bmc, `no ${dropped > 0 ? 'valid ' : ''}answer to ${what} after ${attempts} ${attempts === 1 ? 'try' : 'tries'} (${(elapsedMs / 1000).toFixed(1)} s)` +
       (dropped > 0 ? `; ${dropped} malformed or unauthenticated ${dropped === 1 ? 'reply' : 'replies'} dropped` : ''));
+  }
+}
+
+/**
+ * Replies came, but none was usable: every one failed to parse (RMCP/IPMI framing, checksums),
+ * failed its integrity check (RMCP+ HMAC, IPMI 1.5 AuthCode) or answered no request of this
+ * exchange. A subclass of the timeout (the exchange still ended without an answer, and callers that
+ * retry or re-open a session on a timeout do so here too), but reported as what it is: a link or a
+ * BMC that corrupts its replies, not a silent BMC and not one with IPMI over LAN switched off.
+ */
+export class IpmiCorruptRepliesError extends IpmiTimeoutError {
+  override readonly kind = 'corrupt' as const;
+  constructor(bmc: string, what: string, attempts: number, elapsedMs: number, readonly corrupted: number) {
+    super(bmc, what, attempts, elapsedMs, corrupted);
+    this.message = `BMC ${bmc}: ${corrupted} ${corrupted === 1 ? 'reply' : 'replies'} to ${what} were malformed or corrupted (failed to parse or failed the integrity check) ` +
+      `and none was valid after ${attempts} ${attempts === 1 ? 'try' : 'tries'} (${(elapsedMs / 1000).toFixed(1)} s): a corrupting link or a faulty BMC, not a silent one`;
   }
 }
 

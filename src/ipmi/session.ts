@@ -18,7 +18,7 @@ import {
   AUTH_MD5, AUTH_NONE, AUTH_PASSWORD, PAYLOAD_IPMI, PAYLOAD_OPEN_SESSION_REQUEST, PAYLOAD_OPEN_SESSION_RESPONSE, PAYLOAD_RAKP1,
   PAYLOAD_RAKP2, PAYLOAD_RAKP3, PAYLOAD_RAKP4, decodeAsf, decodeIpmiPacket, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type AsfPong,
 } from './rmcp.js';
-import { IpmiAuthError, IpmiCompletionError, IpmiNegotiationError, IpmiProtocolError, IpmiTimeoutError } from './errors.js';
+import { IpmiAuthError, IpmiCompletionError, IpmiCorruptRepliesError, IpmiNegotiationError, IpmiProtocolError, IpmiTimeoutError } from './errors.js';
 import type { Accept, RetryPolicy, Transport } from './transport.js';
 
 /** `auto` tries 17, then 3, then IPMI 1.5 if the BMC has no RMCP+ at all. */
@@ -126,7 +126,9 @@ export async function getAuthCapabilities(link: SessionLink, privilege: number):
   try {
     res = await plainCommand(link, 'Get Channel Authentication Capabilities', c);
   } catch (e) {
-    if (e instanceof IpmiTimeoutError && (await presencePing(link))) {
+    // Only silence is diagnosed with a ping: replies that came but were corrupted (counted in the
+    // error) say the BMC does speak IPMI over LAN, whatever a ping says.
+    if (e instanceof IpmiTimeoutError && !(e instanceof IpmiCorruptRepliesError) && (await presencePing(link))) {
       throw new IpmiAuthError(link.bmc, 'no-lan-access', 'it answers RMCP presence pings but no IPMI request; IPMI over LAN is probably disabled');
     }
     throw e;
@@ -269,7 +271,8 @@ async function openV15(link: SessionLink, creds: Credentials, authType: number):
   } catch (e) {
     // A BMC drops an Activate Session whose AuthCode fails, so with a known user a timeout here
     // (after the challenge was answered) means the password is wrong.
-    if (e instanceof IpmiTimeoutError) throw new IpmiAuthError(link.bmc, 'wrong-password', 'Activate Session was not answered after a valid challenge');
+    // Replies that failed to verify are corruption, not a wrong password (that one gets no reply).
+    if (e instanceof IpmiTimeoutError && !(e instanceof IpmiCorruptRepliesError)) throw new IpmiAuthError(link.bmc, 'wrong-password', 'Activate Session was not answered after a valid challenge');
     throw e;
   }
   // 86h is also what a user whose channel access is NO ACCESS (Set User Access, §22.26) gets.

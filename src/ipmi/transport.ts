@@ -4,7 +4,7 @@
  * in flight at a time (the client serialises), so no reply can be matched to the wrong request.
  */
 import dgram from 'node:dgram';
-import { IpmiClosedError, IpmiPortClosedError, IpmiTimeoutError } from './errors.js';
+import { IpmiClosedError, IpmiCorruptRepliesError, IpmiPortClosedError, IpmiTimeoutError } from './errors.js';
 
 export interface Datagrams {
   send(datagram: Buffer): void;
@@ -101,7 +101,9 @@ export class Transport {
       }
       if (this.closed) throw new IpmiClosedError(this.bmc);
     }
-    throw new IpmiTimeoutError(this.bmc, what, policy.retries + 1, Date.now() - started, dropped);
+    // Replies that all had to be dropped are a different failure from silence: say so, with the count.
+    if (dropped > 0) throw new IpmiCorruptRepliesError(this.bmc, what, policy.retries + 1, Date.now() - started, dropped);
+    throw new IpmiTimeoutError(this.bmc, what, policy.retries + 1, Date.now() - started, 0);
   }
 
   /** Sends without waiting for an answer (Close Session on shutdown). */

@@ -4,12 +4,16 @@
  * and stops tgtd itself.
  *
  * Secrets: tgtadm only takes a CHAP secret as `--password <secret>` on its
- * command line, so for the few milliseconds tgtadm runs, the secret is
- * readable by any local user in /proc/<pid>/cmdline (and by process
- * accounting/audit if enabled). There is no stdin or file option in tgt
- * 1.0.85. We accept that risk for a root-only appliance; what we control is
- * that the secret never reaches a log or an error: every error thrown from
- * here carries a redacted argv and stderr with the secret scrubbed.
+ * command line, where for the milliseconds tgtadm runs any local user reads
+ * it in /proc/<pid>/cmdline (and process accounting/audit records it). There
+ * is no stdin, file or environment option in tgt 1.0.85. So by default
+ * (`chapSecretsVia: 'control-socket'`) the one request that carries a secret,
+ * new-account, is sent by this process on tgtd's control socket in tgtadm's
+ * own wire format (tgtd-ipc.ts); every other request, secret-free, still runs
+ * tgtadm. `'argv'` keeps the old way for a tgt whose socket this process
+ * cannot reach. Either way the secret never reaches a log or an error: every
+ * error thrown from here carries a redacted argv and stderr with the secret
+ * scrubbed.
  *
  * tgtd ignores SIGTERM. stop() takes it offline, deletes every target with
  * --force, then asks it to exit (`--mode sys --op delete`); SIGKILL through
@@ -17,6 +21,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CommandError, type Runner } from '../exec/run.js';
+import { encodeNewAccountRequest, TgtdIpcError, tgtdRequest, tgtSocketPath } from './tgtd-ipc.js';
 import {
   checkControlPort, classifyTgtadmFailure, parseAccountShow, parsePortalShow, parseTargetShow, portalArg, redactArgv,
   REDACTED, tgtadmArgv, type BsType, type TgtadmErrorKind, type TgtadmOp, type TgtPortal, type TgtTarget,
@@ -63,6 +68,10 @@ export interface TgtdOptions {
   readonly startTimeoutMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
   readonly kill?: (pid: number, signal: NodeJS.Signals) => void;
+  /** How a CHAP secret reaches tgtd: on its control socket (default, never on an argv) or tgtadm's `--password`. */
+  readonly chapSecretsVia?: 'control-socket' | 'argv';
+  /** The control socket's path without `.<port>` (tgtadm's TGT_IPC_SOCKET); default /var/run/tgtd/socket. */
+  readonly socketBase?: string;
 }
 
 const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -80,6 +89,7 @@ export class Tgtd {
 
   /** Runs one tgtadm operation; every failure becomes a TgtadmError with a redacted argv. */
   async run(op: TgtadmOp): Promise<string> {
+    if (op.op === 'new-account' && (this.opts.chapSecretsVia ?? 'control-socket') === 'control-socket') return this.newAccountOnSocket(op.user, op.secret);
     const argv = tgtadmArgv(op, { controlPort: this.controlPort, ...(this.opts.tgtadmPath ? { tgtadm: this.opts.tgtadmPath } : {}) });
     const secret = op.op === 'new-account' ? op.secret : undefined;
     const scrub = (s: string): string => (secret ? s.split(secret).join(REDACTED) : s);
@@ -92,6 +102,26 @@ export class Tgtd {
         throw new TgtadmError(op.op, kind, redactArgv(argv), e.reason, e.code, scrub(e.stderr));
       }
       throw new TgtadmError(op.op, 'other', redactArgv(argv), 'spawn', undefined, scrub(e instanceof Error ? e.message : String(e)));
+    }
+  }
+
+  /**
+   * new-account without an argv: the request tgtadm would send, sent by us (tgtd-ipc.ts). Failures
+   * become the same TgtadmError kinds as tgtadm's (its exit codes: 22 for a tgtd refusal, 107 when
+   * tgtd is not there); the argv in the error is the equivalent tgtadm command, secret redacted.
+   */
+  private async newAccountOnSocket(user: string, secret: string): Promise<string> {
+    const request = encodeNewAccountRequest(user, secret);
+    try {
+      return await tgtdRequest(tgtSocketPath(this.controlPort, this.opts.socketBase), this.controlPort, request, this.timeoutMs);
+    } catch (e) {
+      const argv = redactArgv(tgtadmArgv({ op: 'new-account', user, secret }, { controlPort: this.controlPort }));
+      const msg = (e instanceof Error ? e.message : String(e)).split(secret).join(REDACTED);
+      if (e instanceof TgtdIpcError && e.reason === 'timeout') throw new TgtadmError('new-account', 'timeout', argv, 'timeout', undefined, msg);
+      if (e instanceof TgtdIpcError && e.reason === 'connect') throw new TgtadmError('new-account', 'not-running', argv, 'exit', 107, `tgtadm: can't connect: ${msg}`);
+      throw new TgtadmError('new-account', classifyTgtadmFailure(22, msg), argv, 'exit', 22, `tgtadm: ${msg}`);
+    } finally {
+      request.fill(0); // the only copy of the secret this function made
     }
   }
 

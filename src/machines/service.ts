@@ -55,6 +55,11 @@ export interface MachineServiceOptions {
   readonly discover: boolean;
   /** Upper bound on discovered machines kept (a MAC flood must not fill the store). */
   readonly maxDiscovered?: number;
+  /**
+   * Test hook (METALBOOT_TEST_CRASH_AT, wired in daemon.ts): called with `machine-provision:<step>`
+   * once that step of a provision is stored and before it runs. A no-op otherwise.
+   */
+  readonly crashPoint?: (step: string) => void;
 }
 
 const EVENTS_KEPT = 200;
@@ -90,13 +95,7 @@ export class MachineService {
       list.push({ key, event: e });
       this.history.set(e.mac, list);
     }
-    // A machine caught in `provisioning` by a restart: its operation died with the daemon.
-    for (const m of this.machines.values()) {
-      if (m.state === 'provisioning') {
-        const disk = this.o.disks?.get(m.mac);
-        await this.setState(m.mac, disk ? 'ready' : 'error', disk ? 'provisioning finished by the disk journal at restart' : 'provisioning interrupted by a restart', 'metalboot');
-      }
-    }
+    for (const m of [...this.machines.values()]) if (m.state === 'provisioning') await this.settleInterruptedProvision(m);
     this.o.bus.subscribe((e) => {
       // Cheap checks first: this runs for every DHCP packet of a storm.
       if (!e.mac) return;
@@ -109,6 +108,34 @@ export class MachineService {
       }
       void this.observe(e).catch((err: unknown) => this.o.log.error({ event: 'machines.observe-error', err: String(err) }, 'event handling failed'));
     });
+  }
+
+  /**
+   * A machine caught in `provisioning` by a restart: its operation died with the daemon. The disk
+   * journal (disks/service.ts recover(), run before this) has already finished or rolled back the
+   * disk step, so the disk is consistent; what the operation's stored step says decides the rest:
+   * - no disk: `error` (the disk was rolled back; provision again);
+   * - a disk and no BMC: only the boot-mode store write was left, so it is done here, the machine
+   *   is `ready` and the operation is rewritten as succeeded (finished at restart);
+   * - a disk and a BMC: the boot device and power may not have been set, and a power cycle must not
+   *   happen behind the admin's back after a restart, so `error` naming the step. The disk is kept:
+   *   provisioning again (allowed from `error`) skips the disk step and runs bootdev and power.
+   */
+  private async settleInterruptedProvision(m: Machine): Promise<void> {
+    const op = this.o.operations.interrupted('provision', m.mac)[0];
+    const step = op?.step ?? 'unknown';
+    const disk = this.o.disks?.get(m.mac);
+    if (disk && !m.bmc) {
+      await this.write({ ...m, image: disk.imageId, bootMode: 'sanboot', updatedAt: this.o.clock() });
+      await this.setState(m.mac, 'ready', `provision finished at restart (interrupted at step ${step}; disk completed by the disk journal, no BMC steps)`, 'metalboot');
+      if (op) await this.o.operations.finishInterrupted(op.id, { image: disk.imageId, targetIqn: disk.targetIqn }, `interrupted at step ${step}; finished at restart`);
+    } else {
+      const why = disk
+        ? `provision interrupted by a restart at step ${step}; the disk is kept, boot device and power were not confirmed: provision again to finish`
+        : `provision interrupted by a restart at step ${step}; the disk was rolled back: provision again`;
+      await this.setState(m.mac, 'error', why, 'metalboot');
+    }
+    this.o.log.warn({ event: 'machines.provision-interrupted', mac: m.mac, step, ...(op ? { operation: op.id } : {}), state: this.machines.get(m.mac)?.state }, 'provision interrupted by a restart settled');
   }
 
   // ---------------------------------------------------------------- queries
@@ -197,7 +224,12 @@ export class MachineService {
     transition(m, 'provisioning', 'provision'); // throws TransitionError (409) before anything starts
     if (disks.get(mac) && disks.get(mac)!.imageId !== img) throw new MachineError(mac, 'conflict', `has a disk from image ${disks.get(mac)!.imageId}; deprovision it first`);
     this.provisioningNow.add(mac);
-    return this.o.operations.start('provision', mac, async (step) => {
+    return this.o.operations.start('provision', mac, async (stored) => {
+      // Each step is stored before it runs, so a restart can name where this one stopped.
+      const step = async (name: string): Promise<void> => {
+        await stored(name);
+        this.o.crashPoint?.(`machine-provision:${name}`);
+      };
       try {
         await this.setState(mac, 'provisioning', `provision ${img}`, actor);
       } catch (e) {
@@ -206,16 +238,16 @@ export class MachineService {
       }
       try {
         if (!disks.get(mac)) {
-          step('disk');
+          await step('disk');
           await disks.provision(mac, { imageId: img });
         }
-        step('boot-mode');
+        await step('boot-mode');
         const cur = this.require(mac);
         if (cur.image !== img || cur.bootMode !== 'sanboot') await this.write({ ...cur, image: img, bootMode: 'sanboot', updatedAt: this.o.clock() });
         if (cur.bmc) {
-          step('bootdev');
+          await step('bootdev');
           await this.o.bmcs.call(mac, cur.bmc, 'bootdev pxe', (c) => c.setBootDevice({ device: 'pxe', efi: cur.firmware === 'uefi' }));
-          step('power');
+          await step('power');
           const state = await this.o.bmcs.call(mac, cur.bmc, 'power status', (c) => c.powerState());
           await this.o.bmcs.call(mac, cur.bmc, state === 'on' ? 'power cycle' : 'power on', (c) => c.power(state === 'on' ? 'cycle' : 'on'));
           this.power_.set(mac, 'on');

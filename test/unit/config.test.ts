@@ -375,7 +375,7 @@ t.test('storage and iscsi: defaults follow the backend, the DHCP address and dat
   t.same(c.storage, { backend: 'file', fileDir: '/var/lib/metalboot/volumes', maxPoolPercent: 90 });
   t.same(c.iscsi, {
     enabled: true, portal: { host: '10.99.0.1', port: 3260 }, iqnPrefix: 'iqn.2026-11.org.metalboot', tgtadm: '/usr/sbin/tgtadm',
-    bstype: 'rdwr', manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false,
+    bstype: 'rdwr', manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false, chapSecretsVia: 'control-socket',
   }, 'portal from dhcp.serverAddress; rdwr for files');
   const lvm = parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 80 }\n`, env);
   t.same(lvm.storage, { backend: 'lvm', fileDir: '/var/lib/metalboot/volumes', lvm: { vg: 'vg0', thinPool: 'pool0' }, maxPoolPercent: 80 });
@@ -391,10 +391,10 @@ t.test('storage and iscsi: defaults follow the backend, the DHCP address and dat
   const off = parseConfig('http: { publicUrl: "http://192.0.2.7:8080" }\ndhcp: { mode: off }\n', env);
   t.same(off.iscsi.portal, { host: '192.0.2.7', port: 3260 }, 'without DHCP: publicUrl\'s host');
   t.equal(parseConfig('dhcp: { mode: off }\n', env).iscsi.portal.host, '127.0.0.1', 'nothing else known: the listen address on this host');
-  const full = parseConfig(`${MIN}iscsi: { portal: "10.99.0.2:3261", iqnPrefix: "iqn.2020-01.lab.example:boot", bstype: aio, manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, tgtadm: /opt/tgtadm }\n`, env);
+  const full = parseConfig(`${MIN}iscsi: { portal: "10.99.0.2:3261", iqnPrefix: "iqn.2020-01.lab.example:boot", bstype: aio, manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, tgtadm: /opt/tgtadm, chapSecretsVia: argv }\n`, env);
   t.same(full.iscsi, {
     enabled: true, portal: { host: '10.99.0.2', port: 3261 }, iqnPrefix: 'iqn.2020-01.lab.example:boot', tgtadm: '/opt/tgtadm',
-    bstype: 'aio', manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true,
+    bstype: 'aio', manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, chapSecretsVia: 'argv',
   });
 });
 

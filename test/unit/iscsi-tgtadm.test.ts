@@ -242,7 +242,7 @@ t.test('Tgtd: a failing createAccount never exposes the secret', async (t) => {
     // A hostile stderr that echoes the command line back.
     throw new CommandError(argv, 'exit', 22, `tgtadm: this account already exists (${argv.join(' ')})`);
   };
-  const tgtd = new Tgtd({ runner, controlPort: 4242 });
+  const tgtd = new Tgtd({ runner, controlPort: 4242, chapSecretsVia: 'argv' });
   const err = await tgtd.createAccount('u1', secret).catch((e: unknown) => e);
   t.type(err, TgtadmError);
   t.type(err, CommandError, 'still a CommandError for generic callers');
