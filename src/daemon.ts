@@ -35,8 +35,10 @@ import type { Mac } from './net/mac.js';
 import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
+import { ProxyReplies, scriptAccess } from './boot/script-access.js';
+import { readNeighbour } from './net/neighbours.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, type Ipv4 } from './net/ipv4.js';
+import { parseIpv4, tryParseIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
@@ -182,6 +184,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
     const disks = storage?.disks;
+    // Proxy mode: where metalboot's own 4011 ACKs went (filled by the DHCP outcome hook below).
+    const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);
+    const ifaceSubnet = leases && config.dhcp.serverAddress !== undefined ? leases.subnetOf(config.dhcp.serverAddress) : undefined;
     const boot: HttpDeps['boot'] = {
       publicUrl: config.http.publicUrl, unknown: config.machines.unknown, netbootDir: config.machines.netbootDir,
       sanboot: { tries: config.machines.sanbootTries, retryDelaySec: config.machines.sanbootRetryDelaySec, fallback: config.machines.sanbootFallback },
@@ -189,6 +194,20 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       ...(disks ? { disk: (mac: Mac) => disks.get(mac), portal: config.iscsi.portal } : {}),
       // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
+      // Who may have a machine's CHAP secrets: the lease table (server) or the proxy ACK (proxy),
+      // plus the neighbour table; never the address book.
+      scriptAccess: async (mac, from) => {
+        const now = clock();
+        const l = leases?.leaseOf(mac);
+        const fromIp = tryParseIpv4(from);
+        const pr = proxyReplies.of(mac, now);
+        return scriptAccess(mac, from, {
+          mode: config.dhcp.mode, now, neighbour: await readNeighbour(from),
+          relayed: !!leases && fromIp !== undefined && leases.subnetOf(fromIp) !== undefined && leases.subnetOf(fromIp) !== ifaceSubnet,
+          ...(l ? { lease: { ip: formatIpv4(l.ip), bound: l.state === 'bound', expiresAt: l.expiresAt } } : {}),
+          proxyReplies: pr,
+        });
+      },
     };
     // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
     const probes: DaemonProbes = {
@@ -244,6 +263,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const dhcp = new DhcpServer({
         config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}), ...(logServer !== undefined ? { logServer } : {}),
         onOutcome: (o, c) => {
+          // The 4011 ACK is unicast to the requester's source (PXE 2.1 §2.2.4): the proxy-mode fact for script access.
+          if (o.event === 'dhcp.proxy-ack' && o.mac && o.reply && o.reply.to.address !== 0 && o.reply.to.address !== 0xffffffff) {
+            proxyReplies.record(o.mac, formatIpv4(o.reply.to.address), clock());
+          }
           // Built field by field (no spreads): this runs for every DHCP packet of a storm.
           const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
           const e: { -readonly [K in keyof Extract<EventBody, { type: DhcpEventType }>]: Extract<EventBody, { type: DhcpEventType }>[K] } = { type: o.event as DhcpEventType, arch: c.arch, ipxe: c.isIpxe };

@@ -141,6 +141,11 @@ export interface MachinesConfig {
   readonly sanbootFallback: 'retry' | 'menu' | 'exit';
   /** Kernels and initrds served at /boot/files/ (default `<dataDir>/netboot`). */
   readonly netbootDir: string;
+  /**
+   * Proxy mode: how long after metalboot's ProxyDHCP ACK (port 4011) went to an address that
+   * address may fetch the machine's sanboot script (boot/script-access.ts).
+   */
+  readonly proxyBootWindowSec: number;
 }
 
 /** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */

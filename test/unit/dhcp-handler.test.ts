@@ -37,7 +37,8 @@ interface Env {
   readonly table: LeaseTable;
   readonly leases: LeaseService;
   readonly conflicts: [Ipv4, Mac][];
-  server(buf: Buffer): Promise<Outcome>;
+  /** Source defaults to a legitimate client: its ciaddr, else 0.0.0.0 (port 68). */
+  server(buf: Buffer, source?: { address: Ipv4; port: number }): Promise<Outcome>;
   proxy(buf: Buffer, port: number, source?: { address: Ipv4; port: number }): Outcome;
 }
 
@@ -58,9 +59,9 @@ function setup(o: { subnets?: SubnetConfig[]; reservations?: ReservationConfig[]
     table,
     leases: undefined as unknown as LeaseService,
     conflicts,
-    server: (buf) => {
+    server: (buf, source) => {
       const p = decode(buf);
-      return handleServer(p, classify(p), ctx, env.leases);
+      return handleServer(p, classify(p), ctx, env.leases, source ?? { address: p.ciaddr, port: 68 });
     },
     proxy: (buf, port, source = { address: ip('0.0.0.0'), port: 68 }) => {
       const p = decode(buf);
