@@ -184,7 +184,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
     const disks = storage?.disks;
-    // Proxy mode: where metalboot's own 4011 ACKs went (filled by the DHCP outcome hook below).
+    // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
     const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);
     const ifaceSubnet = leases && config.dhcp.serverAddress !== undefined ? leases.subnetOf(config.dhcp.serverAddress) : undefined;
     const boot: HttpDeps['boot'] = {
@@ -205,7 +205,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
           mode: config.dhcp.mode, now, neighbour: await readNeighbour(from),
           relayed: !!leases && fromIp !== undefined && leases.subnetOf(fromIp) !== undefined && leases.subnetOf(fromIp) !== ifaceSubnet,
           ...(l ? { lease: { ip: formatIpv4(l.ip), bound: l.state === 'bound', expiresAt: l.expiresAt } } : {}),
-          proxyReplies: pr,
+          ...(pr !== undefined ? { proxyReplyUntil: pr } : {}),
         });
       },
     };
@@ -263,10 +263,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const dhcp = new DhcpServer({
         config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}), ...(logServer !== undefined ? { logServer } : {}),
         onOutcome: (o, c) => {
-          // The 4011 ACK is unicast to the requester's source (PXE 2.1 §2.2.4): the proxy-mode fact for script access.
-          if (o.event === 'dhcp.proxy-ack' && o.mac && o.reply && o.reply.to.address !== 0 && o.reply.to.address !== 0xffffffff) {
-            proxyReplies.record(o.mac, formatIpv4(o.reply.to.address), clock());
-          }
+          // Proxy mode: a reply of ours for this MAC opens its script window (boot/script-access.ts).
+          if ((o.event === 'dhcp.proxy-offer' || o.event === 'dhcp.proxy-ack') && o.mac && o.reply) proxyReplies.record(o.mac, clock());
           // Built field by field (no spreads): this runs for every DHCP packet of a storm.
           const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
           const e: { -readonly [K in keyof Extract<EventBody, { type: DhcpEventType }>]: Extract<EventBody, { type: DhcpEventType }>[K] } = { type: o.event as DhcpEventType, arch: c.arch, ipxe: c.isIpxe };

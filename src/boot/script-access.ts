@@ -5,12 +5,18 @@
  *
  *  - server mode: a bound, unexpired lease metalboot itself ACKed to that MAC, and the request
  *    comes from that lease's address;
- *  - proxy mode: metalboot's own ProxyDHCP ACK (port 4011, unicast to the requester's source
- *    address, PXE 2.1 §2.2.4) went to that address for that MAC within `proxyReplyTtlMs`;
+ *  - proxy mode: metalboot sent its own ProxyDHCP reply for that MAC within the window (this
+ *    boot), and the requester is on a directly attached segment;
  *  - both modes, for a requester on a directly attached segment: the kernel's neighbour (ARP)
  *    entry for the requesting address names the machine's MAC. A host that puts the machine's
  *    address on its own interface (its own MAC) to reuse the lease of a powered-off machine, or
- *    that asked for a proxy reply with the machine's chaddr from its own address, fails here.
+ *    that solicited a proxy reply with the machine's chaddr, fails here.
+ *
+ * Why proxy mode does not pin the address: iPXE (QEMU's ROM, snponly.efi) takes the ProxyDHCP
+ * offer on port 67 as it is (it has next-server and a file name) and never asks on port 4011,
+ * so no reply of ours is addressed to the machine; the offer is broadcast, and the address the
+ * machine announces in its REQUEST to the other server is chosen by whoever sends it. The only
+ * binding of address to MAC that a forged DHCP packet does not create is ARP.
  *
  * DHCPINFORM, the address book (which learns from anything DHCP says) and client-chosen
  * ciaddr/requested addresses are never consulted.
@@ -31,8 +37,8 @@ export interface ScriptAccessFacts {
   readonly now: number;
   /** Server mode: the lease table's record for the MAC, if any. */
   readonly lease?: { readonly ip: string; readonly bound: boolean; readonly expiresAt: number };
-  /** Proxy mode: where metalboot recently sent its own 4011 ACKs for the MAC, and when each stops counting. */
-  readonly proxyReplies?: readonly { readonly ip: string; readonly expiresAt: number }[];
+  /** Proxy mode: until when the last ProxyDHCP reply metalboot sent for the MAC counts (this boot). */
+  readonly proxyReplyUntil?: number;
   readonly neighbour: NeighbourFact;
   /**
    * Server mode: the requester is in a subnet served through a relay (not the DHCP interface's
@@ -55,9 +61,7 @@ export function scriptAccess(mac: Mac, from: string, f: ScriptAccessFacts): Scri
     if (l.ip !== from) return deny('request not from the address leased to this MAC');
     via = 'lease';
   } else if (f.mode === 'proxy') {
-    const live = (f.proxyReplies ?? []).filter((p) => p.expiresAt > f.now);
-    if (live.length === 0) return deny('no ProxyDHCP ACK sent for this MAC in this boot');
-    if (!live.some((p) => p.ip === from)) return deny('request not from an address a ProxyDHCP ACK for this MAC went to');
+    if (f.proxyReplyUntil === undefined || f.proxyReplyUntil <= f.now) return deny('no ProxyDHCP reply sent for this MAC in this boot');
     via = 'proxy-reply';
   } else {
     return deny('DHCP is off: no address is known to belong to this MAC');
@@ -73,28 +77,26 @@ export function scriptAccess(mac: Mac, from: string, f: ScriptAccessFacts): Scri
 }
 
 /**
- * Where metalboot's own ProxyDHCP ACKs went, per MAC, for `ttlMs`: the last `perMac` addresses,
- * so a forged 4011 request with the machine's chaddr cannot push the machine's own address out
- * between its ACK and its script fetch. Bounded: the oldest MACs are dropped once `max` are held
- * (a chaddr flood only evicts, never grows it).
+ * When metalboot last sent a ProxyDHCP reply (offer or ACK) for each MAC; it counts for `ttlMs`.
+ * Bounded: the oldest MACs are dropped once `max` are held (a chaddr flood only evicts, never
+ * grows it; an evicted machine is refused until its next boot, never wrongly admitted).
  */
 export class ProxyReplies {
-  private readonly byMac = new Map<Mac, { ip: string; expiresAt: number }[]>();
+  private readonly until = new Map<Mac, number>();
 
-  constructor(private readonly ttlMs: number, private readonly max = 4096, private readonly perMac = 4) {}
+  constructor(private readonly ttlMs: number, private readonly max = 4096) {}
 
-  record(mac: Mac, ip: string, now: number): void {
-    const kept = (this.byMac.get(mac) ?? []).filter((r) => r.ip !== ip && r.expiresAt > now);
-    kept.push({ ip, expiresAt: now + this.ttlMs });
-    this.byMac.delete(mac); // re-insert: Map order is the eviction order
-    this.byMac.set(mac, kept.slice(-this.perMac));
-    while (this.byMac.size > this.max) this.byMac.delete(this.byMac.keys().next().value as Mac);
+  record(mac: Mac, now: number): void {
+    this.until.delete(mac); // re-insert: Map order is the eviction order
+    this.until.set(mac, now + this.ttlMs);
+    while (this.until.size > this.max) this.until.delete(this.until.keys().next().value as Mac);
   }
 
-  of(mac: Mac, now: number): readonly { ip: string; expiresAt: number }[] {
-    const live = (this.byMac.get(mac) ?? []).filter((r) => r.expiresAt > now);
-    if (live.length === 0) this.byMac.delete(mac);
-    return live;
+  /** Until when the last reply for `mac` counts, if it still does. */
+  of(mac: Mac, now: number): number | undefined {
+    const u = this.until.get(mac);
+    if (u !== undefined && u <= now) { this.until.delete(mac); return undefined; }
+    return u;
   }
 }
 

@@ -566,7 +566,7 @@ function readMachines(v: unknown, path: string, dataDir: string): MachinesConfig
     sanbootRetryDelaySec: opt(m, 'sanbootRetryDelaySec', path, (x, p) => int(x, p, [1, 600])) ?? 5,
     sanbootFallback: opt(m, 'sanbootFallback', path, (x, p) => oneOf(x, p, ['retry', 'menu', 'exit'] as const)) ?? 'exit',
     netbootDir: opt(m, 'netbootDir', path, readAbsolutePath) ?? `${dataDir.replace(/\/$/, '')}/netboot`,
-    // Ten minutes covers a slow firmware from its 4011 ACK to iPXE's script fetch, and the menu's
+    // Ten minutes covers a slow firmware from its ProxyDHCP offer to iPXE's script fetch, and the menu's
     // 'sanboot' choice; a later boot does a new ProxyDHCP exchange and opens a new window.
     proxyBootWindowSec: opt(m, 'proxyBootWindowSec', path, (x, p) => int(x, p, [10, 86_400])) ?? 600,
   };

@@ -142,8 +142,8 @@ export interface MachinesConfig {
   /** Kernels and initrds served at /boot/files/ (default `<dataDir>/netboot`). */
   readonly netbootDir: string;
   /**
-   * Proxy mode: how long after metalboot's ProxyDHCP ACK (port 4011) went to an address that
-   * address may fetch the machine's sanboot script (boot/script-access.ts).
+   * Proxy mode: how long after metalboot's last ProxyDHCP reply for a machine the machine may
+   * fetch its sanboot script (boot/script-access.ts).
    */
   readonly proxyBootWindowSec: number;
 }

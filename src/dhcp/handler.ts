@@ -4,7 +4,7 @@
  * ProxyDHCP follows PXE 2.1 §2.2. No sockets here: dhcp/server.ts sends.
  */
 import type { BootFilesConfig } from '../config/types.js';
-import { cidrBroadcast, cidrContains, cidrMask, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
+import { cidrBroadcast, cidrContains, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
 import { nonUnicastMacReason, type Mac } from '../net/mac.js';
 import type { LeaseService } from '../leases/service.js';
 import { selectBoot, type BootTarget } from './bootfile.js';
@@ -135,7 +135,7 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
       if (!s) return ignore(c, 'INFORM from an address we do not serve');
       // RFC 2131 §4.4.3: a client that already has an address informs from it. Neither the
       // subnet's network nor its broadcast address can be one host's.
-      if (c.ciaddr === cidrMask(s.cidr) || c.ciaddr === cidrBroadcast(s.cidr)) return ignore(c, 'INFORM with a network or broadcast ciaddr');
+      if (c.ciaddr === s.cidr.network || c.ciaddr === cidrBroadcast(s.cidr)) return ignore(c, 'INFORM with a network or broadcast ciaddr');
       // Direct: the packet comes from ciaddr itself. Relayed (giaddr set): it comes from the relay,
       // and ciaddr must be in the relay's subnet. Either way INFORM binds nothing and teaches the
       // address book nothing (events/addresses.ts): it only gets the configuration ACK.

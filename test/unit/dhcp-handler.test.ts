@@ -615,3 +615,44 @@ t.test('proxy mode', async (t) => {
   t.equal(env.table.list().length, 0);
   t.same(env.prober.probed, []);
 });
+
+// Issue 13.1: RELEASE and INFORM from a sender that does not hold the address change nothing.
+t.test('RELEASE only from the address it releases (RFC 2131 §4.4.6), even with the owner\'s chaddr', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  const attacker = { address: ip('10.99.0.66'), port: 68 };
+  silent(t, await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER }), attacker), /not sent from the address it releases/);
+  silent(t, await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER, giaddr: RELAY }), { address: ip(RELAY), port: 67 }), /not sent from/);
+  t.equal(env.store.leases.get(x)?.state, 'bound', 'still bound');
+  t.equal((await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER }), { address: x, port: 68 })).event, 'dhcp.release', 'from its own address it is released');
+});
+
+t.test('INFORM: not from its ciaddr, or with the network or broadcast address, is ignored; relayed only via its relay', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const attacker = { address: ip('10.99.0.66'), port: 68 };
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.20' }), attacker), /not sent from its ciaddr/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.255' })), /network or broadcast/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.0' })), /network or broadcast/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.20.0.255', giaddr: RELAY }), { address: ip(RELAY), port: 67 }), /network or broadcast/);
+  // Relayed (giaddr set, RFC 2131 §4.4.3 broadcast INFORM): from the relay, ciaddr in the relay's subnet.
+  const relayed = await env.server(a.msg(MessageType.Inform, { ciaddr: '10.20.0.15', giaddr: RELAY }), { address: ip(RELAY), port: 67 });
+  t.equal(relayed.event, 'dhcp.inform', 'relayed INFORM answered');
+  t.same(relayed.reply!.to, { address: ip(RELAY), port: SERVER_PORT }, 'back through the relay');
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.20.0.15', giaddr: RELAY }), attacker), /not from its relay/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.20', giaddr: RELAY }), { address: ip(RELAY), port: 67 }), /another subnet/);
+  t.equal(env.store.writes.length, 0, 'no INFORM wrote anything');
+  t.equal(env.leases.leaseOf(a.mac), undefined, 'and none bound');
+});
+
+t.test('broadcast, multicast and all-zero chaddr are ignored in both modes', async (t) => {
+  const env = setup();
+  for (const hw of [[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01], [0, 0, 0, 0, 0, 0]]) {
+    const c = new Client(hw);
+    silent(t, await env.server(c.discover()), /chaddr is (the broadcast|a multicast|the all-zero)/);
+    silent(t, env.proxy(pxeBiosDiscover({ chaddr: hw }), SERVER_PORT), /chaddr is/);
+  }
+  t.equal(env.store.writes.length, 0);
+});
