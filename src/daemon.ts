@@ -37,6 +37,7 @@ import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { ProxyReplies, scriptAccess } from './boot/script-access.js';
 import { readNeighbour } from './net/neighbours.js';
+import { PoolExhaustionWarnings } from './dhcp/pool-exhausted.js';
 import { logBusEvents } from './events/log.js';
 import { parseIpv4, tryParseIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
@@ -121,6 +122,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   bus.subscribe((e) => addresses.learn(e));
   // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
   logBusEvents(bus, log);
+  // A pool that ran out is an operator's problem: a warning, at most one per subnet per minute.
+  const exhausted = new PoolExhaustionWarnings(60_000);
+  bus.subscribe((e) => {
+    if (e.type !== 'dhcp.no-address' || !e.exhaustedSubnet) return;
+    const w = exhausted.note(e.exhaustedSubnet, clock());
+    if (w) log.warn({ event: 'dhcp.pool-exhausted', subnet: w.subnet, mac: e.mac, suppressed: w.suppressed }, `DHCP pool of ${w.subnet} exhausted: no address to offer`);
+  });
 
   try {
     let leases: LeaseService | undefined;
@@ -276,6 +284,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
           if (c.hostname) e.hostname = c.hostname;
           if (o.boot && o.boot.kind !== 'none') e.bootFile = 'file' in o.boot ? o.boot.file : o.boot.url;
           if (o.reason) e.reason = o.reason;
+          if (o.exhaustedSubnet) e.exhaustedSubnet = o.exhaustedSubnet;
           bus.publish(e);
         },
       });

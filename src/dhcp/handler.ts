@@ -4,7 +4,7 @@
  * ProxyDHCP follows PXE 2.1 §2.2. No sockets here: dhcp/server.ts sends.
  */
 import type { BootFilesConfig } from '../config/types.js';
-import { cidrBroadcast, cidrContains, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
+import { cidrBroadcast, cidrContains, formatCidr, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
 import { nonUnicastMacReason, type Mac } from '../net/mac.js';
 import type { LeaseService } from '../leases/service.js';
 import { selectBoot, type BootTarget } from './bootfile.js';
@@ -29,6 +29,8 @@ export interface Outcome {
   readonly ip?: Ipv4;
   readonly reason?: string;
   readonly boot?: BootTarget;
+  /** dhcp.no-address because the pool ran out: the subnet (CIDR) whose pool it is. */
+  readonly exhaustedSubnet?: string;
 }
 
 const ignore = (c: ClientInfo, reason: string): Outcome => ({ event: 'dhcp.ignored', mac: c.mac, reason });
@@ -64,7 +66,7 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
     case MessageType.Discover: {
       if (!subnet) return ignore(c, `no subnet for ${c.relayed ? 'relay' : 'interface'} address`);
       const choice = await leases.offer(mac, subnet, c.requestedIp);
-      if (!choice.ok) return { event: 'dhcp.no-address', mac, reason: choice.reason };
+      if (!choice.ok) return { event: 'dhcp.no-address', mac, reason: choice.reason, ...(choice.exhausted ? { exhaustedSubnet: formatCidr(subnet.cidr) } : {}) };
       const reply = buildLeaseReply(req, c, MessageType.Offer, { ip: choice.ip, subnet, leaseTime: subnet.leaseTime, hostname: details.hostname }, boot, ctx.serverId, ctx.logServer);
       return { event: 'dhcp.offer', mac, ip: choice.ip, reply, boot };
     }

@@ -73,7 +73,7 @@ export class LeaseService {
       await this.store.putLeases([q]);
       requested = undefined;
     }
-    return { ok: false, reason: 'every address probed was in use' };
+    return { ok: false, reason: 'every address probed was in use', exhausted: true };
   }
 
   forgetOffer(mac: Mac): void {

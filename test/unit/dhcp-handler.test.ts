@@ -656,3 +656,14 @@ t.test('broadcast, multicast and all-zero chaddr are ignored in both modes', asy
   }
   t.equal(env.store.writes.length, 0);
 });
+
+t.test('an exhausted pool names its subnet in the outcome (for the warning and the metric)', async (t) => {
+  const env = setup({ subnets: [subnet('10.99.0.0/24', '10.99.0.100', '10.99.0.100', { leaseTime: 600 })] });
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  const o = await env.server(client(2).discover());
+  t.equal(o.event, 'dhcp.no-address');
+  t.equal(o.exhaustedSubnet, '10.99.0.0/24');
+  t.match(o.reason, /exhausted/);
+});
