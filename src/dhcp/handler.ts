@@ -33,6 +33,9 @@ export interface Outcome {
   readonly exhaustedSubnet?: string;
 }
 
+/** How long after an ACK the client may still DECLINE the address (its ARP probe takes ~1-2 s; RFC 5227 §2.1.1). */
+export const DECLINE_WINDOW_MS = 60_000;
+
 const ignore = (c: ClientInfo, reason: string): Outcome => ({ event: 'dhcp.ignored', mac: c.mac, reason });
 
 function bootFor(c: ClientInfo, ctx: HandlerContext): BootTarget {
@@ -120,6 +123,11 @@ export async function handleServer(req: DhcpPacket, c: ClientInfo, ctx: HandlerC
       // quarantine ran out, hand its still-valid address to a second client.
       const held = leases.assignable(mac, c.requestedIp, ds);
       if (held === 'in-use' || held === 'reserved') return ignore(c, 'DECLINE of an address held by another client');
+      // RFC 2131 §4.4.1: a client declines right after the ACK, when its ARP probe finds the address
+      // taken. DECLINE is broadcast from 0.0.0.0, so the sender cannot be checked; a bound lease
+      // declined long after its ACK is someone with the holder's chaddr stripping its lease.
+      const since = leases.msSinceBound(mac, c.requestedIp);
+      if (since !== undefined && since > DECLINE_WINDOW_MS) return ignore(c, 'DECLINE long after the ACK');
       await leases.decline(mac, c.requestedIp);
       return { event: 'dhcp.decline', mac, ip: c.requestedIp };
     }

@@ -98,6 +98,12 @@ export class LeaseService {
     return l;
   }
 
+  /** Milliseconds since `mac`'s bound lease on `ip` was last ACKed; undefined when it holds no bound lease there. */
+  msSinceBound(mac: Mac, ip: Ipv4): number | undefined {
+    const l = this.table.leaseOf(mac);
+    return l && l.state === 'bound' && l.ip === ip ? this.clock() - l.updatedAt : undefined;
+  }
+
   async decline(mac: Mac, ip: Ipv4): Promise<Lease> {
     const l = this.table.quarantine(ip, this.clock(), mac);
     await this.store.putLeases([l]);

@@ -667,3 +667,17 @@ t.test('an exhausted pool names its subnet in the outcome (for the warning and t
   t.equal(o.exhaustedSubnet, '10.99.0.0/24');
   t.match(o.reason, /exhausted/);
 });
+
+t.test('DECLINE of a bound lease only shortly after its ACK (RFC 2131 §4.4.1): a late one, chaddr forged or not, is ignored', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  env.now += 61_000;
+  silent(t, await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER })), /long after the ACK/);
+  t.match(env.store.leases.get(x), { state: 'bound', mac: a.mac }, 'the holder keeps its lease');
+  // A renewal is a new ACK: a conflict found then may still be declined.
+  acked(t, await env.server(a.msg(MessageType.Request, { ciaddr: formatIpv4(x) })), x);
+  env.now += 2000;
+  t.equal((await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER }))).event, 'dhcp.decline');
+});
