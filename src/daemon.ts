@@ -37,8 +37,11 @@ import type { Mac } from './net/mac.js';
 import { buildTimeline } from './status/timeline.js';
 import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
+import { ProxyReplies, scriptAccess } from './boot/script-access.js';
+import { readNeighbour } from './net/neighbours.js';
+import { PoolExhaustionWarnings } from './dhcp/pool-exhausted.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, prefixToMask, unmapIpv4, type Ipv4 } from './net/ipv4.js';
+import { parseIpv4, prefixToMask, tryParseIpv4, unmapIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
@@ -167,6 +170,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   bus.subscribe((e) => addresses.learn(e));
   // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
   logBusEvents(bus, log);
+  // A pool that ran out is an operator's problem: a warning, at most one per subnet per minute.
+  const exhausted = new PoolExhaustionWarnings(60_000);
+  bus.subscribe((e) => {
+    if (e.type !== 'dhcp.no-address' || !e.exhaustedSubnet) return;
+    const w = exhausted.note(e.exhaustedSubnet, clock());
+    if (w) log.warn({ event: 'dhcp.pool-exhausted', subnet: w.subnet, mac: e.mac, suppressed: w.suppressed }, `DHCP pool of ${w.subnet} exhausted: no address to offer`);
+  });
 
   try {
     let leases: LeaseService | undefined;
@@ -232,6 +242,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
     const disks = storage?.disks;
+    // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
+    const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);
+    const ifaceSubnet = leases && config.dhcp.serverAddress !== undefined ? leases.subnetOf(config.dhcp.serverAddress) : undefined;
     const boot: HttpDeps['boot'] = {
       publicUrl: config.http.publicUrl, unknown: config.machines.unknown, netbootDir: config.machines.netbootDir,
       sanboot: { tries: config.machines.sanbootTries, retryDelaySec: config.machines.sanbootRetryDelaySec, fallback: config.machines.sanbootFallback },
@@ -239,6 +252,20 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       ...(disks ? { disk: (mac: Mac) => disks.get(mac), portal: config.iscsi.portal } : {}),
       // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
+      // Who may have a machine's CHAP secrets: the lease table (server) or the proxy ACK (proxy),
+      // plus the neighbour table; never the address book.
+      scriptAccess: async (mac, from) => {
+        const now = clock();
+        const l = leases?.leaseOf(mac);
+        const fromIp = tryParseIpv4(from);
+        const pr = proxyReplies.of(mac, now);
+        return scriptAccess(mac, from, {
+          mode: config.dhcp.mode, now, neighbour: await readNeighbour(from),
+          relayed: !!leases && fromIp !== undefined && leases.subnetOf(fromIp) !== undefined && leases.subnetOf(fromIp) !== ifaceSubnet,
+          ...(l ? { lease: { ip: formatIpv4(l.ip), bound: l.state === 'bound', expiresAt: l.expiresAt } } : {}),
+          ...(pr !== undefined ? { proxyReplyUntil: pr } : {}),
+        });
+      },
     };
     // Whether an address holds a DHCP binding metalboot knows: in server mode a bound, unexpired
     // lease of its own for that address; in proxy mode what the address book saw the client take.
@@ -322,6 +349,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const dhcp = new DhcpServer({
         config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}), ...(logServer !== undefined ? { logServer } : {}),
         onOutcome: (o, c) => {
+          // Proxy mode: a reply of ours for this MAC opens its script window (boot/script-access.ts).
+          if ((o.event === 'dhcp.proxy-offer' || o.event === 'dhcp.proxy-ack') && o.mac && o.reply) proxyReplies.record(o.mac, clock());
           // Built field by field (no spreads): this runs for every DHCP packet of a storm.
           const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
           const e: { -readonly [K in keyof Extract<EventBody, { type: DhcpEventType }>]: Extract<EventBody, { type: DhcpEventType }>[K] } = { type: o.event as DhcpEventType, arch: c.arch, ipxe: c.isIpxe };
@@ -333,6 +362,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
           if (c.hostname) e.hostname = c.hostname;
           if (o.boot && o.boot.kind !== 'none') e.bootFile = 'file' in o.boot ? o.boot.file : o.boot.url;
           if (o.reason) e.reason = o.reason;
+          if (o.exhaustedSubnet) e.exhaustedSubnet = o.exhaustedSubnet;
           bus.publish(e);
         },
       });

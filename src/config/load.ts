@@ -26,7 +26,7 @@ import {
   type Ipv4,
   type Ipv4Range,
 } from '../net/ipv4.js';
-import { parseMac, type Mac } from '../net/mac.js';
+import { nonUnicastMacReason, parseMac, type Mac } from '../net/mac.js';
 import {
   DEFAULT_BOOT_FILES,
   DEFAULT_CONFIG_PATH,
@@ -585,7 +585,7 @@ function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost:
 // ---------------------------------------------------------------- machines
 
 function readMachines(v: unknown, path: string, dataDir: string): MachinesConfig {
-  const m = mapping(v, path, ['unknown', 'discover', 'sanbootTries', 'sanbootRetryDelaySec', 'sanbootFallback', 'netbootDir']);
+  const m = mapping(v, path, ['unknown', 'discover', 'sanbootTries', 'sanbootRetryDelaySec', 'sanbootFallback', 'netbootDir', 'proxyBootWindowSec']);
   return {
     // Machines metalboot does not know go straight on to their next boot device (they are still
     // recorded as discovered); a menu would hold every stray PXE client for its timeout.
@@ -595,6 +595,9 @@ function readMachines(v: unknown, path: string, dataDir: string): MachinesConfig
     sanbootRetryDelaySec: opt(m, 'sanbootRetryDelaySec', path, (x, p) => int(x, p, [1, 600])) ?? 5,
     sanbootFallback: opt(m, 'sanbootFallback', path, (x, p) => oneOf(x, p, ['retry', 'menu', 'exit'] as const)) ?? 'exit',
     netbootDir: opt(m, 'netbootDir', path, readAbsolutePath) ?? `${dataDir.replace(/\/$/, '')}/netboot`,
+    // Ten minutes covers a slow firmware from its ProxyDHCP offer to iPXE's script fetch, and the menu's
+    // 'sanboot' choice; a later boot does a new ProxyDHCP exchange and opens a new window.
+    proxyBootWindowSec: opt(m, 'proxyBootWindowSec', path, (x, p) => int(x, p, [10, 86_400])) ?? 600,
   };
 }
 
@@ -757,8 +760,9 @@ function readMac(v: unknown, path: string): Mac {
   } catch (err) {
     throw new ConfigError(path, (err as Error).message);
   }
-  // The group bit: such an address never sends a DHCPDISCOVER.
-  if (parseInt(mac.slice(0, 2), 16) & 1) throw new ConfigError(path, `${mac} is a multicast address`);
+  // The group bit, broadcast, all-zero: such an address never sends a DHCPDISCOVER.
+  const notUnicast = nonUnicastMacReason(mac);
+  if (notUnicast) throw new ConfigError(path, `${mac} is ${notUnicast}`);
   return mac;
 }
 

@@ -168,6 +168,11 @@ export interface MachinesConfig {
   readonly sanbootFallback: 'retry' | 'menu' | 'exit';
   /** Kernels and initrds served at /boot/files/ (default `<dataDir>/netboot`). */
   readonly netbootDir: string;
+  /**
+   * Proxy mode: how long after metalboot's last ProxyDHCP reply for a machine the machine may
+   * fetch its sanboot script (boot/script-access.ts).
+   */
+  readonly proxyBootWindowSec: number;
 }
 
 /** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */

@@ -95,10 +95,11 @@ export class DhcpServer {
       return;
     }
     this.inFlight++;
-    // Only ProxyDHCP answers to the source address (port 4011), so only it parses it.
+    // ProxyDHCP answers to the source (port 4011); server mode checks it against ciaddr for RELEASE and INFORM.
+    const source = { address: parseIpv4(rinfo.address), port: rinfo.port };
     const work: Promise<Outcome> = this.deps.config.mode === 'proxy'
-      ? Promise.resolve().then(() => handleProxy(req, client, this.ctx, port, { address: parseIpv4(rinfo.address), port: rinfo.port }))
-      : handleServer(req, client, this.ctx, this.deps.leases!);
+      ? Promise.resolve().then(() => handleProxy(req, client, this.ctx, port, source))
+      : handleServer(req, client, this.ctx, this.deps.leases!, source);
     // finish() runs inside the chain too, so an encode failure is caught here
     // instead of becoming an unhandled rejection.
     work.then((o) => this.finish(sock, o, client)).catch((e: unknown) => {

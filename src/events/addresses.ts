@@ -1,7 +1,8 @@
 /**
  * Which MAC uses which IPv4 address, as DHCP tells us: the ACKed lease in server mode, the
  * requested or client address seen by ProxyDHCP. Used to attribute TFTP transfers, HTTP
- * requests and syslog lines to machines, and to decide who may fetch a machine's boot script.
+ * requests and syslog lines to machines: a sender chooses chaddr and the addresses in what it
+ * sends, so this is never a source of authorisation (boot/script-access.ts decides that).
  * Bounded: old entries are dropped once `max` MACs are known.
  */
 import type { Mac } from '../net/mac.js';
@@ -22,6 +23,9 @@ export class AddressBook {
     // ProxyDHCP ignores the REQUEST a client sends the lab's own DHCP server, but the address
     // in it is the one the client is taking: the only place a proxy learns it.
     if (e.type === 'dhcp.ignored' && d.message !== 'request') return;
+    // An INFORM's ciaddr is whatever the sender wrote; a client that really holds it was taught
+    // by its ACK already.
+    if (e.type === 'dhcp.inform') return;
     if (!d.mac || !d.ip || d.ip === '0.0.0.0') return;
     if (e.type === 'dhcp.release' || e.type === 'dhcp.decline') { this.forget(d.mac); return; }
     this.set(d.mac, d.ip);

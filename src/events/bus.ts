@@ -22,7 +22,7 @@ export type DhcpEventType =
   | 'dhcp.proxy-offer' | 'dhcp.proxy-ack' | 'dhcp.ignored' | 'dhcp.no-address';
 
 export type EventBody =
-  | { readonly type: DhcpEventType; readonly mac?: Mac; readonly ip?: string; readonly message?: string; readonly arch?: string; readonly vendorClass?: string; readonly uuid?: string; readonly hostname?: string; readonly ipxe?: boolean; readonly bootFile?: string; readonly reason?: string }
+  | { readonly type: DhcpEventType; readonly mac?: Mac; readonly ip?: string; readonly message?: string; readonly arch?: string; readonly vendorClass?: string; readonly uuid?: string; readonly hostname?: string; readonly ipxe?: boolean; readonly bootFile?: string; readonly reason?: string; /** dhcp.no-address: the subnet whose pool ran out */ readonly exhaustedSubnet?: string }
   | { readonly type: 'tftp.start'; readonly client: string; readonly file: string; readonly size: number; readonly mac?: Mac }
   | { readonly type: 'tftp.end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly declined?: true; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string; readonly mac?: Mac }
   | { readonly type: 'boot.script'; readonly mac: Mac; readonly ip: string; readonly action: string; readonly served: boolean; readonly reason?: string }

@@ -73,7 +73,7 @@ export class LeaseService {
       await this.store.putLeases([q]);
       requested = undefined;
     }
-    return { ok: false, reason: 'every address probed was in use' };
+    return { ok: false, reason: 'every address probed was in use', exhausted: true };
   }
 
   forgetOffer(mac: Mac): void {
@@ -96,6 +96,12 @@ export class LeaseService {
     const l = this.table.release(mac, ip, this.clock());
     if (l) await this.store.putLeases([l]);
     return l;
+  }
+
+  /** Milliseconds since `mac`'s bound lease on `ip` was last ACKed; undefined when it holds no bound lease there. */
+  msSinceBound(mac: Mac, ip: Ipv4): number | undefined {
+    const l = this.table.leaseOf(mac);
+    return l && l.state === 'bound' && l.ip === ip ? this.clock() - l.updatedAt : undefined;
   }
 
   async decline(mac: Mac, ip: Ipv4): Promise<Lease> {

@@ -30,7 +30,8 @@ export interface ClientDetails {
 
 export type OfferChoice =
   | { readonly ok: true; readonly ip: Ipv4; /** never leased or probed: check for a conflict first */ readonly needsProbe: boolean }
-  | { readonly ok: false; readonly reason: string };
+  /** exhausted: no free address left in the pool (not a reserved address that is taken). */
+  | { readonly ok: false; readonly reason: string; readonly exhausted?: boolean };
 
 /** Why an address cannot go to a client (or 'ok'). */
 export type Assignable = 'ok' | 'not-in-subnet' | 'in-use' | 'reserved' | 'quarantined' | 'not-in-pool';
@@ -157,7 +158,7 @@ export class LeaseTable {
       return { ok: true, ip: requested, needsProbe: this.needsProbe(requested) };
     }
     const free = this.findFree(mac, subnet, now);
-    return free === undefined ? { ok: false, reason: `pool of ${formatCidr(subnet.cidr)} exhausted` } : { ok: true, ip: free, needsProbe: this.needsProbe(free) };
+    return free === undefined ? { ok: false, reason: `pool of ${formatCidr(subnet.cidr)} exhausted`, exhausted: true } : { ok: true, ip: free, needsProbe: this.needsProbe(free) };
   }
 
   private needsProbe(ip: Ipv4): boolean {

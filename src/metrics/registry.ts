@@ -11,6 +11,7 @@
  *   metalboot_dhcp_replies_total                       replies sent
  *   metalboot_dhcp_errors_total                        handler or send failures
  *   metalboot_dhcp_leases{pool,state}                  state active|free; pool = the subnet CIDR (config-bounded)
+ *   metalboot_dhcp_pool_exhausted_total{subnet}        DISCOVERs left without an offer because the subnet's pool ran out
  *   metalboot_tftp_requests_total                      read/write requests received
  *   metalboot_tftp_transfers_total{result}             result completed|failed|declined (options declined at the OACK: a size query)
  *   metalboot_tftp_errors_total{kind}                  kind malformed|refused|not_found|busy|busy_client|busy_unknown|wrong_tid
@@ -182,6 +183,9 @@ export class Metrics {
     const operations = new Counter({ name: 'metalboot_operations_total', help: 'Finished operations by kind and result.', labelNames: ['kind', 'result'], registers: [r] });
     const logins = new Counter({ name: 'metalboot_iscsi_logins_total', help: 'iSCSI session logins seen.', registers: [r] });
     const logouts = new Counter({ name: 'metalboot_iscsi_logouts_total', help: 'iSCSI session logouts seen.', registers: [r] });
+    // From the bus, not the DHCP counters: only the event knows the subnet. Subnets are config-bounded; the cap is a guard.
+    const exhaustedSubnets = new BoundedLabel(256);
+    const poolExhausted = new Counter({ name: 'metalboot_dhcp_pool_exhausted_total', help: 'DISCOVERs left without an offer because the pool ran out, by subnet.', labelNames: ['subnet'], registers: [r] });
     const onEvent = (e: MetalbootEvent): void => {
       switch (e.type) {
         case 'ipmi.command': {
@@ -193,6 +197,9 @@ export class Metrics {
         }
         case 'operation':
           if (e.status !== 'running') operations.inc({ kind: kinds.value(e.kind), result: e.status });
+          break;
+        case 'dhcp.no-address':
+          if (e.exhaustedSubnet) poolExhausted.inc({ subnet: exhaustedSubnets.value(e.exhaustedSubnet) });
           break;
         case 'iscsi.login': logins.inc(); break;
         case 'iscsi.logout': logouts.inc(); break;

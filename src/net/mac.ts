@@ -32,3 +32,16 @@ export function macFromBytes(bytes: Uint8Array): Mac {
   if (bytes.length !== 6) throw new MacParseError(`<${bytes.length} bytes>`);
   return `${HEX[bytes[0]!]}:${HEX[bytes[1]!]}:${HEX[bytes[2]!]}:${HEX[bytes[3]!]}:${HEX[bytes[4]!]}:${HEX[bytes[5]!]}` as Mac;
 }
+
+/**
+ * Why a MAC cannot belong to one machine, or undefined when it can. IEEE 802-2014 §8.2: the
+ * least significant bit of the first octet is the group (multicast) bit; ff:ff:ff:ff:ff:ff is the
+ * broadcast address; all-zero is no address at all. None of them ever sends a DHCPDISCOVER of its
+ * own, so enrolling one only creates a record that something spoofing it could claim.
+ */
+export function nonUnicastMacReason(mac: Mac): string | undefined {
+  if (mac === '00:00:00:00:00:00') return 'the all-zero address';
+  if (mac === 'ff:ff:ff:ff:ff:ff') return 'the broadcast address';
+  if (parseInt(mac.slice(0, 2), 16) & 1) return 'a multicast address';
+  return undefined;
+}

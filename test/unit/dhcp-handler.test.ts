@@ -37,7 +37,8 @@ interface Env {
   readonly table: LeaseTable;
   readonly leases: LeaseService;
   readonly conflicts: [Ipv4, Mac][];
-  server(buf: Buffer): Promise<Outcome>;
+  /** Source defaults to a legitimate client: its ciaddr, else 0.0.0.0 (port 68). */
+  server(buf: Buffer, source?: { address: Ipv4; port: number }): Promise<Outcome>;
   proxy(buf: Buffer, port: number, source?: { address: Ipv4; port: number }): Outcome;
 }
 
@@ -58,9 +59,9 @@ function setup(o: { subnets?: SubnetConfig[]; reservations?: ReservationConfig[]
     table,
     leases: undefined as unknown as LeaseService,
     conflicts,
-    server: (buf) => {
+    server: (buf, source) => {
       const p = decode(buf);
-      return handleServer(p, classify(p), ctx, env.leases);
+      return handleServer(p, classify(p), ctx, env.leases, source ?? { address: p.ciaddr, port: 68 });
     },
     proxy: (buf, port, source = { address: ip('0.0.0.0'), port: 68 }) => {
       const p = decode(buf);
@@ -613,4 +614,70 @@ t.test('proxy mode', async (t) => {
   t.equal(env.store.writes.length, 0);
   t.equal(env.table.list().length, 0);
   t.same(env.prober.probed, []);
+});
+
+// Issue 13.1: RELEASE and INFORM from a sender that does not hold the address change nothing.
+t.test('RELEASE only from the address it releases (RFC 2131 §4.4.6), even with the owner\'s chaddr', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  const attacker = { address: ip('10.99.0.66'), port: 68 };
+  silent(t, await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER }), attacker), /not sent from the address it releases/);
+  silent(t, await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER, giaddr: RELAY }), { address: ip(RELAY), port: 67 }), /not sent from/);
+  t.equal(env.store.leases.get(x)?.state, 'bound', 'still bound');
+  t.equal((await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER }), { address: x, port: 68 })).event, 'dhcp.release', 'from its own address it is released');
+});
+
+t.test('INFORM: not from its ciaddr, or with the network or broadcast address, is ignored; relayed only via its relay', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const attacker = { address: ip('10.99.0.66'), port: 68 };
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.20' }), attacker), /not sent from its ciaddr/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.255' })), /network or broadcast/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.0' })), /network or broadcast/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.20.0.255', giaddr: RELAY }), { address: ip(RELAY), port: 67 }), /network or broadcast/);
+  // Relayed (giaddr set, RFC 2131 §4.4.3 broadcast INFORM): from the relay, ciaddr in the relay's subnet.
+  const relayed = await env.server(a.msg(MessageType.Inform, { ciaddr: '10.20.0.15', giaddr: RELAY }), { address: ip(RELAY), port: 67 });
+  t.equal(relayed.event, 'dhcp.inform', 'relayed INFORM answered');
+  t.same(relayed.reply!.to, { address: ip(RELAY), port: SERVER_PORT }, 'back through the relay');
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.20.0.15', giaddr: RELAY }), attacker), /not from its relay/);
+  silent(t, await env.server(a.msg(MessageType.Inform, { ciaddr: '10.99.0.20', giaddr: RELAY }), { address: ip(RELAY), port: 67 }), /another subnet/);
+  t.equal(env.store.writes.length, 0, 'no INFORM wrote anything');
+  t.equal(env.leases.leaseOf(a.mac), undefined, 'and none bound');
+});
+
+t.test('broadcast, multicast and all-zero chaddr are ignored in both modes', async (t) => {
+  const env = setup();
+  for (const hw of [[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01], [0, 0, 0, 0, 0, 0]]) {
+    const c = new Client(hw);
+    silent(t, await env.server(c.discover()), /chaddr is (the broadcast|a multicast|the all-zero)/);
+    silent(t, env.proxy(pxeBiosDiscover({ chaddr: hw }), SERVER_PORT), /chaddr is/);
+  }
+  t.equal(env.store.writes.length, 0);
+});
+
+t.test('an exhausted pool names its subnet in the outcome (for the warning and the metric)', async (t) => {
+  const env = setup({ subnets: [subnet('10.99.0.0/24', '10.99.0.100', '10.99.0.100', { leaseTime: 600 })] });
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  const o = await env.server(client(2).discover());
+  t.equal(o.event, 'dhcp.no-address');
+  t.equal(o.exhaustedSubnet, '10.99.0.0/24');
+  t.match(o.reason, /exhausted/);
+});
+
+t.test('DECLINE of a bound lease only shortly after its ACK (RFC 2131 §4.4.1): a late one, chaddr forged or not, is ignored', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  env.now += 61_000;
+  silent(t, await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER })), /long after the ACK/);
+  t.match(env.store.leases.get(x), { state: 'bound', mac: a.mac }, 'the holder keeps its lease');
+  // A renewal is a new ACK: a conflict found then may still be declined.
+  acked(t, await env.server(a.msg(MessageType.Request, { ciaddr: formatIpv4(x) })), x);
+  env.now += 2000;
+  t.equal((await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER }))).event, 'dhcp.decline');
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { AddressBook } from '../../src/events/addresses.js';
+import { EventBus } from '../../src/events/bus.js';
 import type { Lease } from '../../src/leases/lease.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
 import { parseMac } from '../../src/net/mac.js';
@@ -40,4 +41,16 @@ t.test('bounded: the most recently changed leases are kept; DHCP later moves the
   book.set(B, '10.0.0.9');
   t.equal(book.macOf('10.0.0.2'), undefined);
   t.equal(book.macOf('10.0.0.9'), B);
+});
+
+t.test('INFORM teaches nothing: its chaddr and ciaddr are whatever the sender wrote (issue 13)', async (t) => {
+  const bus = new EventBus(() => NOW);
+  const book = new AddressBook();
+  bus.subscribe((e) => book.learn(e));
+  bus.publish({ type: 'dhcp.ack', mac: A, ip: '10.0.0.10' });
+  bus.publish({ type: 'dhcp.inform', mac: A, ip: '10.0.0.66' });
+  bus.publish({ type: 'dhcp.inform', mac: B, ip: '10.0.0.67' });
+  t.equal(book.ipOf(A), '10.0.0.10', 'the ACKed address stays');
+  t.equal(book.ipOf(B), undefined, 'an INFORM alone teaches nothing');
+  t.equal(book.macOf('10.0.0.66'), undefined);
 });

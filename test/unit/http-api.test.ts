@@ -81,6 +81,11 @@ t.test('reservations through the API, persisted, with conflicts refused', async 
   t.equal(res.statusCode, 400);
   res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/nonsense', payload: { ip: '10.60.0.60' } });
   t.equal(res.statusCode, 400);
+  for (const m of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '00:00:00:00:00:00']) {
+    res = await app.inject({ method: 'PUT', url: `/api/v1/reservations/${m}`, payload: { ip: '10.60.0.61' } });
+    t.equal(res.statusCode, 400, `${m}: no reservation for a non-unicast MAC`);
+    t.match(res.json().error, /^params\.mac: .* is (the broadcast|a multicast|the all-zero) address/, 'the error names the field');
+  }
   res = await app.inject({ method: 'PUT', url: '/api/v1/reservations/52:54:00:00:00:05', payload: { ip: '10.60.0.60', extra: 1 } });
   t.equal(res.statusCode, 400, 'unknown body keys refused');
   // Config reservations are listed but not changeable here.

@@ -63,6 +63,12 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   const bad = await call('PUT', '/api/v1/machines/not-a-mac', { name: 'x' });
   t.equal(bad.statusCode, 400);
   t.match(bad.json().error, /mac: "not-a-mac" is not a MAC address/);
+  // Issue 13: broadcast, multicast and all-zero MACs are no one machine's; refused at enrolment.
+  for (const [m, what] of [['ff:ff:ff:ff:ff:ff', 'broadcast'], ['01:00:5e:00:00:fb', 'multicast'], ['33-33-00-00-00-01', 'multicast'], ['000000000000', 'all-zero']] as const) {
+    const r = await call('PUT', `/api/v1/machines/${m}`, { name: 'x' });
+    t.equal(r.statusCode, 400, `${m}: 400`);
+    t.match(r.json().error, new RegExp(`^params\\.mac: .* is the ${what} address|^params\\.mac: .* is a ${what} address`), `${m}: the error names the field and why`);
+  }
   for (const [body, field] of [[{ name: 'x', nope: 1 }, 'nope'], [{ bootMode: 'floppy' }, 'bootMode'], [{ name: 'bad name' }, 'name'], [{ ip: '300.1.1.1' }, 'ip'], [{ bmc: { host: 'h', user: 'u' } }, 'password']] as const) {
     const r = await call('PUT', `/api/v1/machines/${MAC}`, body);
     t.equal(r.statusCode, 400, `invalid ${field}: 400`);

@@ -161,3 +161,17 @@ t.test('poolLeaseCounts: active = bound and unexpired in the pool; declined held
   ];
   t.same(poolLeaseCounts([subnet, noPool], leases, 1000), [{ pool: '10.0.0.0/24', active: 2, free: 7 }]);
 });
+
+t.test('pool exhaustion: counted per subnet from the bus; other no-address outcomes are not', async (t) => {
+  const { bus, metrics } = fixture();
+  bus.publish({ type: 'dhcp.no-address', mac: MAC, reason: 'pool of 10.0.0.0/24 exhausted', exhaustedSubnet: '10.0.0.0/24' });
+  bus.publish({ type: 'dhcp.no-address', mac: MAC, reason: 'pool of 10.0.0.0/24 exhausted', exhaustedSubnet: '10.0.0.0/24' });
+  bus.publish({ type: 'dhcp.no-address', mac: MAC, reason: 'every address probed was in use', exhaustedSubnet: '10.1.0.0/24' });
+  bus.publish({ type: 'dhcp.no-address', mac: MAC, reason: 'reserved address in-use' });
+  const { samples, types } = parsePromText(await metrics.render());
+  t.equal(types.get('metalboot_dhcp_pool_exhausted_total'), 'counter');
+  t.equal(sampleValue(samples, 'metalboot_dhcp_pool_exhausted_total', { subnet: '10.0.0.0/24' }), 2);
+  t.equal(sampleValue(samples, 'metalboot_dhcp_pool_exhausted_total', { subnet: '10.1.0.0/24' }), 1);
+  t.equal(samples.filter((s) => s.name === 'metalboot_dhcp_pool_exhausted_total').length, 2, 'a taken reservation is not exhaustion');
+  metrics.close();
+});

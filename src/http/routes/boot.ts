@@ -1,8 +1,8 @@
 /**
  * GET /boot/<mac>.ipxe: the script iPXE runs after DHCP pointed it here (dhcp/bootfile.ts), chosen
- * by boot/policy.ts. A script that carries CHAP secrets is served only to the machine it is for:
- * the request must come from the address DHCP gave (or saw for) that MAC; anyone else gets 403
- * and a log line. Unknown MACs get a script that names nothing but themselves.
+ * by boot/policy.ts. A script that carries CHAP secrets is served only to the machine it is for,
+ * as boot/script-access.ts decides from facts a forged DHCP packet cannot create; anyone else gets
+ * 403 and a log line naming the reason. Unknown MACs get a script that names nothing but themselves.
  *   GET /boot/<mac>.menu.ipxe   the machine's menu
  *   GET /boot/files/<name>      netboot kernels and initrds (Range supported), regular files that
  *                               resolve inside netbootDir (fs/under-root.ts; symlinks out are 404)
@@ -18,6 +18,7 @@ import type { Machine } from '../../machines/model.js';
 import type { DiskRecord } from '../../disks/record.js';
 import type { HostPort } from '../../config/types.js';
 import { bootActionFor, type UnknownPolicy } from '../../boot/policy.js';
+import type { ScriptAccess } from '../../boot/script-access.js';
 import {
   renderLocalScript, renderMenuScript, renderNetbootScript, renderSanbootScript, renderUnknownMachineScript, renderWaitScript, type SanbootFallback,
 } from '../../boot/ipxe.js';
@@ -28,8 +29,10 @@ export interface BootRouteDeps {
   readonly publicUrl: string;
   readonly machine?: (mac: Mac) => Machine | undefined;
   readonly disk?: (mac: Mac) => DiskRecord | undefined;
-  /** The address DHCP leased to (or saw for) this MAC. */
+  /** The address DHCP leased to (or saw for) this MAC: for display only, never for access. */
   readonly ipOf?: (mac: Mac) => string | undefined;
+  /** May `from` have this MAC's sanboot script (its CHAP secrets)? Absent: nobody may. */
+  readonly scriptAccess?: (mac: Mac, from: string) => Promise<ScriptAccess>;
   readonly portal?: HostPort;
   readonly unknown: UnknownPolicy;
   readonly sanboot: { readonly tries: number; readonly retryDelaySec: number; readonly fallback: SanbootFallback };
@@ -60,10 +63,10 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
     };
     switch (action.kind) {
       case 'sanboot': {
-        // The only script with a secret in it: only for the machine's own address.
-        const owner = d.ipOf?.(mac);
-        if (owner === undefined || owner !== from) {
-          served('sanboot', false, owner === undefined ? 'no DHCP address known for this MAC' : 'request not from the address leased to this MAC');
+        // The only script with a secret in it: only for the machine itself.
+        const access = d.scriptAccess ? await d.scriptAccess(mac, from) : { ok: false as const, reason: 'no access policy configured' };
+        if (!access.ok) {
+          served('sanboot', false, access.reason);
           return reply.code(403).type('text/plain').send('forbidden\n');
         }
         if (!d.portal) return reply.code(503).type('text/plain').send('iSCSI disabled\n');

@@ -19,7 +19,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
-import { tryParseMac, type Mac } from '../../net/mac.js';
+import { nonUnicastMacReason, tryParseMac, type Mac } from '../../net/mac.js';
 import type { MachineService, MachineSpec } from '../../machines/service.js';
 import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '../../machines/model.js';
 import type { Operations } from '../../machines/operations.js';
@@ -89,6 +89,9 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   app.put<{ Params: { mac: string }; Body: MachineSpec }>('/api/v1/machines/:mac', { ...change, schema: { body: SPEC } }, async (req, reply) => {
     const m = mac(req.params.mac, reply);
     if (!m || badImage(req.body.image, reply)) return reply;
+    // Enrolment only: a record with such a MAC can still be read and deleted.
+    const notUnicast = nonUnicastMacReason(m);
+    if (notUnicast) return reply.code(400).send({ error: `params.mac: ${m} is ${notUnicast}, not one machine's` });
     try {
       const existing = machines.get(m);
       if (!existing || existing.state === 'discovered') return reply.code(201).send(publicMachine(await machines.create(m, req.body, actor(req))));

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { LeaseService } from '../../leases/service.js';
 import type { Logger } from '../../log.js';
 import { formatIpv4, tryParseIpv4 } from '../../net/ipv4.js';
-import { tryParseMac } from '../../net/mac.js';
+import { nonUnicastMacReason, tryParseMac } from '../../net/mac.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
 
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
@@ -36,6 +36,8 @@ export function reservationRoutes(app: FastifyInstance, leases: LeaseService | u
     if (!leases) return reply.code(409).send(notServing);
     const mac = tryParseMac(req.params.mac);
     if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
+    const notUnicast = nonUnicastMacReason(mac);
+    if (notUnicast) return reply.code(400).send({ error: `params.mac: ${mac} is ${notUnicast}, not one machine's` });
     const ip = tryParseIpv4(req.body.ip);
     if (ip === undefined) return reply.code(400).send({ error: `body.ip: ${JSON.stringify(req.body.ip)} is not an IPv4 address` });
     const { hostname } = req.body;
