@@ -1,15 +1,13 @@
 /**
- * Safe resolution of a requested TFTP file name to a file under the root.
+ * The lexical check of a requested TFTP file name.
  *
- * Two layers: checkName is a pure lexical filter that refuses anything that
- * is not a plain relative path of printable ASCII (no `..`, no absolute path,
- * no backslash, no NUL or control byte, no `%` escapes, no empty segment, not
- * over-long); resolveUnderRoot then resolves symlinks with realpath and
- * refuses a result outside the (real) root, so a symlink pointing out is
- * refused even though its name is harmless.
+ * checkName is a pure lexical filter that refuses anything that is not a
+ * plain relative path of printable ASCII (no `..`, no absolute path, no
+ * backslash, no NUL or control byte, no `%` escapes, no empty segment, not
+ * over-long). The provider then opens the name with fs/under-root.ts, which
+ * refuses a file whose real path is outside the root, so a symlink pointing
+ * out is refused even though its name is harmless.
  */
-import { realpath } from 'node:fs/promises';
-import path from 'node:path';
 
 /** Longer names are refused; PXE file fields are 128 bytes, Linux names 255. */
 export const MAX_NAME_BYTES = 255;
@@ -32,31 +30,4 @@ export function checkName(name: string): NameCheck {
     if (seg === '.') return { ok: false, reason: 'dot segment' };
   }
   return { ok: true };
-}
-
-export type Resolved =
-  | { ok: true; path: string }
-  | { ok: false; kind: 'refused' | 'not-found'; reason: string };
-
-/** `root` must already be a real path (no symlinks), see realRoot. */
-export async function resolveUnderRoot(root: string, name: string): Promise<Resolved> {
-  const c = checkName(name);
-  if (!c.ok) return { ok: false, kind: 'refused', reason: c.reason };
-  let real: string;
-  try {
-    real = await realpath(path.join(root, name));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, kind: 'not-found', reason: 'no such file' };
-    if (code === 'ELOOP') return { ok: false, kind: 'refused', reason: 'symlink loop' };
-    return { ok: false, kind: 'refused', reason: `cannot resolve: ${code ?? String(e)}` };
-  }
-  if (!real.startsWith(root.endsWith('/') ? root : `${root}/`)) {
-    return { ok: false, kind: 'refused', reason: 'resolves outside the root' };
-  }
-  return { ok: true, path: real };
-}
-
-export async function realRoot(root: string): Promise<string> {
-  return realpath(root);
 }

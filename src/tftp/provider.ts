@@ -8,7 +8,8 @@
  */
 import { readvSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { checkName, realRoot } from './paths.js';
+import { realpath } from 'node:fs/promises';
+import { checkName } from './paths.js';
 import { openUnderRoot } from '../fs/under-root.js';
 
 export interface OpenFile {
@@ -72,7 +73,7 @@ export class DirectoryProvider implements FileProvider {
   private root: Promise<string>;
 
   constructor(root: string) {
-    this.root = realRoot(root);
+    this.root = realpath(root);
     this.root.catch(() => undefined);
   }
 

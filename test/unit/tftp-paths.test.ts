@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtemp, mkdir, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkName, resolveUnderRoot } from '../../src/tftp/paths.js';
+import { checkName } from '../../src/tftp/paths.js';
 import { DirectoryProvider, bufferFile, netasciiFile } from '../../src/tftp/provider.js';
 
 /** Names a hostile or broken client might send; every one must be refused. */
@@ -23,7 +23,7 @@ t.test('checkName refuses every lexical attack and accepts plain names', async (
   }
 });
 
-t.test('resolveUnderRoot and DirectoryProvider: symlinks out are refused, inside are followed', async (t) => {
+t.test('DirectoryProvider: symlinks out are refused, inside are followed', async (t) => {
   const base = await realpath(await mkdtemp(join(tmpdir(), 'mbt-tftp-paths-')));
   t.teardown(() => rm(base, { recursive: true, force: true }));
   const root = join(base, 'root');
@@ -36,17 +36,13 @@ t.test('resolveUnderRoot and DirectoryProvider: symlinks out are refused, inside
   await symlink('..', join(root, 'sub', 'link-up'));
   await symlink('inside.txt', join(root, 'link-in'));
 
-  for (const n of HOSTILE_NAMES) {
-    const r = await resolveUnderRoot(root, n);
-    t.ok(!r.ok && (r.kind === 'refused' || n === 'link-out-dir/passwd'), `refused: ${JSON.stringify(n.slice(0, 40))} (${r.ok ? 'served!' : r.reason})`);
-  }
-  t.same(await resolveUnderRoot(root, 'inside.txt'), { ok: true, path: join(root, 'inside.txt') });
-  t.same(await resolveUnderRoot(root, 'link-in'), { ok: true, path: join(root, 'inside.txt') }, 'a symlink inside the root is followed');
-  t.match(await resolveUnderRoot(root, 'missing'), { ok: false, kind: 'not-found' });
-
   const p = new DirectoryProvider(root);
   for (const n of HOSTILE_NAMES) t.notOk((await p.open(n)).ok, `provider refuses ${JSON.stringify(n.slice(0, 40))}`);
   t.match(await p.open('sub'), { ok: false, kind: 'refused', reason: 'not a regular file' }, 'directories are not served');
+  const inLink = await p.open('link-in');
+  t.ok(inLink.ok, 'a symlink inside the root is followed');
+  if (inLink.ok) await inLink.file.close();
+  t.match(await p.open('missing'), { ok: false, kind: 'not-found' });
   const f = await p.open('sub/inside.txt');
   t.ok(f.ok);
   if (f.ok) {
