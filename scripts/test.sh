@@ -7,6 +7,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
+# The pinned runtime install-deps fetched (the one the .deb ships) runs tap,
+# the tests and every daemon they start (they spawn `node` from PATH).
+PATH=$PWD/.runtime/node/bin:$PATH
+export PATH
 
 out=$(mktemp)
 status=0
