@@ -7,7 +7,9 @@
  *
  * guestUnavailable() gives the skip reason (not root, no QEMU, the kernel
  * could not be fetched); it builds the kernel + initramfs on first use
- * (apt-get download, ~7 s, cached under /var/cache/metalboot-guest).
+ * (apt-get download, ~7 s, cached under /var/cache/metalboot-guest/<hash>).
+ * The checkout (REPO, the guest's working directory) stays visible in the
+ * guest wherever it lives, also under /tmp (run-in-guest keeps it).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
