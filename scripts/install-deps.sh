@@ -19,9 +19,12 @@ if [[ "${1:-}" == "--test" ]]; then scope=test; fi
 
 # Rows of tools.tsv in scope whose package is not installed and whose tool does
 # not already work without it (its path exists and its probe passes).
+# MB_OMIT_PACKAGES (space-separated): left out on purpose, only for
+# scripts/fresh-root-check.sh --omit (shows the check catching a missing package).
+omit=" ${MB_OMIT_PACKAGES:-} "
 missing=()
 while IFS=$'\t' read -r name rscope pkg path probe; do
-  [[ -z $name || $name == \#* || $pkg == - ]] && continue
+  [[ -z $name || $name == \#* || $pkg == - || $omit == *" $pkg "* ]] && continue
   [[ $scope == build && $rscope != build ]] && continue
   [[ " ${missing[*]} " == *" $pkg "* ]] && continue
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' && continue

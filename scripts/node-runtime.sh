@@ -35,7 +35,7 @@ if [[ ! -f $tgz ]] || ! echo "$sha  $tgz" | sha256sum --check --status; then
   rm -f "$tgz"
   echo "node-runtime: npm pack $pkg@$version" >&2
   # npm also checks the registry's sha512 integrity; ours is the pin.
-  (cd "$tgz_dir" && npm pack "$pkg@$version" --silent --no-audit --no-fund >/dev/null)
+  (cd "$tgz_dir" && npm pack "$pkg@$version" --loglevel=error --no-audit --no-fund >/dev/null) || { echo "node-runtime: npm pack $pkg@$version failed" >&2; exit 1; }
 fi
 if ! echo "$sha  $tgz" | sha256sum --check --status; then
   echo "node-runtime: $tgz sha256 $(sha256sum "$tgz" | cut -d' ' -f1), pinned $sha: refusing it" >&2

@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runCommand } from '../../src/exec/run.js';
+import { toolMissing } from './tools.js';
 
 /** The repository root, from dist/test/helpers/. */
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -25,7 +26,8 @@ let built: Promise<string | false> | undefined;
 export function guestUnavailable(): Promise<string | false> {
   built ??= (async () => {
     if (process.getuid?.() !== 0) return 'needs root (QEMU 9p share of /, loop disks)';
-    if (!existsSync(QEMU_SYSTEM)) return `${QEMU_SYSTEM} is not installed`;
+    const missing = toolMissing('qemu-system', 'kmod', 'lvm', 'thin_check');
+    if (missing) return missing;
     try {
       await runCommand([`${GUEST_BIN}/build-guest`], { timeoutMs: 600_000 });
     } catch (e) {
