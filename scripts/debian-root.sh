@@ -8,8 +8,9 @@
 #       /etc/apt/sources.list{,.d/*} (env MB_DEBIAN_MIRROR overrides); DIR's
 #       apt sources are that mirror (bookworm, bookworm-updates) and the host's
 #       bookworm-security source if it has one: no other repository.
-#       --cache DIR (or env MB_CACHE_DIR): keep debootstrap's tarball there
-#       (debian-root/) and unpack from it next time; without it, a fresh one.
+#       --cache DIR (or env MB_CACHE_DIR): keep debootstrap's tarball and the
+#       finished root there (debian-root/) and start from them next time;
+#       without it, a fresh debootstrap.
 #   scripts/debian-root.sh run DIR [--bind HOSTDIR:ROOTDIR]... -- CMD [ARG...]
 #       CMD in DIR (chroot) with /proc, /sys, /dev, /dev/pts, /run (tmpfs),
 #       the host's resolv.conf and the binds, in a private mount namespace:
@@ -48,7 +49,11 @@ make_root() {
   local security; security=$(uri_for "$SUITE-security")
   local arch; arch=$(dpkg --print-architecture)
   mkdir -p "$(dirname "$dir")"
-  if [[ -n $cache ]]; then
+  if [[ -n $cache && -s $cache/debian-root/$SUITE-minbase-$arch.root.tgz ]]; then
+    # The finished root of an earlier run: seconds instead of debootstrap's minutes.
+    mkdir -p "$dir"
+    tar -xzf "$cache/debian-root/$SUITE-minbase-$arch.root.tgz" -C "$dir" --numeric-owner || die "unpacking the cached root failed"
+  elif [[ -n $cache ]]; then
     local tarball=$cache/debian-root/$SUITE-minbase-$arch.tgz
     if [[ ! -s $tarball ]]; then
       mkdir -p "$cache/debian-root"
@@ -57,6 +62,8 @@ make_root() {
       rm -rf "$tmp"; mv "$tarball.part" "$tarball"
     fi
     debootstrap --variant=minbase --unpack-tarball="$tarball" "$SUITE" "$dir" "$mirror" >&2 || die "debootstrap from $tarball failed"
+    tar -czf "$cache/debian-root/$SUITE-minbase-$arch.root.tgz.part" -C "$dir" --numeric-owner . &&
+      mv "$cache/debian-root/$SUITE-minbase-$arch.root.tgz.part" "$cache/debian-root/$SUITE-minbase-$arch.root.tgz"
   else
     debootstrap --variant=minbase "$SUITE" "$dir" "$mirror" >&2 || die "debootstrap failed"
   fi

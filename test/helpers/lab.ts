@@ -30,7 +30,6 @@ export const ipxeInitiatorIqn = (mac: string): string => `iqn.2010-04.org.ipxe:$
 
 export type Firmware = 'bios' | 'uefi';
 
-
 /** Skip reason when the lab cannot run here with this firmware. */
 export function labUnavailable(fw: Firmware = 'bios'): string | false {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, taps)';
