@@ -1,31 +1,36 @@
 #!/usr/bin/env bash
-# Installs everything metalboot needs to build, run and test on Debian, as root:
-# system packages (apt-get), node modules (npm ci), the native helper and dist/.
-# Idempotent; safe to run again.
+# Installs everything metalboot needs to build, run and test on Debian/Ubuntu,
+# as root: the packages of scripts/tools.tsv (apt-get), the pinned Node.js
+# runtime into .runtime/node (scripts/node-runtime.sh), node modules (npm ci)
+# and the native helper built against that runtime, dist/ and boot-assets/.
+# Then runs every probe of the list (scripts/check-tools.sh) and fails naming
+# the package of a tool that does not work. Idempotent; safe to run again.
+#
+#   scripts/install-deps.sh [--test]     --test: also the tests' real peers
+#
+# The runtime is the one the .deb ships, so the tests run what users run.
+# On a machine with no node at all, Debian's npm (with its nodejs) is only the
+# bootstrap that fetches it; the project never runs on that node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Runtime: node, a C toolchain for the small native socket helper, iputils-ping
-# for the DHCP conflict check, tgt for iSCSI targets, qemu-utils to import
-# qcow2 images, lvm2 and thin-provisioning-tools for the lvm backend.
-# Tests and benchmarks: the real peers (DHCP clients and servers, TFTP clients,
-# a BMC simulator and ipmitool, a userspace iSCSI initiator, btrfs for reflinks,
-# QEMU and a Debian kernel for the device-mapper guest).
-RUNTIME_PKGS=(nodejs npm build-essential python3 iproute2 iputils-ping ipxe tgt qemu-utils
-              lvm2 thin-provisioning-tools)
-TEST_PKGS=(kea-admin kea-dhcp4-server busybox udhcpc dnsmasq-base isc-dhcp-relay
-           qemu-system-x86 ipxe-qemu ipxe ovmf tcpdump curl atftp tftp-hpa nftables
-           openipmi ipmitool libiscsi-bin btrfs-progs nasm socat kmod systemd chromium jq)
+scope=build
+if [[ "${1:-}" == "--test" ]]; then scope=test; fi
 
-want=("${RUNTIME_PKGS[@]}")
-if [[ "${1:-}" == "--test" ]]; then want+=("${TEST_PKGS[@]}"); fi
-
+# Rows of tools.tsv in scope whose package is not installed and whose tool does
+# not already work without it (its path exists and its probe passes).
+# MB_OMIT_PACKAGES (space-separated): left out on purpose, only for
+# scripts/fresh-root-check.sh --omit (shows the check catching a missing package).
+omit=" ${MB_OMIT_PACKAGES:-} "
 missing=()
-for p in "${want[@]}"; do
-  # node may come from outside Debian (e.g. a NodeSource build); accept any node >= 20.
-  if [[ $p == nodejs || $p == npm ]] && command -v node >/dev/null && command -v npm >/dev/null; then continue; fi
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+while IFS=$'\t' read -r name rscope pkg path probe; do
+  [[ -z $name || $name == \#* || $pkg == - || $omit == *" $pkg "* ]] && continue
+  [[ $scope == build && $rscope != build ]] && continue
+  [[ " ${missing[*]} " == *" $pkg "* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' && continue
+  if [[ $path == - || -e $path ]] && timeout 90 bash -c "$probe" >/dev/null 2>&1; then continue; fi
+  missing+=("$pkg")
+done < scripts/tools.tsv
 if ((${#missing[@]})); then
   echo "install-deps: apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -36,14 +41,12 @@ if ((${#missing[@]})); then
   if [[ ${rm_policy:-0} == 1 ]]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-node -e 'const [maj]=process.versions.node.split(".").map(Number); if (maj < 20) { console.error("metalboot needs Node >= 20, found " + process.version); process.exit(1) }'
-
-# node-gyp must build the native socket helper against local headers (no
-# downloads): Debian's nodejs keeps them in libnode-dev, NodeSource's in nodejs.
-if [[ ! -f /usr/include/node/node_api.h ]] && command -v apt-get >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnode-dev || true
-fi
-if [[ -f /usr/include/node/node_api.h ]]; then export npm_config_nodedir=/usr; fi
+# The pinned runtime, first in PATH from here on; node-gyp builds the native
+# helper against its headers (include/node in the same package): no download.
+runtime=$(bash scripts/node-runtime.sh)
+export PATH=$runtime/bin:$PATH
+export npm_config_nodedir=$runtime
 npm ci --no-audit --no-fund
 npm run build
 bash scripts/boot-assets.sh
+bash scripts/check-tools.sh --scope "$scope" --quiet

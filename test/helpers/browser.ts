@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT } from './daemon.js';
+import { toolMissing } from './tools.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const WRAPPER = path.join(REPO_ROOT, 'test/helpers/chromium-in-ns.sh');
@@ -18,7 +19,7 @@ interface PageEl { readonly textContent: string | null; querySelectorAll(sel: st
 
 /** Why the browser tests cannot run here, or false. */
 export function chromiumUnavailable(): string | false {
-  return existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (Debian package chromium)`;
+  return toolMissing('chromium');
 }
 
 /** Chromium with the flags the status page tests use, its network in namespace `ns`; makes ARTIFACTS. */

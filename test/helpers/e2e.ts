@@ -24,6 +24,7 @@ import { apiToken } from './dhcp-tools.js';
 import { LAB_BRIDGE, LAB_V4, Lab, REPO, labUnavailable, pidAlive, type BmcHandle, type Firmware } from './lab.js';
 import { TestNet } from './netns.js';
 import { freeControlPort, removeControlSocket } from './tgtd.js';
+import { toolMissing } from './tools.js';
 
 export const MARKER = 'e2e';
 export const GOLDEN_ID = 'golden';
@@ -47,7 +48,8 @@ export function e2eUnavailable(fws: readonly Firmware[] = ['bios']): string | fa
     const r = labUnavailable(fw);
     if (r) return r;
   }
-  for (const f of ['/usr/sbin/tgtd', '/usr/sbin/tgtadm', '/usr/bin/iscsi-inq', '/usr/bin/curl']) if (!existsSync(f)) return `${f} missing`;
+  const missing = toolMissing('tgtd', 'iscsi-inq', 'curl', 'qemu-iscsi');
+  if (missing) return missing;
   for (const f of ['undionly.kpxe', 'snponly.efi', 'ipxe.efi']) if (!existsSync(path.join(BOOT_ASSETS, f))) return `boot-assets/${f} missing (scripts/boot-assets.sh)`;
   if (!existsSync(path.join(REPO, 'dist/src/cli/metalbootd.js'))) return 'dist/ not built (npm run build)';
   return false;

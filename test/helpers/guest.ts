@@ -7,11 +7,14 @@
  *
  * guestUnavailable() gives the skip reason (not root, no QEMU, the kernel
  * could not be fetched); it builds the kernel + initramfs on first use
- * (apt-get download, ~7 s, cached under /var/cache/metalboot-guest).
+ * (apt-get download, ~7 s, cached under /var/cache/metalboot-guest/<hash>).
+ * The checkout (REPO, the guest's working directory) stays visible in the
+ * guest wherever it lives, also under /tmp (run-in-guest keeps it).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runCommand } from '../../src/exec/run.js';
+import { toolMissing } from './tools.js';
 
 /** The repository root, from dist/test/helpers/. */
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,7 +26,8 @@ let built: Promise<string | false> | undefined;
 export function guestUnavailable(): Promise<string | false> {
   built ??= (async () => {
     if (process.getuid?.() !== 0) return 'needs root (QEMU 9p share of /, loop disks)';
-    if (!existsSync(QEMU_SYSTEM)) return `${QEMU_SYSTEM} is not installed`;
+    const missing = toolMissing('qemu-system', 'kmod', 'lvm', 'thin_check');
+    if (missing) return missing;
     try {
       await runCommand([`${GUEST_BIN}/build-guest`], { timeoutMs: 600_000 });
     } catch (e) {

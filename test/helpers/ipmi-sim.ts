@@ -11,14 +11,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { encodeAsfPing, decodeRmcp } from '../../src/ipmi/rmcp.js';
+import { toolMissing } from './tools.js';
 
 export const IPMI_SIM = '/usr/bin/ipmi_sim';
 export const IPMITOOL = '/usr/bin/ipmitool';
 
 export function ipmiSimUnavailable(): string | false {
   if (process.getuid?.() !== 0) return 'needs root';
-  for (const f of [IPMI_SIM, IPMITOOL]) if (!existsSync(f)) return `${f} is not installed`;
-  return false;
+  return toolMissing('ipmi_sim', 'ipmitool');
 }
 
 export interface SimOptions {

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommand, type RunResult } from '../../src/exec/run.js';
+import { toolMissing } from './tools.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const LAB_SCRIPTS = path.join(REPO, 'scripts', 'lab');
@@ -29,22 +30,12 @@ export const ipxeInitiatorIqn = (mac: string): string => `iqn.2010-04.org.ipxe:$
 
 export type Firmware = 'bios' | 'uefi';
 
-const FILES: Record<string, string> = {
-  qemu: '/usr/bin/qemu-system-x86_64',
-  ipmi_sim: '/usr/bin/ipmi_sim',
-  ipmitool: '/usr/bin/ipmitool',
-  nasm: '/usr/bin/nasm',
-  socat: '/usr/bin/socat',
-  tun: '/dev/net/tun',
-};
-
 /** Skip reason when the lab cannot run here with this firmware. */
 export function labUnavailable(fw: Firmware = 'bios'): string | false {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, taps)';
-  for (const [what, f] of Object.entries(FILES)) if (!existsSync(f)) return `${what} missing (${f})`;
-  if (fw === 'bios' && !existsSync('/usr/lib/ipxe/qemu/pxe-virtio.rom')) return 'ipxe-qemu missing (/usr/lib/ipxe/qemu/pxe-virtio.rom)';
-  if (fw === 'uefi' && !existsSync('/usr/share/OVMF/OVMF_CODE_4M.fd')) return 'ovmf missing (/usr/share/OVMF/OVMF_CODE_4M.fd)';
-  return false;
+  // /dev/net/tun is the kernel's (no package); every other tool comes from scripts/tools.tsv.
+  if (!existsSync('/dev/net/tun')) return 'tun missing (/dev/net/tun)';
+  return toolMissing('qemu-system', 'ipmi_sim', 'ipmitool', 'nasm', 'socat', fw === 'bios' ? 'ipxe-qemu' : 'ovmf');
 }
 
 /** Serial output without ANSI escape sequences and carriage returns. */

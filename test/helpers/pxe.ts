@@ -14,14 +14,14 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { LineCollector, type TestNet } from './netns.js';
+import { toolMissing } from './tools.js';
 
 export const DNSMASQ = '/usr/sbin/dnsmasq';
 export const TCPDUMP = '/usr/bin/tcpdump';
 export const IPXE_DIR = '/usr/lib/ipxe';
 
 export function toolsUnavailable(): string | false {
-  for (const f of [DNSMASQ, TCPDUMP]) if (!existsSync(f)) return `${f} is not installed`;
-  return false;
+  return toolMissing('dnsmasq', 'tcpdump');
 }
 
 export interface Dnsmasq {

@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TestNet } from './netns.js';
+import { toolMissing } from './tools.js';
 
 export type Firmware = 'bios' | 'uefi';
 
@@ -29,11 +30,10 @@ export const BIOS_NIC_ROM = '/usr/lib/ipxe/qemu/pxe-virtio.rom';
 /** Skip reason when this host cannot run a VM with the given firmware. */
 export function vmUnavailable(fw: Firmware): string | false {
   if (process.getuid?.() !== 0) return 'needs root for network namespaces and taps';
-  if (!existsSync(QEMU)) return `${QEMU} is not installed`;
+  const missing = toolMissing('qemu-system');
+  if (missing) return missing;
   if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing';
-  if (fw === 'bios' && !existsSync(BIOS_NIC_ROM)) return `${BIOS_NIC_ROM} is not installed (ipxe-qemu)`;
-  if (fw === 'uefi' && !existsSync(OVMF_FD)) return `${OVMF_FD} is not installed (ovmf)`;
-  return false;
+  return toolMissing(fw === 'bios' ? 'ipxe-qemu' : 'ovmf');
 }
 
 /** A tap device in ns, enslaved to bridge, up. */

@@ -16,14 +16,14 @@ import { runCommand, type RunResult, type Runner } from '../../src/exec/run.js';
 import { CONTROL_PORT_MAX } from '../../src/iscsi/tgtadm.js';
 import { Tgtd } from '../../src/iscsi/tgtd.js';
 import { TestNet } from './netns.js';
+import { toolMissing } from './tools.js';
 
 export const TGT_SOCKET_DIR = '/var/run/tgtd';
 
 /** Skip reason when the tools or privileges are missing. */
 export function tgtdUnavailable(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, tgtd)';
-  for (const f of ['/usr/sbin/tgtd', '/usr/sbin/tgtadm', '/usr/bin/iscsi-inq']) if (!existsSync(f)) return `${f} not installed`;
-  return false;
+  return toolMissing('tgtd', 'iscsi-inq');
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -6,7 +6,10 @@
  * verifies the installed unit, the installed daemon starts from the installed
  * configuration (in a namespace; only dataDir and tgtd's control port
  * overridden) and says READY=1 to a notify socket once /healthz answers, and
- * purge keeps the data directory.
+ * purge keeps the data directory. The package carries its Node.js runtime
+ * (packaging/node-runtime): no nodejs in Depends; on a stock Debian 12 root
+ * (debootstrap from the host's apt mirror, no nodejs, no other repository)
+ * `apt-get install ./metalboot_*.deb` works and the daemon answers /healthz.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
@@ -16,16 +19,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { TestNet, LineCollector, netnsUnavailable, sh } from '../helpers/netns.js';
 import { REPO_ROOT } from '../helpers/daemon.js';
+import { toolMissing } from '../helpers/tools.js';
 import { NotifyReceiver } from '../helpers/notify-receiver.js';
 
 const VERSION = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const skip = netnsUnavailable() || (existsSync('/usr/bin/dpkg-deb') ? false : 'needs dpkg-deb');
-const hasSystemdAnalyze = existsSync('/usr/bin/systemd-analyze') || existsSync('/bin/systemd-analyze');
+const pinned = (key: string): string => new RegExp(`^${key}=(\\S+)$`, 'm').exec(readFileSync(path.join(REPO_ROOT, 'packaging/node-runtime'), 'utf8'))?.[1] ?? '';
+const NODE_VERSION = pinned('version');
+const skip = netnsUnavailable() || toolMissing('dpkg-deb');
+const noSystemdAnalyze = toolMissing('systemd-analyze');
+// Building a stock Debian root needs debootstrap and the host's apt mirror; up to ~10 min under load.
+t.setTimeout(1_800_000);
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const md5 = (file: string) => createHash('md5').update(readFileSync(file)).digest('hex');
 
-t.test('metalboot .deb: build, install into a clean root, verify, run, purge', { skip, timeout: 900_000 }, async (t) => {
+t.test('metalboot .deb: build, install into a clean root, verify, run, purge', { skip, timeout: 1_700_000 }, async (t) => {
   const work = await mkdtemp(path.join(os.tmpdir(), 'mbt-deb-'));
   t.teardown(() => rm(work, { recursive: true, force: true }));
 
@@ -42,8 +50,14 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
 
   const info = (await sh(['dpkg-deb', '--field', deb])).stdout;
   t.match(info, new RegExp(`^Version: ${VERSION.replaceAll('.', '\\.')}$`, 'm'), 'version from package.json');
-  t.match(info, /^Depends: .*nodejs \(>= 20\).*$/m, 'depends on nodejs >= 20');
+  t.notMatch(info, /^Depends: .*\bnodejs\b/m, 'no nodejs in Depends: the package carries its runtime');
   t.match(info, /^Depends: .*\btgt\b.*$/m, 'depends on tgt');
+  // build-deb takes libc6's version from the GLIBC_ symbols the binaries import (node 26: 2.28; the
+  // native addon: the build host's, 2.34 on Debian 12). The oldest target, Ubuntu 22.04, has 2.35.
+  const libc = /^Depends: .*\blibc6 \(>= 2\.(\d+)\)/m.exec(info)?.[1];
+  t.ok(libc !== undefined && Number(libc) >= 28 && Number(libc) <= 35, `libc6 (>= 2.${libc}): at least node's 2.28, at most Ubuntu 22.04's 2.35`);
+  const depends = /^Depends: (.*)$/m.exec(info)?.[1] ?? '';
+  t.same(depends.split(',').map((d) => d.trim().split(' ')[0]).sort(), ['libatomic1', 'libc6', 'libgcc-s1', 'libstdc++6', 'tgt'], `Depends only on what Debian 12/13 and Ubuntu 22.04/24.04 have: ${depends}`);
   for (const p of ['lvm2', 'thin-provisioning-tools', 'qemu-utils', 'ipxe']) t.match(info, new RegExp(`^(Recommends|Suggests): .*\\b${p}\\b`, 'm'), `recommends or suggests ${p}`);
   const contents = (await sh(['dpkg-deb', '--contents', deb], 60_000)).stdout.split('\n').filter(Boolean);
   t.same(contents.filter((l) => !/^\S+ root\/root /.test(l)), [], 'every file root:root');
@@ -89,6 +103,9 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
     'usr/lib/metalboot/dist/src/cli/metalboot.js',
     'usr/lib/metalboot/dist/src/systemd/notify.js',
     'usr/lib/metalboot/build/Release/netsock.node',
+    'usr/lib/metalboot/node/bin/node',
+    'usr/lib/metalboot/node/LICENSE',
+    'usr/share/doc/metalboot/node-runtime',
     'usr/lib/metalboot/node_modules/fastify/package.json',
     'usr/lib/metalboot/node_modules/classic-level/package.json',
     'usr/lib/metalboot/boot-assets/undionly.kpxe',
@@ -107,7 +124,23 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
   t.ok(data.isDirectory() && (data.mode & 0o777) === 0o700, '/var/lib/metalboot made by postinst, 0700');
   t.notOk(listed.includes('/var/lib/metalboot'), 'the data directory is not a packaged path (dpkg never removes it)');
   t.match(readFileSync(installedCfg, 'utf8'), /^dhcp:\n {2}mode: off$/m, 'default config: DHCP off');
-  t.match(readFileSync(path.join(root, 'usr/share/doc/metalboot/copyright'), 'utf8'), /^ fastify \S+: MIT$/m, 'copyright lists bundled modules');
+  const copyright = readFileSync(path.join(root, 'usr/share/doc/metalboot/copyright'), 'utf8');
+  t.match(copyright, /^ fastify \S+: MIT$/m, 'copyright lists bundled modules');
+  t.match(copyright, /^Files: usr\/lib\/metalboot\/node\/\*$/m, 'copyright covers the Node.js runtime');
+  t.match(copyright, /^ Node\.js is licensed for use as follows:$/m, 'with Node.js\'s licence text');
+  t.match(copyright, /^ - OpenSSL, located at deps\/openssl, is licensed as follows:$/m, 'and its bundled components\' licences');
+
+  // The runtime: the pinned version, as the registry ships it, and the wrappers run it (not /usr/bin/node).
+  const shippedNode = path.join(root, 'usr/lib/metalboot/node/bin/node');
+  t.equal((await sh([shippedNode, '--version'])).stdout.trim(), `v${NODE_VERSION}`, `shipped node is the pinned v${NODE_VERSION}`);
+  const record = readFileSync(path.join(root, 'usr/share/doc/metalboot/node-runtime'), 'utf8');
+  t.match(record, new RegExp(`^sha256=${pinned('sha256')}$`, 'm'), 'the build records the pinned tarball sha256');
+  t.match(record, new RegExp(`^bin_node_sha256=${sha256(shippedNode)}$`, 'm'), 'and the shipped binary\'s sha256');
+  for (const w of ['metalbootd', 'metalboot']) {
+    const body = readFileSync(path.join(root, 'usr/bin', w), 'utf8');
+    t.match(body, /^exec "\$here\/\.\.\/lib\/metalboot\/node\/bin\/node" /m, `${w} wrapper execs the shipped node`);
+    t.notMatch(body, /\/usr\/bin\/node/, `${w} wrapper does not use a system node`);
+  }
 
   // The unit's directives the issue and README promise (a removed or changed one fails here).
   const unit = readFileSync(path.join(root, 'lib/systemd/system/metalboot.service'), 'utf8');
@@ -126,7 +159,7 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
   for (const k of ['User', 'DynamicUser', 'StandardOutput', 'WatchdogSec']) t.notOk(directives.has(k), `unit: no ${k}= (root with three capabilities; stdout to journald; watchdog off by default)`);
 
   // 4. The unit, as systemd would load it from this root (base units from the host's systemd).
-  await t.test('systemd-analyze verify and security on the installed unit', { skip: hasSystemdAnalyze ? false : 'systemd-analyze not installed' }, async (t) => {
+  await t.test('systemd-analyze verify and security on the installed unit', { skip: noSystemdAnalyze }, async (t) => {
     await sh(['cp', '-rn', '/lib/systemd/system/.', path.join(root, 'lib/systemd/system/')], 60_000, [0, 1]);
     const v = await sh(['systemd-analyze', 'verify', `--root=${root}`, 'metalboot.service'], 60_000, [0, 1]);
     t.equal(v.code, 0, 'verify passes');
@@ -197,4 +230,53 @@ t.test('metalboot .deb: build, install into a clean root, verify, run, purge', {
   t.ok(existsSync(path.join(root, 'var/lib/metalboot/api-token')) && existsSync(path.join(root, 'var/lib/metalboot/db')), 'data directory kept');
   const status = await readFile(path.join(root, 'var/lib/dpkg/status'), 'utf8');
   t.notMatch(status, /^Package: metalboot$/m, 'no longer known to dpkg');
+
+  // 7. A stock Debian 12 (minbase debootstrap, the host's mirror, no nodejs, no other
+  //    repository): apt-get installs the .deb and its Depends, the daemon answers.
+  await t.test('stock Debian 12 root without nodejs: apt-get install ./deb, metalbootd /healthz, metalboot --version', { skip: toolMissing('debootstrap'), timeout: 1_200_000 }, async (t) => {
+    const stock = path.join(work, 'stock');
+    const mk = await sh(['bash', path.join(REPO_ROOT, 'scripts/debian-root.sh'), 'make', stock], 900_000, [0, 1]);
+    t.equal(mk.code, 0, `debootstrap: ${mk.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+    if (mk.code !== 0) return;
+    const inRoot = (argv: string[], ms = 300_000) => sh(['bash', path.join(REPO_ROOT, 'scripts/debian-root.sh'), 'run', stock, '--', ...argv], ms, [0, 1, 100]);
+    t.not((await inRoot(['dpkg-query', '-W', 'nodejs'])).code, 0, 'no nodejs package before');
+    t.notOk(existsSync(path.join(stock, 'usr/bin/node')), 'no /usr/bin/node');
+    t.same((await sh(['ls', path.join(stock, 'etc/apt/sources.list.d')])).stdout.trim().split('\n'), ['debian.sources'], 'only Debian\'s own sources');
+    await sh(['cp', deb!, path.join(stock, 'root/metalboot.deb')]);
+    // As on a server with no init running: the tgt package must not try to start tgtd here.
+    await writeFile(path.join(stock, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+    const up = await inRoot(['apt-get', 'update', '-qq'], 600_000);
+    t.equal(up.code, 0, `apt-get update: ${up.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+    const inst = await inRoot(['env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', 'install', '-y', '-q', '--no-install-recommends', '/root/metalboot.deb'], 900_000);
+    t.equal(inst.code, 0, `apt-get install ./metalboot.deb: ${(inst.stdout + inst.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+    const size = statSync(deb!).size;
+    t.comment(`package ${path.basename(deb!)}: ${(size / 1048576).toFixed(1)} MiB; apt installed: ${/(\d+) newly installed/.exec(inst.stdout)?.[0] ?? '?'}`);
+    t.equal((await inRoot(['dpkg-query', '-W', '-f=${Status}', 'metalboot'])).stdout, 'install ok installed', 'metalboot installed');
+    t.not((await inRoot(['dpkg-query', '-W', '-f=${Status}', 'nodejs'])).stdout, 'install ok installed', 'still no nodejs package after');
+    const ver = await inRoot(['metalboot', '--version']);
+    t.equal(ver.stdout.trim(), `metalboot ${VERSION}`, 'metalboot --version in the stock root');
+
+    // The shipped configuration (DHCP and TFTP off, API on 127.0.0.1:8080), in a namespace of
+    // its own; only tgtd's control port moved to one nobody uses (never the host's tgtd).
+    const cfgFile = path.join(stock, 'etc/metalboot/metalboot.yaml');
+    const controlPort = 30_000 + ((process.pid + 977) % 2000);
+    await writeFile(cfgFile, readFileSync(cfgFile, 'utf8').replace(/^ {2}manageTgtd: false$/m, `  manageTgtd: false\n  controlPort: ${controlPort}`));
+    const net = new TestNet('dst');
+    t.teardown(() => net.destroy());
+    const ns = await net.addNamespace('srv');
+    const proc = net.spawn(ns, ['bash', path.join(REPO_ROOT, 'scripts/debian-root.sh'), 'run', stock, '--', '/usr/bin/metalbootd', '--config', '/etc/metalboot/metalboot.yaml'], 180);
+    const out = new LineCollector(proc.stdout);
+    const err = new LineCollector(proc.stderr);
+    let health = '';
+    for (let i = 0; i < 120 && proc.exitCode === null; i++) {
+      const r = await net.exec(ns, ['curl', '-sS', '--max-time', '2', 'http://127.0.0.1:8080/healthz'], 10_000, [0, 7, 28]);
+      if (r.code === 0) { health = r.stdout; break; }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.same(health ? JSON.parse(health) : undefined, { status: 'ok' }, `/healthz from metalbootd in the stock root ${health ? '' : `(exit ${proc.exitCode}: ${err.lines.slice(-3).join(' | ')} ${out.lines.slice(-3).join(' | ')})`}`);
+    const logs = out.lines.flatMap((l) => { try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; } });
+    t.match(logs.find((l) => l['event'] === 'daemon.ready'), { dhcpMode: 'off', tftp: false }, 'daemon.ready with DHCP and TFTP off');
+    const nodeUsed = await net.exec(ns, ['sh', '-c', 'readlink /proc/$(pgrep -f "metalboot/dist/src/cli/metalbootd.js" | head -n 1)/exe'], 10_000, [0, 1]);
+    t.match(nodeUsed.stdout.trim(), /\/usr\/lib\/metalboot\/node\/bin\/node$/, 'the daemon runs on the shipped node');
+  });
 });

@@ -17,7 +17,7 @@ t.test('lvm backend in the guest: thin pool, import, clone, checkpoint/merge, re
   // Not under /tmp: the guest's /tmp is its own tmpfs (the --rw share would still work, but keep it plain).
   const out = await mkdtemp('/var/tmp/mb-lvm-scenario-');
   t.teardown(() => rm(out, { recursive: true, force: true }));
-  const r = await runInGuest(['/usr/bin/node', `${REPO}dist/test/guest/lvm-scenario.js`, out], { timeoutSec: 500, disks: ['1G', '2G'], rw: [out] });
+  const r = await runInGuest([process.execPath, `${REPO}dist/test/guest/lvm-scenario.js`, out], { timeoutSec: 500, disks: ['1G', '2G'], rw: [out] });
   t.comment(`guest run: ${r.wallMs} ms, exit ${r.code}`);
   let report: { results: Check[]; facts: Record<string, unknown> } | undefined;
   try {
