@@ -41,14 +41,14 @@ import { ProxyReplies, scriptAccess } from './boot/script-access.js';
 import { readNeighbour } from './net/neighbours.js';
 import { PoolExhaustionWarnings } from './dhcp/pool-exhausted.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, prefixToMask, tryParseIpv4, unmapIpv4, type Ipv4 } from './net/ipv4.js';
+import { parseIpv4, prefixToMask, tryParseIpv4, type Ipv4 } from './net/ipv4.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
 import type { DaemonProbes } from './status/types.js';
 import { SyslogServer } from './syslog/server.js';
 import { tightenTree } from './store/private-files.js';
 import { isInside } from './images/import-dir.js';
-import { sourceClassifier } from './syslog/accept.js';
+import { RereadSubnets, sourceClassifier, type SubnetSource } from './syslog/accept.js';
 import { networkInterfaces } from 'node:os';
 import type { Cidr } from './net/ipv4.js';
 
@@ -60,10 +60,15 @@ const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)
  * server mode (a relay's subnet is one of them); in proxy mode the DHCP interface's own IPv4
  * subnets, where the clients whose PXE requests it answers live.
  */
-function servedSubnets(config: Config): Cidr[] {
+function servedSubnets(config: Config, clock: () => number): readonly Cidr[] | SubnetSource {
   if (config.dhcp.mode === 'server') return config.dhcp.subnets.map((s) => s.cidr);
   if (config.dhcp.mode === 'off') return [];
-  return (networkInterfaces()[config.dhcp.interface] ?? []).filter((a) => a.family === 'IPv4' && a.cidr).map((a) => {
+  // The interface may get (or change) its address after the start: read again on a miss.
+  return new RereadSubnets(() => interfaceSubnets(config.dhcp.interface), clock);
+}
+
+function interfaceSubnets(iface: string): Cidr[] {
+  return (networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4' && a.cidr).map((a) => {
     const prefix = Number(a.cidr!.split('/')[1]);
     return { network: ((parseIpv4(a.address) & prefixToMask(prefix)) >>> 0) as Ipv4, prefix };
   });
@@ -89,7 +94,7 @@ function crashPointFromEnv(log: Logger): ((step: string) => void) | undefined {
  * Storage, tgtd and the disk service. tgtd is left running when the daemon stops: machines
  * booted from their iSCSI disks keep them across a metalboot restart or upgrade.
  */
-async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number): Promise<NonNullable<HttpDeps['storage']>> {
+async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number, crashPoint: ((step: string) => void) | undefined): Promise<NonNullable<HttpDeps['storage']>> {
   const s = config.storage;
   const backend: VolumeBackend = s.backend === 'lvm'
     ? new LvmBackend({ vg: s.lvm!.vg, pool: s.lvm!.thinPool, runner: runCommand, thresholdPercent: s.maxPoolPercent })
@@ -113,7 +118,6 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
       bus.publish({ type: kind === 'login' ? 'iscsi.login' : 'iscsi.logout', iqn: target, initiator: sess.initiator, ...(address ? { address } : {}), ...(mac ? { mac } : {}) });
     },
   });
-  const crashPoint = crashPointFromEnv(log);
   disks = new DiskService({
     backend, store, reconciler, iqnPrefix: i.iqnPrefix, bstype: i.bstype, mutualChap: i.mutualChap, log: ilog, clock,
     ...(crashPoint ? { crashPoint } : {}),
@@ -165,8 +169,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     }
   };
 
+  // One test crash point for the disk operations and the machine provisions (armed and logged once).
+  const crashPoint = crashPointFromEnv(log);
   const bus = new EventBus(clock);
-  const addresses = new AddressBook();
+  // Server mode learns addresses from its own ACKs only (events/addresses.ts).
+  const addresses = new AddressBook(undefined, config.dhcp.mode !== 'server');
   bus.subscribe((e) => addresses.learn(e));
   // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
   logBusEvents(bus, log);
@@ -217,7 +224,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
 
     let storage: HttpDeps['storage'];
     if (config.iscsi.enabled) {
-      storage = await startStorage(config, store, bus, log, clock);
+      storage = await startStorage(config, store, bus, log, clock, crashPoint);
       const { reconciler } = storage;
       stops.push(() => reconciler.stop());
     }
@@ -233,11 +240,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const mlog = log.child({ module: 'machines' });
     const bmcs = new BmcPool(config.ipmi, bus, { debug: (o, m) => mlog.debug(o, m), warn: (o, m) => mlog.warn(o, m) });
     stops.push(() => bmcs.closeAll());
-    const provisionCrashPoint = crashPointFromEnv(log);
     const machines = new MachineService({
       store, bus, bmcs, operations, clock, log: mlog, discover: config.machines.discover,
       ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
-      ...(provisionCrashPoint ? { crashPoint: provisionCrashPoint } : {}),
+      ...(crashPoint ? { crashPoint } : {}),
     });
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
@@ -267,15 +273,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         });
       },
     };
-    // Whether an address holds a DHCP binding metalboot knows: in server mode a bound, unexpired
-    // lease of its own for that address; in proxy mode what the address book saw the client take.
-    const hasBinding = (ip: string): boolean => {
-      const mac = addresses.macOf(ip);
-      if (mac === undefined) return false;
-      if (!leases) return true;
-      const l = leases.leaseOf(mac);
-      return l !== undefined && l.state === 'bound' && l.expiresAt > clock() && formatIpv4(l.ip) === unmapIpv4(ip);
-    };
+    // Whether an address holds a DHCP binding metalboot made: a bound, unexpired lease of its own
+    // on that address (the lease table, never the address book, which any sender can teach). In
+    // proxy mode metalboot binds nothing, so no address counts (syslog share, TFTP reserved slots).
+    const hasBinding = (ip: string): boolean => leases?.leaseAtAddress(ip) !== undefined;
+    // Which MAC a source address is: its lease holder in server mode, else the address book.
+    const macAt = (ip: string): Mac | undefined => leases?.leaseAtAddress(ip)?.mac ?? addresses.macOf(ip);
     // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
     const probes: DaemonProbes = {
       machines: {
@@ -327,10 +330,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const slog = log.child({ module: 'syslog' });
       const syslog = new SyslogServer({
         listen: sl.listen, maxPerSecondPerSource: sl.maxPerSecondPerSource, burst: sl.burst, log: slog,
-        classify: sourceClassifier(sl.acceptFrom, { subnets: servedSubnets(config), hasBinding }),
+        classify: sourceClassifier(sl.acceptFrom, { subnets: servedSubnets(config, clock), hasBinding }),
         total: { maxPerSecond: sl.maxPerSecondTotal, burst: sl.burstTotal },
         onMessage: (msg, from) => {
-          const mac = addresses.macOf(from.address);
+          const mac = macAt(from.address);
           bus.publish({ type: 'syslog', ip: from.address, severity: msg.severity, text: msg.text, ...(mac ? { mac } : {}) });
           slog.info({ event: 'syslog.message', mac, from: from.address, severity: msg.severity, app: msg.app, text: msg.text }, 'syslog');
         },
@@ -385,11 +388,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       }
       const tftp = new TftpServer({
         config: config.tftp, provider, log: log.child({ module: 'tftp' }),
-        // Known = holds a binding: a bound, unexpired lease of ours in server mode; in proxy mode the
-        // address the client took from the lab's server. tftp.reservedTransfers are theirs alone.
-        ...(config.dhcp.mode !== 'off' ? { isKnownClient: (ip: string) => hasBinding(ip) } : {}),
+        // Known = holds a bound, unexpired lease of ours; tftp.reservedTransfers are theirs alone.
+        // Server mode only: in proxy mode nothing proves a binding (the address a client asked the
+        // lab's server for is anyone's to claim), so every client is treated alike.
+        ...(config.dhcp.mode === 'server' ? { isKnownClient: (ip: string) => hasBinding(ip) } : {}),
         onTransfer: (e) => {
-          const mac = addresses.macOf(e.client);
+          const mac = macAt(e.client);
           if (e.phase === 'start') bus.publish({ type: 'tftp.start', client: e.client, file: e.file, size: e.size, ...(mac ? { mac } : {}) });
           else {
             const { phase: _p, ...rest } = e;

@@ -14,7 +14,13 @@ export class AddressBook {
   private readonly ipOfMac = new Map<Mac, string>();
   private readonly macOfIp = new Map<string, Mac>();
 
-  constructor(private readonly max = 65_536) {}
+  /**
+   * learnFromIgnored: whether the address of a REQUEST ignored (meant for another server) is
+   * learnt. Only ProxyDHCP needs it; a DHCP server knows its clients' addresses from its own
+   * ACKs, and that REQUEST's option 50 is any address a sender likes: learning it would let
+   * anyone remap a client's address to another MAC.
+   */
+  constructor(private readonly max = 65_536, private readonly learnFromIgnored = true) {}
 
   /** Feed every bus event; DHCP events that carry an address teach it. */
   learn(e: MetalbootEvent): void {
@@ -22,7 +28,7 @@ export class AddressBook {
     const d = e as Extract<MetalbootEvent, { type: DhcpEventType }>;
     // ProxyDHCP ignores the REQUEST a client sends the lab's own DHCP server, but the address
     // in it is the one the client is taking: the only place a proxy learns it.
-    if (e.type === 'dhcp.ignored' && d.message !== 'request') return;
+    if (e.type === 'dhcp.ignored' && (d.message !== 'request' || !this.learnFromIgnored)) return;
     // An INFORM's ciaddr is whatever the sender wrote; a client that really holds it was taught
     // by its ACK already.
     if (e.type === 'dhcp.inform') return;

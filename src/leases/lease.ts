@@ -18,6 +18,12 @@ export interface Lease {
   readonly expiresAt: number;
   /** Epoch milliseconds of the last change. */
   readonly updatedAt: number;
+  /**
+   * Epoch milliseconds of the binding's start: the ACK that gave this client this address,
+   * kept across renewals and INIT-REBOOTs of it (updatedAt is not, so a spoofed re-ACK could not
+   * reopen the DECLINE window). Absent on records written before it existed: read as updatedAt.
+   */
+  readonly boundAt?: number;
   readonly hostname?: string;
   /** RFC 4578 option 93 client system architecture. */
   readonly clientArch?: number;

@@ -4,7 +4,7 @@
  * the conflict prober checks never-used addresses before their first offer.
  */
 import type { SubnetConfig } from '../config/types.js';
-import type { Ipv4 } from '../net/ipv4.js';
+import { tryParseIpv4, unmapIpv4, type Ipv4 } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
 import type { ConflictProber } from '../net/ping.js';
 import type { Store, StoredReservation } from '../store/db.js';
@@ -98,10 +98,25 @@ export class LeaseService {
     return l;
   }
 
-  /** Milliseconds since `mac`'s bound lease on `ip` was last ACKed; undefined when it holds no bound lease there. */
+  /**
+   * Milliseconds since `mac`'s binding of `ip` began (its first ACK, not the last renewal: a
+   * spoofed INIT-REBOOT re-ACK must not restart it); undefined when it holds no bound lease there.
+   */
   msSinceBound(mac: Mac, ip: Ipv4): number | undefined {
     const l = this.table.leaseOf(mac);
-    return l && l.state === 'bound' && l.ip === ip ? this.clock() - l.updatedAt : undefined;
+    return l && l.state === 'bound' && l.ip === ip ? this.clock() - (l.boundAt ?? l.updatedAt) : undefined;
+  }
+
+  /** The bound, unexpired lease on `ip`, if any: who holds the address by our own ACK. */
+  leaseAt(ip: Ipv4): Lease | undefined {
+    const l = this.table.get(ip);
+    return l && l.state === 'bound' && l.mac !== undefined && l.expiresAt > this.clock() ? l : undefined;
+  }
+
+  /** leaseAt for a socket's source address ("10.0.0.5" or "::ffff:10.0.0.5"). */
+  leaseAtAddress(address: string): Lease | undefined {
+    const ip = tryParseIpv4(unmapIpv4(address));
+    return ip === undefined ? undefined : this.leaseAt(ip);
   }
 
   async decline(mac: Mac, ip: Ipv4): Promise<Lease> {

@@ -216,8 +216,12 @@ export class LeaseTable {
   /** Binds ip to mac; returns the lease record to persist. */
   bind(mac: Mac, ip: Ipv4, leaseSeconds: number, details: ClientDetails, now: number): Lease {
     this.dropOffer(mac);
+    // A renewal or INIT-REBOOT of the address this client holds keeps its binding's start; only a
+    // new binding (another address, or one that was released or ran out) starts a new one.
+    const cur = this.byIp.get(ip);
+    const boundAt = cur && cur.mac === mac && cur.state === 'bound' && cur.expiresAt > now ? (cur.boundAt ?? cur.updatedAt) : now;
     const lease: Lease = {
-      ip, mac, state: 'bound', expiresAt: now + leaseSeconds * 1000, updatedAt: now,
+      ip, mac, state: 'bound', expiresAt: now + leaseSeconds * 1000, updatedAt: now, boundAt,
       ...(details.hostname !== undefined ? { hostname: details.hostname } : {}),
       ...(details.clientArch !== undefined ? { clientArch: details.clientArch } : {}),
       ...(details.vendorClass !== undefined ? { vendorClass: details.vendorClass } : {}),

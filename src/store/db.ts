@@ -285,7 +285,12 @@ export function decodeLease(key: string, raw: string): Lease | string {
     expiresAt,
     updatedAt,
   };
-  const { mac, hostname, clientArch, vendorClass, clientId } = r;
+  const { mac, hostname, clientArch, vendorClass, clientId, boundAt } = r;
+  // Absent on records written before it existed: readers take updatedAt then (leases/lease.ts).
+  if (boundAt !== undefined) {
+    if (typeof boundAt !== 'number' || !Number.isFinite(boundAt)) return 'boundAt is not a number';
+    lease.boundAt = boundAt;
+  }
   if (mac !== undefined) {
     if (typeof mac !== 'string' || tryParseMac(mac) !== mac) return 'mac is not a normalised MAC';
     lease.mac = mac as Mac;

@@ -676,8 +676,39 @@ t.test('DECLINE of a bound lease only shortly after its ACK (RFC 2131 §4.4.1): 
   env.now += 61_000;
   silent(t, await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER })), /long after the ACK/);
   t.match(env.store.leases.get(x), { state: 'bound', mac: a.mac }, 'the holder keeps its lease');
-  // A renewal is a new ACK: a conflict found then may still be declined.
+  // The window runs from the binding's first ACK: neither a renewal nor an INIT-REBOOT of the
+  // same address (which anyone can send from 0.0.0.0 with the holder's chaddr) reopens it.
   acked(t, await env.server(a.msg(MessageType.Request, { ciaddr: formatIpv4(x) })), x);
   env.now += 2000;
-  t.equal((await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER }))).event, 'dhcp.decline');
+  silent(t, await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER })), /long after the ACK/);
+  acked(t, await env.server(a.msg(MessageType.Request, { requested: x }), { address: ip('0.0.0.0'), port: 68 }), x);
+  env.now += 2000;
+  silent(t, await env.server(a.msg(MessageType.Decline, { requested: x, serverId: SERVER })), /long after the ACK/);
+  t.match(env.store.leases.get(x), { state: 'bound', mac: a.mac, boundAt: T0 }, 'still bound; the binding started at the first ACK');
+  // A new binding (the client released and took the address again) opens a new window.
+  env.now += 1000;
+  t.equal((await env.server(a.msg(MessageType.Release, { ciaddr: formatIpv4(x), serverId: SERVER }), { address: x, port: 68 })).event, 'dhcp.release');
+  const y = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(y)), y);
+  env.now += 2000;
+  t.equal((await env.server(a.msg(MessageType.Decline, { requested: y, serverId: SERVER }))).event, 'dhcp.decline');
+});
+
+t.test('leaseAt: who holds an address by our own ACK; a REQUEST for another server naming it changes nothing', async (t) => {
+  const env = setup();
+  const a = client(1);
+  const x = offered(t, await env.server(a.discover()));
+  acked(t, await env.server(a.select(x)), x);
+  t.equal(env.leases.leaseAt(x)?.mac, a.mac);
+  t.equal(env.leases.leaseAtAddress(formatIpv4(x))?.mac, a.mac);
+  t.equal(env.leases.leaseAtAddress(`::ffff:${formatIpv4(x)}`)?.mac, a.mac, 'IPv4-mapped form');
+  // Syslog and TFTP take "holds a binding" from here (daemon.ts), not from the address book,
+  // which this REQUEST would teach in proxy mode.
+  const b = client(2);
+  silent(t, await env.server(b.msg(MessageType.Request, { requested: x, serverId: OTHER_SERVER })));
+  t.equal(env.leases.leaseAt(x)?.mac, a.mac);
+  t.equal(env.leases.leaseAt(ip('10.99.0.200')), undefined, 'no lease');
+  t.equal(env.leases.leaseAtAddress('garbage'), undefined);
+  env.now += 3_600_000;
+  t.equal(env.leases.leaseAt(x), undefined, 'expired');
 });

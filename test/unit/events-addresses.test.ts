@@ -54,3 +54,17 @@ t.test('INFORM teaches nothing: its chaddr and ciaddr are whatever the sender wr
   t.equal(book.ipOf(B), undefined, 'an INFORM alone teaches nothing');
   t.equal(book.macOf('10.0.0.66'), undefined);
 });
+
+t.test('a REQUEST meant for another server teaches only a ProxyDHCP book, never a server-mode one', async (t) => {
+  const bus = new EventBus(() => NOW);
+  const proxy = new AddressBook();
+  // Server mode: option 50 of that REQUEST is whatever the sender wrote; learning it would remap
+  // A's address to B (the victim's syslog and TFTP credited to the wrong MAC).
+  const server = new AddressBook(undefined, false);
+  bus.subscribe((e) => { proxy.learn(e); server.learn(e); });
+  bus.publish({ type: 'dhcp.ack', mac: A, ip: '10.0.0.10', message: 'request' });
+  bus.publish({ type: 'dhcp.ignored', mac: B, ip: '10.0.0.10', message: 'request' });
+  t.equal(proxy.macOf('10.0.0.10'), B, 'proxy: the only place it learns the address a client takes');
+  t.equal(server.macOf('10.0.0.10'), A);
+  t.equal(server.ipOf(B), undefined);
+});

@@ -51,7 +51,7 @@ t.test('DORA in the table: offer, hold, bind, lookups', async (t) => {
   t.equal(tb.counts(T0).offered, 1);
   const l = tb.bind(A, ip('10.99.0.100'), 3600, { hostname: 'a', clientArch: 7, vendorClass: 'PXEClient', clientId: '01ab' }, T0 + 10);
   t.same(l, {
-    ip: ip('10.99.0.100'), mac: A, state: 'bound', expiresAt: T0 + 10 + 3_600_000, updatedAt: T0 + 10,
+    ip: ip('10.99.0.100'), mac: A, state: 'bound', expiresAt: T0 + 10 + 3_600_000, updatedAt: T0 + 10, boundAt: T0 + 10,
     hostname: 'a', clientArch: 7, vendorClass: 'PXEClient', clientId: '01ab',
   });
   t.equal(tb.offerOf(A, T0 + 11), undefined, 'bind consumes the offer');
@@ -62,7 +62,26 @@ t.test('DORA in the table: offer, hold, bind, lookups', async (t) => {
   t.same(tb.counts(T0 + 10 + 3_600_000), { bound: 0, declined: 0, offered: 0 }, 'expired leases are not counted');
   // Optional details absent → absent fields, not undefined-valued ones.
   const l2 = tb.bind(B, ip('10.99.0.101'), 60, {}, T0);
-  t.same(Object.keys(l2).sort(), ['expiresAt', 'ip', 'mac', 'state', 'updatedAt']);
+  t.same(Object.keys(l2).sort(), ['boundAt', 'expiresAt', 'ip', 'mac', 'state', 'updatedAt']);
+});
+
+t.test('boundAt: set by a new binding, kept by a renewal or re-ACK of the same address', async (t) => {
+  const tb = table();
+  const x = offer(tb, A, T0);
+  t.equal(tb.bind(A, x, 3600, {}, T0).boundAt, T0);
+  const renewed = tb.bind(A, x, 3600, {}, T0 + 60_000);
+  t.equal(renewed.boundAt, T0, 'renewal: the binding still started at the first ACK');
+  t.equal(renewed.updatedAt, T0 + 60_000);
+  // A lease loaded from a record written before boundAt existed: its updatedAt stands in.
+  const old = table({}, [{ ip: x, mac: A, state: 'bound', expiresAt: T0 + 3_600_000, updatedAt: T0 - 5000 }]);
+  t.equal(old.bind(A, x, 3600, {}, T0).boundAt, T0 - 5000);
+  // New bindings: another address, the same one after a release, or after it ran out.
+  const y = ip('10.99.0.105');
+  t.equal(tb.bind(A, y, 3600, {}, T0 + 70_000).boundAt, T0 + 70_000, 'moved');
+  tb.release(A, y, T0 + 80_000);
+  t.equal(tb.bind(A, y, 3600, {}, T0 + 90_000).boundAt, T0 + 90_000, 'after a release');
+  t.equal(tb.bind(A, y, 1, {}, T0 + 100_000).boundAt, T0 + 90_000);
+  t.equal(tb.bind(A, y, 3600, {}, T0 + 102_000).boundAt, T0 + 102_000, 'after it expired');
 });
 
 t.test('same client gets the same address again: offer, bound, released, expired', async (t) => {
@@ -229,7 +248,7 @@ t.test('release: only by the owner of a bound lease', async (t) => {
   t.equal(tb.get(x)?.state, 'bound');
   t.equal(tb.release(A, ip('10.99.0.109'), T0 + 1), undefined, 'no lease there');
   const r = tb.release(A, x, T0 + 2);
-  t.same(r, { ip: x, mac: A, state: 'released', expiresAt: T0 + 2, updatedAt: T0 + 2 });
+  t.same(r, { ip: x, mac: A, state: 'released', expiresAt: T0 + 2, updatedAt: T0 + 2, boundAt: T0 });
   t.equal(tb.release(A, x, T0 + 3), undefined, 'twice');
   t.equal(tb.assignable(B, x, NET, T0 + 2), 'ok', 'free for others right away');
   t.equal(tb.leaseOf(A)?.state, 'released', 'kept as history for the client');

@@ -52,6 +52,19 @@ t.test('put / load round trip, upsert and delete', async (t) => {
   t.ok(store.stats().groupCommit.batches >= 3);
 });
 
+t.test('boundAt round-trips; a record written before it existed loads without it (read as updatedAt)', async (t) => {
+  const dir = await tempDir(t);
+  const s1 = await openStore(dir);
+  await s1.putLeases([lease(1, { boundAt: 1_699_998_000_000 }), lease(2)]);
+  await s1.close();
+  const s2 = await openStore(dir);
+  t.teardown(() => s2.close());
+  const [a, b] = await s2.loadLeases();
+  t.equal(a!.boundAt, 1_699_998_000_000);
+  t.equal(b!.boundAt, undefined);
+  t.equal(b!.updatedAt, 1_699_999_000_000);
+});
+
 t.test('keys are 8 hex digits and sort by address', async (t) => {
   t.equal(leaseKey(parseIpv4('10.0.0.2')), '0a000002');
   t.equal(leaseKey(parseIpv4('0.0.0.0')), '00000000');
@@ -115,17 +128,19 @@ t.test('corrupt records are skipped and counted, not thrown', async (t) => {
   await leases.put(leaseKey((BASE + 6) as Ipv4), JSON.stringify({ ...lease(6), mac: 'nope' }));
   await leases.put(leaseKey((BASE + 7) as Ipv4), JSON.stringify([1, 2]));
   await leases.put(leaseKey((BASE + 8) as Ipv4), JSON.stringify({ ...lease(8), junk: 'dropped' })); // valid, extra field dropped
+  await leases.put(leaseKey((BASE + 9) as Ipv4), JSON.stringify({ ...lease(9), boundAt: 'soon' }));
   await raw.close();
 
   const seen: [string, string][] = [];
   const s2 = await openStore(dir, { onCorrupt: (key, reason) => seen.push([key, reason]) });
   t.teardown(() => s2.close());
   t.same(await s2.loadLeases(), [lease(1), lease(5), lease(8)]);
-  t.equal(s2.stats().corrupt, 5);
+  t.equal(s2.stats().corrupt, 6);
   t.same(
     seen.map(([k]) => k),
-    [2, 3, 4, 6, 7].map((i) => leaseKey((BASE + i) as Ipv4)),
+    [2, 3, 4, 6, 7, 9].map((i) => leaseKey((BASE + i) as Ipv4)),
   );
+  t.match(seen[5]![1], /boundAt/);
   t.match(seen[0]![1], /not JSON/);
   t.match(seen[1]![1], /does not match its key/);
   t.match(seen[2]![1], /state/);

@@ -1,17 +1,17 @@
 import t from 'tap';
-import { sourceClassifier } from '../../src/syslog/accept.js';
+import { RereadSubnets, sourceClassifier } from '../../src/syslog/accept.js';
 import { parseCidr } from '../../src/net/ipv4.js';
 
 const bound = new Set(['10.0.0.5', '192.168.9.9']);
 const facts = { subnets: [parseCidr('10.0.0.0/24'), parseCidr('10.1.0.0/16')], hasBinding: (a: string) => bound.has(a.replace(/^::ffff:/, '')) };
 
-t.test('served: a binding, or inside a served subnet; nothing else', async (t) => {
+t.test('served: inside a served subnet, those holding a lease told apart; nothing else', async (t) => {
   const c = sourceClassifier('served', facts);
   t.equal(c('10.0.0.5'), 'bound', 'a leased address');
   t.equal(c('::ffff:10.0.0.5'), 'bound', 'IPv4-mapped form');
   t.equal(c('10.0.0.77'), 'served', 'inside a served subnet, no binding');
   t.equal(c('10.1.200.3'), 'served', 'inside the second (relayed) subnet');
-  t.equal(c('192.168.9.9'), 'bound', 'a binding outside the subnets (ProxyDHCP saw it taken) still counts');
+  t.equal(c('192.168.9.9'), 'not-served', 'subnets first: a binding outside them widens nothing');
   t.equal(c('10.2.0.1'), 'not-served');
   t.equal(c('203.0.113.7'), 'not-served');
   t.equal(c('0.0.0.0'), 'not-served');
@@ -19,9 +19,28 @@ t.test('served: a binding, or inside a served subnet; nothing else', async (t) =
   t.equal(c('garbage'), 'not-served');
 });
 
-t.test('served with no subnets (dhcp.mode off): bindings only', async (t) => {
-  const c = sourceClassifier('served', { subnets: [], hasBinding: () => false });
-  t.equal(c('10.0.0.5'), 'not-served');
+t.test('served with no subnets (dhcp.mode off): nothing, bound or not', async (t) => {
+  t.equal(sourceClassifier('served', { subnets: [], hasBinding: () => false })('10.0.0.5'), 'not-served');
+  t.equal(sourceClassifier('served', { subnets: [], hasBinding: () => true })('10.0.0.5'), 'not-served');
+});
+
+t.test('proxy mode: the interface subnets are read again after a miss, at most every 10 s', async (t) => {
+  let now = 0, reads = 0;
+  let cidrs = [parseCidr('10.0.0.0/24')];
+  const src = new RereadSubnets(() => { reads++; return cidrs; }, () => now);
+  const c = sourceClassifier('served', { subnets: src, hasBinding: () => false });
+  t.equal(reads, 1);
+  t.equal(c('10.0.0.9'), 'served');
+  cidrs = [parseCidr('10.0.0.0/24'), parseCidr('172.16.0.0/24')]; // the interface got a second address
+  now = 5000;
+  t.equal(c('172.16.0.4'), 'not-served', 'read at most every 10 s');
+  t.equal(c('203.0.113.1'), 'not-served');
+  t.equal(reads, 1, 'a flood from outside costs no reads inside the interval');
+  now = 10_000;
+  t.equal(c('172.16.0.4'), 'served', 'the new subnet, without a restart');
+  t.equal(reads, 2);
+  t.equal(c('10.0.0.9'), 'served');
+  t.equal(reads, 2, 'a hit reads nothing');
 });
 
 t.test('any: everything, bound ones told apart', async (t) => {
