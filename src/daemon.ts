@@ -310,7 +310,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     // and the tgtadm children need: the cap stays below RLIMIT_NOFILE minus that reserve.
     const lim = config.http.limits;
     const nofile = await readNofileLimit();
-    const reserve = lim.fdReserve + 2 * (config.tftp.enabled ? config.tftp.maxTransfers : 0);
+    const reserve = lim.fdReserve + 3 * (config.tftp.enabled ? config.tftp.maxTransfers : 0); // a transfer: its connected socket, the strangers socket, the file
     const cap = deriveConnectionCap(lim.maxConnections, nofile, reserve);
     httpGuard = guardConnections(app.server, { maxConnections: cap.maxConnections, perAddress: Math.min(lim.maxConnectionsPerAddress, cap.maxConnections), log, clock });
     log[cap.limitedBy === 'config' ? 'info' : 'warn']({

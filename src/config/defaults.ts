@@ -107,16 +107,18 @@ export const DEFAULT_STATUS = { public: false } as const;
 
 /**
  * http.limits (see http/limits.ts and README "Security model"). maxConnections is further bounded
- * by RLIMIT_NOFILE − (fdReserve + 2 × tftp.maxTransfers) at start. 64 per address: a browser opens
- * at most 6 per host plus the event stream, iPXE one at a time, so only a NAT of many admins comes
- * near it. 10 s for headers: iPXE, curl and browsers send theirs at once. An hour for a whole
+ * by (RLIMIT_NOFILE − (fdReserve + 3 × tftp.maxTransfers)) / 2 at start: a transfer holds three
+ * fds, a connection serving a file two. 64 per address: a browser opens at most 6 per host plus the
+ * event stream, iPXE one at a time, so only a NAT of many admins comes near it. 10 s for headers: iPXE, curl and browsers send theirs at once. An hour for a whole
  * request: an image upload streams through one. 5 s keep-alive: node's own default (fastify's
  * 72 s suits load balancers, not a lab), and the status page re-uses it at its once-a-second poll.
+ * 60 s idle: a client that stops reading a download (and holds its socket and file) goes within a
+ * minute; a live one moves bytes far more often, and the event stream's heartbeat is at most 15 s.
  * 512 fds: node itself (~30), the store (LevelDB opens one fd per table file), DHCP/syslog sockets
  * and the tgtadm/lvm/qemu-img children (3 pipes each).
  */
 export const DEFAULT_HTTP_LIMITS = {
-  maxConnections: 4096, maxConnectionsPerAddress: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 3_600_000, keepAliveTimeoutMs: 5000, fdReserve: 512,
+  maxConnections: 4096, maxConnectionsPerAddress: 64, headersTimeoutMs: 10_000, requestTimeoutMs: 3_600_000, keepAliveTimeoutMs: 5000, idleTimeoutMs: 60_000, fdReserve: 512,
 } as const;
 export const HTTP_LIMITS_BOUNDS = {
   maxConnections: [16, 1_000_000],
@@ -126,5 +128,7 @@ export const HTTP_LIMITS_BOUNDS = {
   /** 0 = none; otherwise at least headersTimeoutMs (node refuses a smaller one). */
   requestTimeoutMs: [0, 86_400_000],
   keepAliveTimeoutMs: [100, 600_000],
+  /** Below 1 s a pause of a slow link cuts a download; above an hour a stalled reader holds its fds for long. */
+  idleTimeoutMs: [1000, 3_600_000],
   fdReserve: [64, 1_000_000],
 } as const satisfies Record<string, readonly [number, number]>;

@@ -90,6 +90,12 @@ export interface HttpLimits {
   readonly requestTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */
   readonly keepAliveTimeoutMs: number;
+  /**
+   * A connection on which no byte moves either way for this long while a request is read or a
+   * response sent (a client that stopped reading a download) is closed. A handler still working
+   * on its answer is not cut; the event stream's heartbeat comes well within it.
+   */
+  readonly idleTimeoutMs: number;
   /** File descriptors kept free of HTTP connections for everything else besides TFTP. */
   readonly fdReserve: number;
 }

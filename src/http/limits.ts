@@ -4,13 +4,16 @@
  * accepted connection is one fd, and TFTP sockets, the store and every tgtadm/lvm child need fds
  * from the same RLIMIT_NOFILE.
  *
- * - A total cap (net.Server#maxConnections) kept below RLIMIT_NOFILE minus a reserve. Node closes
- *   a connection over the cap as soon as it is accepted (one fd, for a moment) and emits 'drop'.
+ * - A total cap (net.Server#maxConnections) kept below (RLIMIT_NOFILE minus a reserve) / 2: a
+ *   connection serving a file (boot assets, kernels) holds the file open as well. Node closes a
+ *   connection over the cap as soon as it is accepted (one fd, for a moment) and emits 'drop'.
  * - A per-address cap: a 'connection' listener, first in line, destroys a connection whose source
  *   already holds the limit. IPv6 sources count per /64 (one host may pick any address in it).
  * - Timeouts (set on the server by buildHttpApp): headers must arrive within headersTimeoutMs of
  *   the connection (node answers 408 and closes), the whole request within requestTimeoutMs, and
- *   an idle keep-alive connection is closed after keepAliveTimeoutMs.
+ *   an idle keep-alive connection is closed after keepAliveTimeoutMs, and a connection on which
+ *   nothing moves for idleTimeoutMs while a response is being sent (a client that stopped reading
+ *   a download) is closed, freeing its socket and the file it holds (server.ts).
  *
  * A SYN flood never reaches this code: half-open handshakes live in the kernel (SYN backlog,
  * syncookies) and cost no fd. Established idle connections are what costs fds, and that is what
@@ -62,17 +65,22 @@ export interface ConnectionCap {
   readonly headroom?: number;
 }
 
+/** Fds one HTTP connection may hold: its socket, and the file a download streams from. */
+export const FDS_PER_CONNECTION = 2;
+
 /**
- * min(configured, soft RLIMIT_NOFILE − reserve), never below MIN_CONNECTIONS. `reserve` covers the
- * fds the rest of the daemon holds at its busiest (TFTP transfers, the store, child processes).
- * Node raises the soft limit to the hard one at start, so `soft` is read after that.
+ * min(configured, (soft RLIMIT_NOFILE − reserve) / FDS_PER_CONNECTION), never below
+ * MIN_CONNECTIONS. `reserve` covers the fds the rest of the daemon holds at its busiest (TFTP
+ * transfers, the store, child processes). Node raises the soft limit to the hard one at start, so
+ * `soft` is read after that.
  */
 export function deriveConnectionCap(configured: number, nofile: NofileLimit | undefined, reserve: number): ConnectionCap {
   if (!nofile || nofile.soft === Infinity) return { maxConnections: configured, limitedBy: 'config' };
-  const room = nofile.soft - reserve;
-  if (room < MIN_CONNECTIONS) return { maxConnections: MIN_CONNECTIONS, limitedBy: 'minimum', headroom: nofile.soft - MIN_CONNECTIONS };
-  if (room < configured) return { maxConnections: room, limitedBy: 'nofile', headroom: reserve };
-  return { maxConnections: configured, limitedBy: 'config', headroom: nofile.soft - configured };
+  const room = Math.floor((nofile.soft - reserve) / FDS_PER_CONNECTION);
+  const left = (n: number) => nofile.soft - FDS_PER_CONNECTION * n;
+  if (room < MIN_CONNECTIONS) return { maxConnections: MIN_CONNECTIONS, limitedBy: 'minimum', headroom: left(MIN_CONNECTIONS) };
+  if (room < configured) return { maxConnections: room, limitedBy: 'nofile', headroom: left(room) };
+  return { maxConnections: configured, limitedBy: 'config', headroom: left(configured) };
 }
 
 /**
@@ -195,4 +203,12 @@ export function guardConnections(server: Server, o: { maxConnections: number; pe
  */
 export function checkingIntervalMs(headersTimeoutMs: number): number {
   return Math.max(100, Math.min(1000, Math.floor(headersTimeoutMs / 4)));
+}
+
+/**
+ * The event stream's heartbeat for a given idle timeout: a third of it, at most 15 s, so a live
+ * stream always writes (and its client reads) well within idleTimeoutMs and is never cut by it.
+ */
+export function sseHeartbeatMs(idleTimeoutMs: number | undefined): number {
+  return idleTimeoutMs === undefined ? 15_000 : Math.max(50, Math.min(15_000, Math.floor(idleTimeoutMs / 3)));
 }

@@ -6,7 +6,9 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { packageVersion } from '../version.js';
 import type { HostPort, HttpLimits } from '../config/types.js';
-import { checkingIntervalMs } from './limits.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { checkingIntervalMs, sseHeartbeatMs } from './limits.js';
 import type { Logger } from '../log.js';
 import type { LeaseService } from '../leases/service.js';
 import { authorize, type ApiAuth } from './auth.js';
@@ -46,7 +48,7 @@ export interface HttpDeps {
   /** Absent when iSCSI is disabled. */
   readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
   /** Timeouts of http.limits (the connection caps are applied by guardConnections); absent = node's and fastify's defaults. */
-  readonly limits?: Pick<HttpLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>;
+  readonly limits?: Pick<HttpLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'> & Partial<Pick<HttpLimits, 'idleTimeoutMs'>>;
 }
 
 /** A route as registered (HEAD twins of GET routes included). */
@@ -69,6 +71,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } }, ...timeoutOptions(deps.limits) });
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
+  if (deps.limits?.idleTimeoutMs) closeIdleConnections(app, deps.limits.idleTimeoutMs);
   // Before any route: the hook is inherited by the plugin scopes registered below. It fixes each
   // route's access in its config, which is what authorize() reads per request (access.ts).
   app.addHook('onRoute', (r) => {
@@ -104,7 +107,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     statusPublic: deps.status?.public ?? false,
     onUndeclared: (method, url) => deps.log.error({ event: 'http.route-undeclared', method, url }, 'route declares no access: refused'),
   }));
-  if (deps.status) statusEdge(app, { ...deps, status: deps.status });
+  if (deps.status) statusEdge(app, { ...deps, status: deps.status, sseHeartbeatMs: sseHeartbeatMs(deps.limits?.idleTimeoutMs) });
   // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
   void app.register(swagger, {
     openapi: {
@@ -155,12 +158,40 @@ function docsRoutes(app: FastifyInstance, spec: () => object): void {
  * nothing is answered 408 and closed once headersTimeoutMs have passed (node's ConnectionsList
  * counts from the connection), which is what frees the fds of an idle flood.
  */
-function timeoutOptions(l: HttpDeps['limits']): { keepAliveTimeout?: number; requestTimeout?: number; http?: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } } {
+function timeoutOptions(l: HttpDeps['limits']): { keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number; http?: { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } } {
   if (!l) return {};
   return {
-    keepAliveTimeout: l.keepAliveTimeoutMs, requestTimeout: l.requestTimeoutMs,
+    keepAliveTimeout: l.keepAliveTimeoutMs, requestTimeout: l.requestTimeoutMs, ...(l.idleTimeoutMs ? { connectionTimeout: l.idleTimeoutMs } : {}),
     http: { headersTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, connectionsCheckingInterval: checkingIntervalMs(l.headersTimeoutMs) },
   };
+}
+
+/**
+ * fastify's connectionTimeout is node's server.timeout: each socket's inactivity timer (nothing
+ * read and no write progress for that long; node's net.Socket also counts a pending write that
+ * drains as activity). It is what closes a client that stopped reading a download, which holds
+ * its socket and the open file: none of the other timeouts covers a response being sent. Node
+ * destroys a timed-out socket unless a 'timeout' listener takes it over; this one destroys it as
+ * well, except while a handler is still working on its answer (request read in full, nothing sent
+ * yet): a disk provision or a power action may stay silent longer than the timeout. Such a socket's
+ * timer is re-armed, so it is watched again once the answer is being sent. The event stream's
+ * heartbeat (sseHeartbeatMs) keeps a live stream well within the timeout.
+ */
+function closeIdleConnections(app: FastifyInstance, idleMs: number): void {
+  const inFlight = new WeakMap<Socket, Set<{ readonly req: IncomingMessage; readonly res: ServerResponse }>>();
+  app.addHook('onRequest', async (req, reply) => {
+    const socket = req.raw.socket;
+    let set = inFlight.get(socket);
+    if (!set) inFlight.set(socket, set = new Set());
+    const entry = { req: req.raw, res: reply.raw };
+    set.add(entry);
+    reply.raw.once('close', () => set.delete(entry));
+  });
+  app.server.on('timeout', (socket: Socket) => {
+    const working = [...(inFlight.get(socket) ?? [])].some(({ req, res }) => req.complete && !res.headersSent);
+    if (working) socket.setTimeout(idleMs);
+    else socket.destroy();
+  });
 }
 
 export async function listen(app: FastifyInstance, at: HostPort): Promise<void> {

@@ -140,8 +140,9 @@ t.test('empty file: defaults, then the missing interface', async (t) => {
 });
 
 t.test('http.limits: given keys replace their defaults, the others keep them; requestTimeoutMs 0 is off', async (t) => {
-  const c = parseConfig(MIN.replace('http: {', 'http: { limits: { maxConnections: 200, maxConnectionsPerAddress: 8, requestTimeoutMs: 0 }, '), env);
-  t.same(c.http.limits, { ...DEFAULT_HTTP_LIMITS, maxConnections: 200, maxConnectionsPerAddress: 8, requestTimeoutMs: 0 });
+  const c = parseConfig(MIN.replace('http: {', 'http: { limits: { maxConnections: 200, maxConnectionsPerAddress: 8, requestTimeoutMs: 0, idleTimeoutMs: 30000 }, '), env);
+  t.same(c.http.limits, { ...DEFAULT_HTTP_LIMITS, maxConnections: 200, maxConnectionsPerAddress: 8, requestTimeoutMs: 0, idleTimeoutMs: 30000 });
+  t.equal(DEFAULT_HTTP_LIMITS.idleTimeoutMs, 60_000, 'a stalled download goes within a minute by default');
 });
 
 t.test('ConfigError carries path and reason', async (t) => {
@@ -164,6 +165,7 @@ const CASES: [string, string, string][] = [
   ['unknown http key', MIN.replace('http: {', 'http: { port: 1, '), 'config: http.port: unknown key'],
   ['unknown http.limits key', MIN.replace('http: {', 'http: { limits: { maxConns: 5 }, '), 'config: http.limits.maxConns: unknown key'],
   ['http.limits bound', MIN.replace('http: {', 'http: { limits: { maxConnections: 8 }, '), 'config: http.limits.maxConnections: 8 is out of range 16..1000000'],
+  ['idle timeout bound', MIN.replace('http: {', 'http: { limits: { idleTimeoutMs: 0 }, '), 'config: http.limits.idleTimeoutMs: 0 is out of range 1000..3600000'],
   ['per address above total', MIN.replace('http: {', 'http: { limits: { maxConnections: 100, maxConnectionsPerAddress: 200 }, '), 'config: http.limits.maxConnectionsPerAddress: 200 is above maxConnections 100'],
   ['request below headers timeout', MIN.replace('http: {', 'http: { limits: { headersTimeoutMs: 20000, requestTimeoutMs: 5000 }, '), 'config: http.limits.requestTimeoutMs: 5000 is below headersTimeoutMs 20000 (0 turns it off)'],
 

@@ -2,12 +2,18 @@
  * The pure parts of the HTTP connection limits (http/limits.ts): RLIMIT_NOFILE from
  * /proc/self/limits text, the cap derived from it, the per-source key and count; and the guard on
  * a real node http.Server over loopback (a second source address is 127.0.0.2); the timeouts on
- * the app buildHttpApp makes.
+ * the app buildHttpApp makes (headers timeout; the idle timeout closing a stalled download while
+ * an event stream, a slow handler and a slowly reading client stay).
  */
 import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
-import { addressKey, checkingIntervalMs, deriveConnectionCap, guardConnections, MIN_CONNECTIONS, parseNofileLimit, PerAddressCounter, readNofileLimit } from '../../src/http/limits.js';
+import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { addressKey, checkingIntervalMs, deriveConnectionCap, guardConnections, MIN_CONNECTIONS, parseNofileLimit, PerAddressCounter, readNofileLimit, sseHeartbeatMs } from '../../src/http/limits.js';
+import { EventBus } from '../../src/events/bus.js';
+import { MacHistory } from '../../src/status/history.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
 import { buildHttpApp } from '../../src/http/server.js';
 import { staticAuth } from '../../src/http/auth.js';
@@ -32,10 +38,13 @@ t.test('parseNofileLimit reads the Max open files row of proc(5) limits', async 
   t.equal(await readNofileLimit('/nonexistent/limits'), undefined, 'unreadable: undefined, no throw');
 });
 
-t.test('deriveConnectionCap: min(configured, soft - reserve), never below the minimum', async (t) => {
-  t.same(deriveConnectionCap(4096, { soft: 524288, hard: 524288 }, 768), { maxConnections: 4096, limitedBy: 'config', headroom: 524288 - 4096 });
-  t.same(deriveConnectionCap(4096, { soft: 4096, hard: 4096 }, 768), { maxConnections: 3328, limitedBy: 'nofile', headroom: 768 });
-  t.same(deriveConnectionCap(4096, { soft: 1024, hard: 4096 }, 1020), { maxConnections: MIN_CONNECTIONS, limitedBy: 'minimum', headroom: 1024 - MIN_CONNECTIONS });
+t.test('deriveConnectionCap: min(configured, (soft - reserve) / 2), never below the minimum', async (t) => {
+  t.same(deriveConnectionCap(4096, { soft: 524288, hard: 524288 }, 768), { maxConnections: 4096, limitedBy: 'config', headroom: 524288 - 2 * 4096 });
+  // A connection serving a file holds two fds: 1664 of them use 3328, the reserve stays free.
+  t.same(deriveConnectionCap(4096, { soft: 4096, hard: 4096 }, 768), { maxConnections: 1664, limitedBy: 'nofile', headroom: 768 });
+  t.same(deriveConnectionCap(4096, { soft: 4097, hard: 4097 }, 768), { maxConnections: 1664, limitedBy: 'nofile', headroom: 769 }, 'rounded down');
+  t.same(deriveConnectionCap(4096, { soft: 8192, hard: 8192 }, 0), { maxConnections: 4096, limitedBy: 'config', headroom: 0 }, 'exactly room for the configured cap');
+  t.same(deriveConnectionCap(4096, { soft: 1024, hard: 4096 }, 1000), { maxConnections: MIN_CONNECTIONS, limitedBy: 'minimum', headroom: 1024 - 2 * MIN_CONNECTIONS });
   t.same(deriveConnectionCap(4096, undefined, 768), { maxConnections: 4096, limitedBy: 'config' }, 'limit unknown: the configured cap');
   t.same(deriveConnectionCap(4096, { soft: Infinity, hard: Infinity }, 768), { maxConnections: 4096, limitedBy: 'config' });
 });
@@ -65,6 +74,13 @@ t.test('PerAddressCounter admits up to the limit per key and frees on release', 
   t.equal(c.sources, 0, 'no entry left for sources with nothing open');
   c.release('zzz');
   t.equal(c.count('zzz'), 0, 'a stray release does not go negative');
+});
+
+t.test('sseHeartbeatMs: a third of the idle timeout, at most 15 s', async (t) => {
+  t.equal(sseHeartbeatMs(60_000), 15_000);
+  t.equal(sseHeartbeatMs(30_000), 10_000);
+  t.equal(sseHeartbeatMs(1000), 333);
+  t.equal(sseHeartbeatMs(undefined), 15_000, 'no idle timeout: the default');
 });
 
 t.test('checkingIntervalMs: a quarter of the headers timeout, 100 ms..1 s', async (t) => {
@@ -134,4 +150,91 @@ t.test('buildHttpApp applies the timeouts: an idle connection gets 408 and is cl
   });
   t.match(got.data, /^HTTP\/1\.1 408 /, 'node answers 408 Request Timeout');
   t.ok(got.ms >= 1000 && got.ms < 1000 + 2 * checkingIntervalMs(1000) + 500, `closed after ${got.ms} ms`);
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+t.test('idleTimeoutMs on a real app: a client that stops reading a download is closed; an event stream, a slow handler and a slow reader are not', async (t) => {
+  const IDLE = 1000;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mbt-idle-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Far more than the loopback socket buffers hold (sparse: no disk used).
+  await writeFile(path.join(dir, 'big.efi'), '');
+  await truncate(path.join(dir, 'big.efi'), 256 << 20);
+  const { log } = memoryLogger();
+  const bus = new EventBus(Date.now);
+  const app = buildHttpApp({
+    log, clock: Date.now, auth: staticAuth('rw-token-0123456789abcdef'), bootAssetsDir: dir, bus,
+    status: { public: true, probes: {}, history: new MacHistory() },
+    limits: { headersTimeoutMs: 1000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5000, idleTimeoutMs: IDLE },
+  });
+  // A handler silent for longer than the idle timeout (a disk provision, a power action).
+  app.get('/slow', { config: { access: 'public' } }, async () => { await sleep(2.5 * IDLE); return { done: true }; });
+  t.teardown(() => app.close());
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  t.equal(app.server.timeout, IDLE, 'fastify connectionTimeout is the socket inactivity timeout');
+  const port = (app.server.address() as net.AddressInfo).port;
+  /** When the server side of the connection from client port `p` closed. */
+  const serverClosed = new Map<number, Promise<number>>();
+  app.server.on('connection', (s: net.Socket) => serverClosed.set(s.remotePort!, new Promise((r) => s.once('close', () => r(Date.now())))));
+  const get = (p: string) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
+  // The stalled download: asks for the file and never reads.
+  const started = Date.now();
+  const stalled = net.connect(port, '127.0.0.1');
+  stalled.on('error', () => undefined);
+  stalled.pause();
+  await new Promise<void>((r) => stalled.once('connect', () => r()));
+  stalled.write(get('/boot-assets/big.efi'));
+  t.teardown(() => stalled.destroy());
+
+  // A reader with pauses shorter than the idle timeout: reads for 20 ms every 0.5 × IDLE. (Not a
+  // trickle: the kernel only reopens a big receive window once a good part of it was read.)
+  const slow = net.connect(port, '127.0.0.1');
+  slow.on('error', () => undefined);
+  let slowBytes = 0;
+  slow.on('data', (d: Buffer) => { slowBytes += d.length; });
+  slow.pause();
+  const reading = setInterval(() => { slow.resume(); setTimeout(() => slow.pause(), 20); }, 0.5 * IDLE);
+  t.teardown(() => clearInterval(reading));
+  await new Promise<void>((r) => slow.once('connect', () => r()));
+  slow.write(get('/boot-assets/big.efi'));
+  t.teardown(() => slow.destroy());
+
+  // The event stream, read as it comes.
+  let sse = '';
+  let sseClosed = false;
+  const sseReq = http.get({ host: '127.0.0.1', port, path: '/status/api/v1/events/stream' }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => { sse += d; });
+    res.on('close', () => { sseClosed = true; });
+  });
+  sseReq.on('error', () => undefined);
+  t.teardown(() => sseReq.destroy());
+
+  // The slow handler, on a connection of its own.
+  const agent = new http.Agent({ keepAlive: false });
+  const slowAnswer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/slow', agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+
+  const closedAt = await Promise.race([serverClosed.get(stalled.localPort!)!, sleep(IDLE + 6000).then(() => undefined)]);
+  t.ok(closedAt !== undefined, 'the server closed the stalled download');
+  if (closedAt !== undefined) t.ok(closedAt - started >= IDLE && closedAt - started < IDLE + 5000, `closed ${closedAt - started} ms after the request`);
+
+  const answer = await slowAnswer;
+  t.same({ status: answer.status, body: JSON.parse(answer.body) as unknown }, { status: 200, body: { done: true } }, `the handler silent for ${2.5 * IDLE} ms answered`);
+  await sleep(Math.max(0, started + 3.5 * IDLE - Date.now()));
+  t.notOk(sseClosed, `the event stream is open after ${Date.now() - started} ms`);
+  t.ok((sse.match(/^: hb$/gm) ?? []).length >= 3, `heartbeats came every ${sseHeartbeatMs(IDLE)} ms (${JSON.stringify(sse.slice(0, 120))}…)`);
+  t.ok(slowBytes > 0 && !slow.destroyed && slow.readyState === 'open', `the slow reader is still served (${slowBytes} bytes so far)`);
+  let slowServerClosed = false;
+  void serverClosed.get(slow.localPort!)!.then(() => { slowServerClosed = true; });
+  await sleep(0);
+  t.notOk(slowServerClosed, 'its server side is open');
 });

@@ -109,6 +109,8 @@ export interface StatusEdgeDeps {
   readonly status: { readonly public: boolean; readonly probes: DaemonProbes; readonly history: MacHistory; readonly metrics?: Metrics };
   readonly bus?: EventBus;
   readonly addresses?: AddressBook;
+  /** The event stream's heartbeat (http/limits.ts sseHeartbeatMs: within the idle timeout). */
+  readonly sseHeartbeatMs?: number;
   readonly auth: ApiAuth;
   readonly clock: () => number;
   readonly leases?: { list(): Lease[] };
@@ -124,7 +126,7 @@ export function statusEdge(app: FastifyInstance, d: StatusEdgeDeps): void {
   const s = d.status;
   if (s.metrics) metricsRoutes(app, s.metrics);
   if (!d.bus) return;
-  const streams = new EventStreams({ bus: d.bus, history: s.history });
+  const streams = new EventStreams({ bus: d.bus, history: s.history, ...(d.sseHeartbeatMs ? { heartbeatMs: d.sseHeartbeatMs } : {}) });
   s.metrics?.observeSse(() => streams.stats);
   const st = d.storage;
   // usage() may run lvs: one reading serves every page for a few seconds.
