@@ -306,8 +306,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
       limits: config.http.limits,
     });
-    // HTTP connections may never take the fds TFTP (a socket and a file per transfer), the store
-    // and the tgtadm children need: the cap stays below RLIMIT_NOFILE minus that reserve.
+    // HTTP connections may never take the fds TFTP (two sockets and a file per transfer), the store
+    // and the tgtadm children need: the cap stays below (RLIMIT_NOFILE minus that reserve) / 2,
+    // since a connection serving a file holds two.
     const lim = config.http.limits;
     const nofile = await readNofileLimit();
     const reserve = lim.fdReserve + 3 * (config.tftp.enabled ? config.tftp.maxTransfers : 0); // a transfer: its connected socket, the strangers socket, the file
@@ -316,9 +317,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     log[cap.limitedBy === 'config' ? 'info' : 'warn']({
       event: 'http.limits', maxConnections: cap.maxConnections, limitedBy: cap.limitedBy, configuredMaxConnections: lim.maxConnections,
       maxConnectionsPerAddress: lim.maxConnectionsPerAddress, fdReserve: reserve, nofileSoft: nofile?.soft ?? null, nofileHard: nofile?.hard ?? null,
-      headersTimeoutMs: lim.headersTimeoutMs, requestTimeoutMs: lim.requestTimeoutMs, keepAliveTimeoutMs: lim.keepAliveTimeoutMs,
+      headersTimeoutMs: lim.headersTimeoutMs, requestTimeoutMs: lim.requestTimeoutMs, keepAliveTimeoutMs: lim.keepAliveTimeoutMs, idleTimeoutMs: lim.idleTimeoutMs,
     }, cap.limitedBy === 'config' ? 'HTTP connection limits'
-      : `HTTP connections capped at ${cap.maxConnections} by RLIMIT_NOFILE ${nofile?.soft} minus ${reserve} reserved fds (raise LimitNOFILE= or lower http.limits)`);
+      : `HTTP connections capped at ${cap.maxConnections} by (RLIMIT_NOFILE ${nofile?.soft} minus ${reserve} reserved fds) / 2 (raise LimitNOFILE= or lower http.limits)`);
     await listen(app, config.http.listen);
     stops.push(() => app.close());
     log.info({ event: 'http.listening', host: config.http.listen.host, port: config.http.listen.port }, 'HTTP listening');
