@@ -14,7 +14,7 @@ import {
 import { PRIV_ADMINISTRATOR, PRIV_OPERATOR } from './rakp.js';
 import { IpmiAuthError, IpmiClosedError, IpmiCompletionError, IpmiError, IpmiProtocolError, IpmiTimeoutError } from './errors.js';
 import { getAuthCapabilities, openSession, plainCommand, type CipherSuiteChoice, type Session, type SessionLink } from './session.js';
-import { Transport, openUdpDatagrams, type Datagrams, type RetryPolicy } from './transport.js';
+import { CORRUPT, Transport, openUdpDatagrams, type Datagrams, type RetryPolicy } from './transport.js';
 
 export type IpmiPrivilege = 'administrator' | 'operator';
 
@@ -189,7 +189,7 @@ export class IpmiClient {
       const c = closeSession(s.bmcSessionId);
       const req: IpmiRequest = { netFn: c.netFn, cmd: c.cmd, rqSeq: this.nextRqSeq(), data: c.data };
       try {
-        await this.transport.exchange('Close Session', () => s.wrap(encodeRequest(req)), (b) => (s.unwrap(b) ? true : undefined), { timeoutMs: Math.min(300, this.policy.timeoutMs), retries: 0 });
+        await this.transport.exchange('Close Session', () => s.wrap(encodeRequest(req)), (b) => (Buffer.isBuffer(s.unwrap(b)) ? true : undefined), { timeoutMs: Math.min(300, this.policy.timeoutMs), retries: 0 });
       } catch { /* the BMC will time the session out */ }
     }
     this.transport?.close();
@@ -247,9 +247,11 @@ export class IpmiClient {
       const sentAt = Date.now();
       const res = await transport.exchange(name, () => s.wrap(msg), (b) => {
         const m = s.unwrap(b);
-        if (!m) return undefined;
+        if (m === undefined || m === CORRUPT) return m;
         const r = decodeResponse(m);
-        return r.ok && responseMatches(req, r.value) ? r.value : undefined;
+        if (!r.ok) return CORRUPT;
+        // A reply to an earlier request (another rqSeq) is unmatched, not corrupt (transport.ts).
+        return responseMatches(req, r.value) ? r.value : undefined;
       }, this.policy);
       // The BMC's idle clock restarted no earlier than our first send of this request.
       this.lastActivityAt = sentAt;

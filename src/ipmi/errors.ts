@@ -13,19 +13,23 @@ export abstract class IpmiError extends Error {
   }
 }
 
-/** Nothing valid came back within the configured bound (timeoutMs × backoff × retries). */
+/**
+ * Nothing valid came back within the configured bound (timeoutMs × backoff × retries). `dropped`
+ * counts well-formed replies that answered no request of this exchange (late, or unauthenticated).
+ */
 export class IpmiTimeoutError extends IpmiError {
   readonly kind: 'timeout' | 'corrupt' = 'timeout';
   constructor(bmc: string, readonly what: string, readonly attempts: number, readonly elapsedMs: number, readonly dropped: number) {
     super(bmc, `no ${dropped > 0 ? 'valid ' : ''}answer to ${what} after ${attempts} ${attempts === 1 ? 'try' : 'tries'} (${(elapsedMs / 1000).toFixed(1)} s)` +
-      (dropped > 0 ? `; ${dropped} malformed or unauthenticated ${dropped === 1 ? 'reply' : 'replies'} dropped` : ''));
+      (dropped > 0 ? `; ${dropped} unmatched or unauthenticated ${dropped === 1 ? 'reply' : 'replies'} ignored` : ''));
   }
 }
 
 /**
- * Replies came, but none was usable: every one failed to parse (RMCP/IPMI framing, checksums),
- * failed its integrity check (RMCP+ HMAC, IPMI 1.5 AuthCode) or answered no request of this
- * exchange. A subclass of the timeout (the exchange still ended without an answer, and callers that
+ * Replies came, but none was usable, and at least one failed to parse (RMCP/IPMI framing,
+ * checksums) or failed its integrity check (RMCP+ HMAC, IPMI 1.5 AuthCode); only those are counted.
+ * Well-formed replies that answer no request of this exchange do not make it one (transport.ts,
+ * CORRUPT). A subclass of the timeout (the exchange still ended without an answer, and callers that
  * retry or re-open a session on a timeout do so here too), but reported as what it is: a link or a
  * BMC that corrupts its replies, not a silent BMC and not one with IPMI over LAN switched off.
  */

@@ -19,7 +19,7 @@ import {
   PAYLOAD_RAKP2, PAYLOAD_RAKP3, PAYLOAD_RAKP4, decodeAsf, decodeIpmiPacket, encodeAsfPing, encodeSessionV15, encodeSessionV2, md5AuthCode, type AsfPong,
 } from './rmcp.js';
 import { IpmiAuthError, IpmiCompletionError, IpmiCorruptRepliesError, IpmiNegotiationError, IpmiProtocolError, IpmiTimeoutError } from './errors.js';
-import type { Accept, RetryPolicy, Transport } from './transport.js';
+import { CORRUPT, type Accept, type RetryPolicy, type Transport } from './transport.js';
 
 /** `auto` tries 17, then 3, then IPMI 1.5 if the BMC has no RMCP+ at all. */
 export type CipherSuiteChoice = 'auto' | 17 | 3 | '1.5';
@@ -38,8 +38,11 @@ export interface Session {
   /** 17 or 3 for RMCP+; the IPMI 1.5 auth type (2 = MD5, 4 = straight password) otherwise. */
   readonly suite: number;
   wrap(message: Buffer): Buffer;
-  /** The IPMI message inside a valid reply of this session, or undefined (forged, replayed, malformed). */
-  unwrap(datagram: Buffer): Buffer | undefined;
+  /**
+   * The IPMI message inside a valid reply of this session; CORRUPT when it fails to parse or fails
+   * its integrity check; undefined when it is not for this session or a replay (transport.ts).
+   */
+  unwrap(datagram: Buffer): Buffer | undefined | typeof CORRUPT;
   readonly bmcSessionId: number;
 }
 
@@ -74,16 +77,26 @@ function plainRequest(link: SessionLink, c: Command<unknown>): IpmiRequest {
   return { netFn: c.netFn, cmd: c.cmd, rqSeq: link.nextRqSeq(), data: c.data };
 }
 
-/** Accepts an IPMI response to `req` from an IPMI 1.5-format datagram carrying session id `sessionId`. */
-function acceptV15Response(req: IpmiRequest, sessionId: number, check?: (authType: number, seq: number, authCode: Buffer | undefined, msg: Buffer) => boolean): Accept<IpmiResponse> {
+/** `check` on an IPMI 1.5 reply: true (valid), false (not authenticated as ours: unmatched), CORRUPT. */
+type V15Check = (authType: number, seq: number, authCode: Buffer | undefined, msg: Buffer) => boolean | typeof CORRUPT;
+
+/**
+ * Accepts an IPMI response to `req` from an IPMI 1.5-format datagram carrying session id `sessionId`.
+ * What fails to parse is CORRUPT; a well-formed reply to something else (another session, an
+ * earlier request) is only unmatched (transport.ts).
+ */
+function acceptV15Response(req: IpmiRequest, sessionId: number, check?: V15Check): Accept<IpmiResponse> {
   return (b) => {
     const p = decodeIpmiPacket(b, 0);
-    if (!p.ok || p.value.version !== '1.5') return undefined;
+    if (!p.ok) return CORRUPT;
+    if (p.value.version !== '1.5') return undefined;
     const s = p.value.session;
     if (s.sessionId !== sessionId) return undefined;
-    if (check && !check(s.authType, s.sequence, s.authCode, s.message)) return undefined;
+    const c = check ? check(s.authType, s.sequence, s.authCode, s.message) : true;
+    if (c !== true) return c === CORRUPT ? CORRUPT : undefined;
     const r = decodeResponse(s.message);
-    return r.ok && responseMatches(req, r.value) ? r.value : undefined;
+    if (!r.ok) return CORRUPT;
+    return responseMatches(req, r.value) ? r.value : undefined;
   };
 }
 
@@ -145,7 +158,8 @@ function rmcpPlus(payloadType: number, payload: Buffer): Buffer {
 function acceptPayload(type: number): Accept<Buffer> {
   return (b) => {
     const p = decodeIpmiPacket(b, 0);
-    if (!p.ok || p.value.version !== '2.0') return undefined;
+    if (!p.ok) return CORRUPT;
+    if (p.value.version !== '2.0') return undefined;
     const s = p.value.session;
     return s.payloadType === type && !s.authenticated && !s.encrypted ? s.payload : undefined;
   };
@@ -162,9 +176,10 @@ async function openRmcpPlus(link: SessionLink, creds: Credentials, suite: Cipher
   });
   const osr = await link.transport.exchange(`RMCP+ Open Session (cipher suite ${suite.id})`, () => rmcpPlus(PAYLOAD_OPEN_SESSION_REQUEST, open), (b) => {
     const p = acceptPayload(PAYLOAD_OPEN_SESSION_RESPONSE)(b);
-    if (!p) return undefined;
+    if (p === undefined || p === CORRUPT) return p;
     const r = decodeOpenSessionResponse(p);
-    if (!r.ok || r.value.tag !== tag) return undefined;
+    if (!r.ok) return CORRUPT;
+    if (r.value.tag !== tag) return undefined;
     if (r.value.status === 0 && r.value.consoleSessionId !== consoleSessionId) return undefined;
     return r.value;
   }, link.policy);
@@ -182,9 +197,10 @@ async function openRmcpPlus(link: SessionLink, creds: Credentials, suite: Cipher
   const rakp1 = encodeRakp1({ tag, bmcSessionId, consoleRandom, role, username });
   const r2 = await link.transport.exchange('RAKP 1', () => rmcpPlus(PAYLOAD_RAKP1, rakp1), (b) => {
     const p = acceptPayload(PAYLOAD_RAKP2)(b);
-    if (!p) return undefined;
+    if (p === undefined || p === CORRUPT) return p;
     const r = decodeRakp2(p, suite.keyLength);
-    if (!r.ok || r.value.tag !== tag) return undefined;
+    if (!r.ok) return CORRUPT;
+    if (r.value.tag !== tag) return undefined;
     if (r.value.status === 0 && r.value.consoleSessionId !== consoleSessionId) return undefined;
     return r.value;
   }, link.policy);
@@ -198,10 +214,12 @@ async function openRmcpPlus(link: SessionLink, creds: Credentials, suite: Cipher
   const keys = deriveSessionKeys(ctx, creds.password);
   const r4 = await link.transport.exchange('RAKP 3', () => rmcpPlus(PAYLOAD_RAKP3, rakp3), (b) => {
     const p = acceptPayload(PAYLOAD_RAKP4)(b);
-    if (!p) return undefined;
+    if (p === undefined || p === CORRUPT) return p;
     const r = decodeRakp4(p, suite.icvLength);
-    if (!r.ok || r.value.tag !== tag) return undefined;
-    if (r.value.status === 0 && (r.value.consoleSessionId !== consoleSessionId || !checkRakp4(ctx, keys, r.value.icv).ok)) return undefined;
+    if (!r.ok) return CORRUPT;
+    if (r.value.tag !== tag) return undefined;
+    if (r.value.status === 0 && r.value.consoleSessionId !== consoleSessionId) return undefined;
+    if (r.value.status === 0 && !checkRakp4(ctx, keys, r.value.icv).ok) return CORRUPT;
     return r.value;
   }, link.policy);
   if (r4.status !== 0) throw rakpStatusError(link, 'RAKP 4', r4.status);
@@ -219,10 +237,15 @@ function rmcpPlusSession(suite: CipherSuite, keys: SessionKeys, bmcSessionId: nu
       return sealPacket(keys, { sessionId: bmcSessionId, sequence: seq, message });
     },
     unwrap: (b) => {
+      // The header first: an unauthenticated reply, or one for another session (whose keys differ),
+      // answers nothing of ours; only a reply of this session that fails its HMAC is corrupt.
+      const h = decodeIpmiPacket(b, suite.authCodeLength);
+      if (!h.ok) return CORRUPT;
+      if (h.value.version !== '2.0' || !h.value.session.authenticated || h.value.session.sessionId !== consoleSessionId) return undefined;
       const p = openPacket(keys, b);
-      if (!p.ok) return undefined;
+      if (!p.ok) return CORRUPT;
       const v = p.value;
-      if (v.payloadType !== PAYLOAD_IPMI || v.sessionId !== consoleSessionId || !inbound.accept(v.sequence)) return undefined;
+      if (v.payloadType !== PAYLOAD_IPMI || !inbound.accept(v.sequence)) return undefined;
       return v.message;
     },
   };
@@ -261,8 +284,10 @@ async function openV15(link: SessionLink, creds: Credentials, authType: number):
   const actReq = plainRequest(link, act);
   const actMsg = encodeRequest(actReq);
   const temp = challenge.tempSessionId;
-  const verify = (t: number, seq: number, code: Buffer | undefined, msg: Buffer) =>
-    t === authType && code !== undefined && code.equals(v15AuthCode(authType, creds.password, temp, msg, seq));
+  // An unauthenticated reply (a BMC's error to a bad AuthCode) is not ours, not corrupt: the timeout
+  // it ends in must still read as a wrong password. A mismatching AuthCode of our type is corrupt.
+  const verify: V15Check = (t, seq, code, msg) =>
+    t === authType && code !== undefined && (code.equals(v15AuthCode(authType, creds.password, temp, msg, seq)) || CORRUPT);
   let actRes: IpmiResponse;
   try {
     actRes = await link.transport.exchange('Activate Session',
@@ -291,10 +316,11 @@ async function openV15(link: SessionLink, creds: Credentials, authType: number):
     },
     unwrap: (b) => {
       const p = decodeIpmiPacket(b, 0);
-      if (!p.ok || p.value.version !== '1.5') return undefined;
+      if (!p.ok) return CORRUPT;
+      if (p.value.version !== '1.5') return undefined;
       const v = p.value.session;
       if (v.sessionId !== s.sessionId || v.authType !== authType || !v.authCode) return undefined;
-      if (!v.authCode.equals(v15AuthCode(authType, creds.password, s.sessionId, v.message, v.sequence))) return undefined;
+      if (!v.authCode.equals(v15AuthCode(authType, creds.password, s.sessionId, v.message, v.sequence))) return CORRUPT;
       if (v.sequence !== 0 && !inbound.accept(v.sequence)) return undefined;
       return v.message;
     },

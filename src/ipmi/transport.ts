@@ -42,14 +42,23 @@ export interface RetryPolicy {
   readonly retries: number;
 }
 
-/** What `accept` returns: a value ends the exchange; `undefined` means "not for us" (counted as dropped). */
-export type Accept<T> = (datagram: Buffer) => T | undefined;
+/**
+ * What `accept` returns for a datagram that failed to parse or failed its integrity check. Only these
+ * make an unanswered exchange an IpmiCorruptRepliesError: a well-formed reply that answers no pending
+ * request (a late reply to an earlier try, an unauthenticated error to a bad IPMI 1.5 AuthCode) is
+ * what a BMC sends when all is well or the password is wrong, so it leaves the timeout a timeout.
+ */
+export const CORRUPT: unique symbol = Symbol('corrupt reply');
+
+/** What `accept` returns: a value ends the exchange; `undefined` means "not for us"; CORRUPT, see above. Both are dropped. */
+export type Accept<T> = (datagram: Buffer) => T | undefined | typeof CORRUPT;
 
 interface Pending {
   accept: Accept<unknown>;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-  dropped: number;
+  corrupt: number;
+  unmatched: number;
 }
 
 export interface TransportStats {
@@ -80,12 +89,13 @@ export class Transport {
   async exchange<T>(what: string, make: (attempt: number) => Buffer, accept: Accept<T>, policy: RetryPolicy): Promise<T> {
     if (this.closed) throw new IpmiClosedError(this.bmc);
     const started = Date.now();
-    let dropped = 0;
+    let corrupt = 0;
+    let unmatched = 0;
     for (let attempt = 0; attempt <= policy.retries; attempt++) {
       const wait = policy.timeoutMs * Math.min(2 ** attempt, 4);
       let timer: NodeJS.Timeout | undefined;
       const p = new Promise<T | typeof TIMEOUT>((resolve, reject) => {
-        this.pending = { accept, resolve: resolve as (v: unknown) => void, reject, dropped: 0 };
+        this.pending = { accept, resolve: resolve as (v: unknown) => void, reject, corrupt: 0, unmatched: 0 };
         timer = setTimeout(() => resolve(TIMEOUT), wait);
       });
       this.stats.sent++;
@@ -96,14 +106,16 @@ export class Transport {
         if (r !== TIMEOUT) return r;
       } finally {
         clearTimeout(timer);
-        dropped += this.pending?.dropped ?? 0;
+        corrupt += this.pending?.corrupt ?? 0;
+        unmatched += this.pending?.unmatched ?? 0;
         this.pending = undefined;
       }
       if (this.closed) throw new IpmiClosedError(this.bmc);
     }
-    // Replies that all had to be dropped are a different failure from silence: say so, with the count.
-    if (dropped > 0) throw new IpmiCorruptRepliesError(this.bmc, what, policy.retries + 1, Date.now() - started, dropped);
-    throw new IpmiTimeoutError(this.bmc, what, policy.retries + 1, Date.now() - started, 0);
+    // Corrupted replies are a different failure from silence: say so, with the count. Unmatched ones
+    // are not (see CORRUPT), so the callers' silence diagnoses (ping, wrong password) still apply.
+    if (corrupt > 0) throw new IpmiCorruptRepliesError(this.bmc, what, policy.retries + 1, Date.now() - started, corrupt);
+    throw new IpmiTimeoutError(this.bmc, what, policy.retries + 1, Date.now() - started, unmatched);
   }
 
   /** Sends without waiting for an answer (Close Session on shutdown). */
@@ -128,9 +140,10 @@ export class Transport {
     try {
       v = p.accept(b);
     } catch {
-      v = undefined; // a parser bug must not take the socket down: treat it as a bad reply
+      v = CORRUPT; // a parser bug must not take the socket down: treat it as a reply that failed to parse
     }
-    if (v === undefined) { this.stats.dropped++; p.dropped++; return; }
+    if (v === CORRUPT) { this.stats.dropped++; p.corrupt++; return; }
+    if (v === undefined) { this.stats.dropped++; p.unmatched++; return; }
     p.resolve(v);
   }
 }
