@@ -56,13 +56,22 @@ if [[ -n $cache ]]; then
   mkdir -p "$cache/apt-archives/partial" "$cache/node-runtime-root"
   binds+=(--bind "$cache/apt-archives:/var/cache/apt/archives" --bind "$cache/node-runtime-root:/var/cache/metalboot-fresh")
 fi
-# The one thing taken from the host besides the apt mirror: the CA file its npm
-# trusts (npm config cafile), for networks that reach the registry through a
-# TLS-inspecting proxy; a stock root would not reach it otherwise.
+# The one thing taken from the host besides the apt mirror: the CA certificates
+# the host trusts for the npm registry, for networks that reach it through a
+# TLS-inspecting proxy; a stock root would not reach it otherwise. npm's cafile
+# is not enough on its own: under scripts/test.sh the pinned node comes first in
+# PATH, and npm run by it no longer reads the system npm's global npmrc (cafile
+# null there), so node's NODE_EXTRA_CA_CERTS and the system bundle count too.
 env_in=(${cache:+MB_CACHE_DIR=/var/cache/metalboot-fresh})
-host_cafile=$(npm config get cafile 2>/dev/null || true)
-if [[ -n $host_cafile && $host_cafile != null && -f $host_cafile ]]; then
-  install -D -m 0644 "$host_cafile" "$root/usr/local/share/metalboot-fresh/npm-ca.crt"
+ca_files=()
+for f in "$(npm config get cafile 2>/dev/null || true)" "${NODE_EXTRA_CA_CERTS:-}" /etc/ssl/certs/ca-certificates.crt; do
+  [[ -n $f && $f != null && -f $f ]] || continue
+  [[ " ${ca_files[*]} " == *" $f "* ]] || ca_files+=("$f")
+done
+if ((${#ca_files[@]})); then
+  mkdir -p "$root/usr/local/share/metalboot-fresh"
+  cat "${ca_files[@]}" > "$root/usr/local/share/metalboot-fresh/npm-ca.crt"
+  chmod 0644 "$root/usr/local/share/metalboot-fresh/npm-ca.crt"
   env_in+=(npm_config_cafile=/usr/local/share/metalboot-fresh/npm-ca.crt)
 fi
 inroot() { bash scripts/debian-root.sh run "$root" "${binds[@]}" -- env "${env_in[@]}" "$@"; }
