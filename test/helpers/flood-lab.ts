@@ -5,14 +5,12 @@
  * attacker namespace on the same bridge with its own MAC and address. Only
  * these namespaces are ever sent to; everything is removed at teardown.
  */
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
 import { TestNet } from './netns.js';
 import { REPO_ROOT, startDaemon, type DaemonUnderTest } from './daemon.js';
 import { apiToken } from './dhcp-tools.js';
-import { randomFile } from './tftp.js';
+import { servedFiles } from './tftp.js';
 import { parsePromText, type Sample } from './prom-text.js';
 
 export const UDP_FLOOD = path.join(REPO_ROOT, 'dist/test/helpers/udp-flood.js');
@@ -44,14 +42,7 @@ export async function buildFloodLab(t: Test, prefix: string, octet: number, opts
     await daemon?.stop();
     await net.destroy();
   });
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mbt-flood-'));
-  net.removeOnDestroy(base);
-  const root = path.join(base, 'root');
-  const out = path.join(base, 'out');
-  await mkdir(root);
-  await mkdir(out);
-  const sha = new Map<string, string>();
-  for (const [name, size] of Object.entries(opts.files ?? {})) sha.set(name, await randomFile(path.join(root, name), size));
+  const { root, out, sha } = await servedFiles(net, 'mbt-flood-', opts.files ?? {});
 
   const srv = await net.addNamespace('srv');
   const cli = await net.addNamespace('cli');

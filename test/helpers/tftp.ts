@@ -52,6 +52,22 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /**
+ * A temporary directory (removed with `net`) holding `root/` with random files of the given sizes
+ * (their sha256 by name) and an empty `out/` for what clients download.
+ */
+export async function servedFiles(net: TestNet, prefix: string, files: Record<string, number>): Promise<{ root: string; out: string; sha: Map<string, string> }> {
+  const base = await mkdtemp(path.join(os.tmpdir(), prefix));
+  net.removeOnDestroy(base);
+  const root = path.join(base, 'root');
+  const out = path.join(base, 'out');
+  await mkdir(root);
+  await mkdir(out);
+  const sha = new Map<string, string>();
+  for (const [name, size] of Object.entries(files)) sha.set(name, await randomFile(path.join(root, name), size));
+  return { root, out, sha };
+}
+
+/**
  * files: name -> size. tftpYaml: extra keys for the tftp section, e.g.
  * "maxTransfers: 3". The daemon runs with log level debug.
  */
@@ -62,14 +78,7 @@ export async function buildTftpLab(t: Test, prefix: string, octet: number, files
     await lab.daemon?.stop();
     await net.destroy();
   });
-  const base = await mkdtemp(path.join(os.tmpdir(), 'mbt-tftp-'));
-  net.removeOnDestroy(base);
-  const root = path.join(base, 'root');
-  const out = path.join(base, 'out');
-  await mkdir(root);
-  await mkdir(out);
-  const sha = new Map<string, string>();
-  for (const [name, size] of Object.entries(files)) sha.set(name, await randomFile(path.join(root, name), size));
+  const { root, out, sha } = await servedFiles(net, 'mbt-tftp-', files);
   const srv = await net.addNamespace('srv');
   const cli = await net.addNamespace('cli');
   const srvDev = `${net.tag}s`, cliDev = `${net.tag}c`;
