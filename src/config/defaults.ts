@@ -24,8 +24,12 @@ export const DEFAULT_BOOT_FILES: BootFilesConfig = {
   efiX64: 'ipxe.efi',
   efiIa32: 'ipxe-ia32.efi',
   efiArm64: 'ipxe-arm64.efi',
+  efiRiscv64: 'ipxe-riscv64.efi',
+  efiLoong64: 'ipxe-loong64.efi',
   httpX64: '/boot-assets/ipxe.efi',
   httpArm64: '/boot-assets/ipxe-arm64.efi',
+  httpRiscv64: '/boot-assets/ipxe-riscv64.efi',
+  httpLoong64: '/boot-assets/ipxe-loong64.efi',
 };
 
 export const DEFAULT_TFTP_LISTEN = '0.0.0.0:69';

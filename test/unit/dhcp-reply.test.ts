@@ -49,6 +49,8 @@ t.test('selectBoot: PXE ROMs get the iPXE binary for their arch over TFTP', asyn
     [7, { kind: 'tftp', file: 'ipxe.efi' }],
     [9, { kind: 'tftp', file: 'ipxe.efi' }],
     [11, { kind: 'tftp', file: 'ipxe-arm64.efi' }],
+    [27, { kind: 'tftp', file: 'ipxe-riscv64.efi' }],
+    [39, { kind: 'tftp', file: 'ipxe-loong64.efi' }],
   ];
   for (const [code, want] of cases) {
     const opts = [opt(53, [1]), opt(60, `PXEClient:Arch:${String(code ?? 0).padStart(5, '0')}:UNDI:003000`)];
@@ -69,6 +71,8 @@ t.test('selectBoot: UEFI HTTP boot gets a URL', async (t) => {
   const http = (code: number) => boot(classify(req([opt(53, [1]), opt(60, `HTTPClient:Arch:${code}:UNDI:003000`), opt(93, [0, code])])));
   t.same(http(16), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe.efi' });
   t.same(http(19), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe-arm64.efi' });
+  t.same(http(28), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe-riscv64.efi' });
+  t.same(http(40), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe-loong64.efi' });
   t.equal(http(15).kind, 'none');
   t.equal(http(0).kind, 'none');
 });
