@@ -5,55 +5,16 @@
 # boot-assets/MANIFEST: package version, the .deb's and every file's SHA-256,
 # and where the GPL corresponding source is.
 #
-# The .deb is fetched once with `apt-get download` through a PRIVATE apt
-# configuration (its own sources list naming only trixie, its own lists and
-# cache dirs under .cache/ipxe-apt): no other apt call ever sees trixie, so a
-# later `apt-get install` cannot upgrade the system from it. apt checks the
-# .deb against trixie's signed Release/Packages (Debian's archive keyring).
-# The .deb is cached in .cache/ipxe-deb/; later runs (and offline machines)
-# use the cache. MB_IPXE_DEB=/path/to/ipxe_*_all.deb uses that file instead.
+# The .deb comes from scripts/debian-download.sh (apt-get download through a
+# private apt configuration that only it sees: trixie never reaches the
+# system's apt) and is cached in .cache/ipxe-deb/; later runs and offline
+# machines use the cache. MB_IPXE_DEB=/path/to/ipxe_*_all.deb uses that file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=boot-assets
 cache=.cache/ipxe-deb
 suite=trixie
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-mkdir -p "$cache"
-
-newest_cached() {
-  local best= f v bv=
-  for f in "$cache"/ipxe_*_all.deb; do
-    [[ -f $f ]] || continue
-    v=$(dpkg-deb -f "$f" Version)
-    if [[ -z $best ]] || dpkg --compare-versions "$v" gt "$bv"; then best=$f bv=$v; fi
-  done
-  [[ -n $best ]] && echo "$best"
-}
-
-fetch_deb() {
-  # The archive this machine already uses for Debian (its first main-suite
-  # Packages index), so the private list goes through the same mirror/proxy.
-  local uri apt_dir opts
-  uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null |
-        awk '$2 ~ /^[a-z]+$/ && $1 !~ /security/ {print $1; exit}')
-  [[ -n $uri ]] || { echo "boot-assets: no Debian archive in this machine's apt sources" >&2; return 1; }
-  [[ -s $keyring ]] || { echo "boot-assets: $keyring missing (package debian-archive-keyring)" >&2; return 1; }
-  apt_dir=$(readlink -f .cache/ipxe-apt)
-  rm -rf "$apt_dir"; mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-  echo "deb [signed-by=$keyring] $uri $suite main" > "$apt_dir/sources.list"
-  opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=- -o "Dir::State::Lists=$apt_dir/lists"
-        -o "Dir::Cache=$apt_dir/cache" -o APT::Sandbox::User=root)
-  echo "boot-assets: fetching ipxe from Debian $suite ($uri) with a private apt configuration"
-  apt-get -qq "${opts[@]}" update
-  (cd "$cache" && apt-get -qq "${opts[@]}" download "ipxe/$suite")
-  rm -rf "$apt_dir"     # the trixie lists go with it: nothing of them stays around
-}
-
-deb=${MB_IPXE_DEB:-}
-if [[ -z $deb ]]; then
-  deb=$(newest_cached || true)
-  [[ -n $deb ]] || { fetch_deb; deb=$(newest_cached); }
-fi
+deb=${MB_IPXE_DEB:-$(bash scripts/debian-download.sh "$suite" all ipxe "$cache")}
 [[ -f $deb && $(dpkg-deb -f "$deb" Package) == ipxe && $(dpkg-deb -f "$deb" Architecture) == all ]] ||
   { echo "boot-assets: $deb is not Debian's ipxe package (architecture all)" >&2; exit 1; }
 version=$(dpkg-deb -f "$deb" Version)

@@ -13,6 +13,8 @@ import { LeaseTable } from './leases/table.js';
 import { LeaseService } from './leases/service.js';
 import { PingProber, assertPingAvailable, noConflictCheck } from './net/ping.js';
 import { runCommand } from './exec/run.js';
+import { buildBootMedium } from './boot/media-build.js';
+import { renderMediaScript } from './boot/media.js';
 import { DhcpServer } from './dhcp/server.js';
 import { messageTypeName } from './dhcp/options.js';
 import { buildHttpApp, listen } from './http/server.js';
@@ -302,7 +304,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     stops.push(async () => metrics.close());
     const app = buildHttpApp({
       status: { public: config.status.public, probes, history, metrics },
-      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
+      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR,
+      bootMedia: (r) => buildBootMedium({ run: runCommand, assetsDir: BOOT_ASSETS_DIR }, renderMediaScript(config.http.publicUrl, r.network)),
+      ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
       machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
       limits: config.http.limits,
     });
