@@ -11,7 +11,7 @@
  * with no chainload loop (iPXE never gets an iPXE binary again).
  *
  *  - server mode: metalboot leases the address and names the boot file
- *    (dhcp.bootFiles.efiX64 = snponly.efi, and the default ipxe.efi).
+ *    (the default snponly.efi, and dhcp.bootFiles.efiX64 = ipxe.efi).
  *  - proxy mode: a separate dnsmasq on the same L2 hands out addresses only;
  *    metalboot's ProxyDHCP names the boot file.
  *
@@ -97,8 +97,8 @@ async function tftpSent(d: DaemonUnderTest, file: string, ip: string): Promise<L
 }
 
 for (const variant of [
-  { file: 'snponly.efi', bootFiles: '\n  bootFiles: { efiX64: snponly.efi }', octet: 94, mac: '52:54:00:94:00:01' },
-  { file: 'ipxe.efi', bootFiles: '', octet: 97, mac: '52:54:00:97:00:01' },
+  { file: 'ipxe.efi', bootFiles: '\n  bootFiles: { efiX64: ipxe.efi }', octet: 94, mac: '52:54:00:94:00:01' },
+  { file: 'snponly.efi', bootFiles: '', octet: 97, mac: '52:54:00:97:00:01' },
 ]) {
   const { file, octet, mac } = variant;
   const title = variant.bootFiles ? `dhcp.bootFiles.efiX64 = ${file}` : `default boot file ${file}`;
