@@ -30,8 +30,11 @@ newest_cached() {
 if ! newest_cached; then
   # The archive this machine already uses for Debian (its first main-suite
   # Packages index), so the private list goes through the same mirror/proxy.
-  uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null |
-        awk '$2 ~ /^[a-z]+$/ && $1 !~ /security/ {print $1; exit}')
+  archive() { apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null |
+              awk '$2 ~ /^[a-z]+$/ && $1 !~ /security/ {print $1; exit}'; }
+  uri=$(archive)
+  # indextargets lists only what `apt-get update` has fetched (a fresh or cleaned machine has nothing).
+  [[ -n $uri ]] || { apt-get update -qq >&2; uri=$(archive); }
   [[ -n $uri ]] || { echo "debian-download: no Debian archive in this machine's apt sources" >&2; exit 1; }
   [[ -s $keyring ]] || { echo "debian-download: $keyring missing (package debian-archive-keyring)" >&2; exit 1; }
   apt_dir=$(mktemp -d /tmp/debian-download.XXXXXX)

@@ -9,7 +9,8 @@
  *    loads it over HTTP (no TFTP at all), iPXE → script → sanboot → marker;
  *  - boot medium: a BIOS machine whose NIC has no ROM boots the ISO from
  *    GET /api/v1/boot-media/metalboot.iso as its CD-ROM: ISOLINUX → ipxe.lkrn + script →
- *    DHCP → its per-MAC script → sanboot → marker.
+ *    DHCP → its per-MAC script → sanboot → marker; and an OVMF machine from the same ISO:
+ *    \EFI\BOOT\BOOTX64.EFI (ipxe.efi) runs autoexec.ipxe beside it → the same flow.
  * Machines are powered by lab-vm directly (no BMC): the power path is e2e-boot's.
  */
 import t from 'tap';
@@ -24,6 +25,7 @@ const skip = e2eUnavailable(['bios', 'uefi']) || toolMissing('qemu-aarch64', 'aa
 const ARM: E2eMachine = { name: 'e2e-arm64', mac: '52:54:00:77:20:01', fw: 'uefi', bmcPort: 0 };
 const HTTPM: E2eMachine = { name: 'e2e-http', mac: '52:54:00:77:20:02', fw: 'uefi', bmcPort: 0 };
 const MEDIA: E2eMachine = { name: 'e2e-media', mac: '52:54:00:77:20:03', fw: 'bios', bmcPort: 0 };
+const MEDIA_EFI: E2eMachine = { name: 'e2e-media-efi', mac: '52:54:00:77:20:04', fw: 'uefi', bmcPort: 0 };
 const tag = process.pid.toString(36);
 
 t.test('e2e: arm64 PXE, UEFI HTTP boot and the boot medium, each to its own iSCSI disk', { skip, timeout: 1_500_000 }, async (t) => {
@@ -116,5 +118,14 @@ t.test('e2e: arm64 PXE, UEFI HTTP boot and the boot medium, each to its own iSCS
     t.ok(e.events('http.boot-script', MEDIA.mac).some((l) => l.action === 'sanboot'), 'its per-MAC sanboot script was served');
     t.ok(e.events('http.boot-media').length >= 1, 'the build is logged (http.boot-media)');
     await stop(MEDIA);
+
+    const idEfi = `media-efi-${tag}`;
+    await ready(MEDIA_EFI, 'golden', idEfi, 'x86');
+    const t1 = Date.now();
+    await vm(MEDIA_EFI, 'uefi', ['--cdrom', iso]);
+    t.equal(await marker(MEDIA_EFI, 300_000), idEfi, `an OVMF VM booted its own clone from the same medium (${Date.now() - t1} ms from QEMU start)`);
+    t.match(await e.lab.serial(MEDIA_EFI.name), /metalboot boot medium for http:\/\/10\.77\.0\.1:8080/, 'UEFI: iPXE ran autoexec.ipxe from the medium');
+    t.same(d.events('tftp.transfer').filter((l) => String(l.client).startsWith(`${leasedTo(MEDIA_EFI)}:`)), [], 'UEFI: no TFTP (iPXE came from the medium)');
+    await stop(MEDIA_EFI);
   });
 });
