@@ -11,21 +11,27 @@
  *    GET /api/v1/boot-media/metalboot.iso as its CD-ROM: ISOLINUX → ipxe.lkrn + script →
  *    DHCP → its per-MAC script → sanboot → marker; and an OVMF machine from the same ISO:
  *    \EFI\BOOT\BOOTX64.EFI (ipxe.efi) runs autoexec.ipxe beside it → the same flow.
+ *  - HTTPS: can Debian's iPXE trust a server's own (self-signed) certificate? A medium whose
+ *    script fetches from `openssl s_server` over HTTPS, once as it is and once after
+ *    `set trust <the certificate's SHA-256>`.
  * Machines are powered by lab-vm directly (no BMC): the power path is e2e-boot's.
  */
 import t from 'tap';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runCommand } from '../../src/exec/run.js';
 import { apiToken } from '../helpers/dhcp-tools.js';
 import { LAB_SCRIPTS, REPO } from '../helpers/lab.js';
 import { toolMissing } from '../helpers/tools.js';
-import { E2e, GAVE_UP, HTTP, MARKER, e2eUnavailable, type E2eMachine } from '../helpers/e2e.js';
+import { BOOT_ASSETS, E2e, GAVE_UP, HTTP, MARKER, e2eUnavailable, type E2eMachine } from '../helpers/e2e.js';
+import { buildBootMedium } from '../../src/boot/media-build.js';
 
 const skip = e2eUnavailable(['bios', 'uefi']) || toolMissing('qemu-aarch64', 'aavmf', 'grub-mkstandalone', 'mtools', 'mkfs.vfat', 'xorriso', 'isolinux', 'ldlinux');
 const ARM: E2eMachine = { name: 'e2e-arm64', mac: '52:54:00:77:20:01', fw: 'uefi', bmcPort: 0 };
 const HTTPM: E2eMachine = { name: 'e2e-http', mac: '52:54:00:77:20:02', fw: 'uefi', bmcPort: 0 };
 const MEDIA: E2eMachine = { name: 'e2e-media', mac: '52:54:00:77:20:03', fw: 'bios', bmcPort: 0 };
 const MEDIA_EFI: E2eMachine = { name: 'e2e-media-efi', mac: '52:54:00:77:20:04', fw: 'uefi', bmcPort: 0 };
+const TLS: E2eMachine = { name: 'e2e-tls', mac: '52:54:00:77:20:05', fw: 'bios', bmcPort: 0 };
 const tag = process.pid.toString(36);
 
 t.test('e2e: arm64 PXE, UEFI HTTP boot and the boot medium, each to its own iSCSI disk', { skip, timeout: 1_500_000 }, async (t) => {
@@ -127,5 +133,34 @@ t.test('e2e: arm64 PXE, UEFI HTTP boot and the boot medium, each to its own iSCS
     t.match(await e.lab.serial(MEDIA_EFI.name), /metalboot boot medium for http:\/\/10\.77\.0\.1:8080/, 'UEFI: iPXE ran autoexec.ipxe from the medium');
     t.same(d.events('tftp.transfer').filter((l) => String(l.client).startsWith(`${leasedTo(MEDIA_EFI)}:`)), [], 'UEFI: no TFTP (iPXE came from the medium)');
     await stop(MEDIA_EFI);
+  });
+
+  await t.test('HTTPS: iPXE refuses a self-signed server, and fetches from it once `trust` names its certificate', async (t) => {
+    const dir = path.join(e.dir, 'tls');
+    await runCommand(['mkdir', '-p', dir], { timeoutMs: 5000 });
+    // RSA (iPXE's TLS), the address as CN and as a DNS name (iPXE matches the URI's host by name).
+    await runCommand(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
+      '-days', '30', '-subj', '/CN=10.77.0.1', '-addext', 'subjectAltName=DNS:10.77.0.1,IP:10.77.0.1'], { timeoutMs: 30_000 });
+    const fp = (await runCommand(['openssl', 'x509', '-in', path.join(dir, 'cert.pem'), '-noout', '-fingerprint', '-sha256'], { timeoutMs: 5000 }))
+      .stdout.trim().replace(/^.*=/, '').toLowerCase();
+    await writeFile(path.join(dir, 'probe.ipxe'), '#!ipxe\necho HTTPS-PROBE-CONTENT\n');
+    e.lab.spawn(['sh', '-c', `cd ${dir} && exec openssl s_server -quiet -WWW -accept 10.77.0.1:8443 -cert cert.pem -key key.pem`], 600);
+    const url = 'https://10.77.0.1:8443/probe.ipxe';
+    const script = ['#!ipxe', 'dhcp || dhcp || goto out',
+      `imgfetch --name p1 ${url} && echo HTTPS-NOTRUST-FETCHED || echo HTTPS-NOTRUST-REFUSED \${errno}`,
+      `set trust ${fp}`,
+      `imgfetch --name p2 ${url} && echo HTTPS-TRUST-FETCHED || echo HTTPS-TRUST-REFUSED \${errno}`,
+      ':out', 'echo HTTPS-PROBE-DONE', 'sleep 600', ''].join('\n');
+    const img = await buildBootMedium({ run: runCommand, assetsDir: BOOT_ASSETS }, script);
+    const iso = path.join(dir, 'probe.iso');
+    await writeFile(iso, img);
+    await vm(TLS, 'bios', ['--no-rom', '--cdrom', iso]);
+    await e.lab.waitSerial(TLS.name, /HTTPS-PROBE-DONE/, 180_000);
+    const serial = await e.lab.serial(TLS.name);
+    const without = /HTTPS-NOTRUST-(FETCHED|REFUSED)[^\n]*/.exec(serial)?.[0];
+    const withTrust = /HTTPS-TRUST-(FETCHED|REFUSED)[^\n]*/.exec(serial)?.[0];
+    t.match(without, /HTTPS-NOTRUST-REFUSED/, `without trust: refused (${without})`);
+    t.match(withTrust, /HTTPS-TRUST-FETCHED/, `with trust = the certificate's fingerprint: fetched (${withTrust})`);
+    await stop(TLS);
   });
 });
