@@ -13,7 +13,7 @@
  *    \EFI\BOOT\BOOTX64.EFI (ipxe.efi) runs autoexec.ipxe beside it → the same flow.
  *  - HTTPS: can Debian's iPXE trust a server's own (self-signed) certificate? A medium whose
  *    script fetches from `openssl s_server` over HTTPS, once as it is and once after
- *    `set trust <the certificate's SHA-256>`.
+ *    `set trust <the certificate's SHA-256>`: refused both times (see the subtest).
  * Machines are powered by lab-vm directly (no BMC): the power path is e2e-boot's.
  */
 import t from 'tap';
@@ -135,7 +135,12 @@ t.test('e2e: arm64 PXE, UEFI HTTP boot and the boot medium, each to its own iSCS
     await stop(MEDIA_EFI);
   });
 
-  await t.test('HTTPS: iPXE refuses a self-signed server, and fetches from it once `trust` names its certificate', async (t) => {
+  // What Debian's iPXE does with a server certificate of metalboot's own (self-signed): refused,
+  // and still refused after `set trust <its SHA-256>` at run time (iPXE reads its root of trust at
+  // start, before any script or DHCP; its built-in root is iPXE's own CA). Both refusals are
+  // EACCES (iPXE prints 0x2xxxxxx: the chain ends in no trusted root), i.e. TLS itself worked. The day this
+  // fetches, scripts over HTTPS with metalboot's own certificate become possible: change this test.
+  await t.test('HTTPS: Debian\'s iPXE refuses a self-signed server, with or without `set trust`', async (t) => {
     const dir = path.join(e.dir, 'tls');
     await runCommand(['mkdir', '-p', dir], { timeoutMs: 5000 });
     // RSA (iPXE's TLS), the address as CN and as a DNS name (iPXE matches the URI's host by name).
@@ -159,8 +164,8 @@ t.test('e2e: arm64 PXE, UEFI HTTP boot and the boot medium, each to its own iSCS
     const serial = await e.lab.serial(TLS.name);
     const without = /HTTPS-NOTRUST-(FETCHED|REFUSED)[^\n]*/.exec(serial)?.[0];
     const withTrust = /HTTPS-TRUST-(FETCHED|REFUSED)[^\n]*/.exec(serial)?.[0];
-    t.match(without, /HTTPS-NOTRUST-REFUSED/, `without trust: refused (${without})`);
-    t.match(withTrust, /HTTPS-TRUST-FETCHED/, `with trust = the certificate's fingerprint: fetched (${withTrust})`);
+    t.match(without, /HTTPS-NOTRUST-REFUSED 0x2[0-9a-f]{6}\b/, `without trust: refused, EACCES (${without})`);
+    t.match(withTrust, /HTTPS-TRUST-REFUSED 0x2[0-9a-f]{6}\b/, `with trust = the certificate's fingerprint set at run time: still refused, EACCES (${withTrust})`);
     await stop(TLS);
   });
 });
