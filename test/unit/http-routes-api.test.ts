@@ -97,14 +97,21 @@ async function setup(t: Test, statusPublic = true) {
   const metrics = new Metrics({ bus });
   const netbootDir = path.join(dir, 'netboot');
   await mkdir(netbootDir);
+  const media = new Map<string, Promise<Buffer>>();
   const app = buildHttpApp({
     log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, addresses, leases,
     status: { public: statusPublic, probes: {}, history, metrics },
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
     storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
-    // The real boot medium from the checkout's boot-assets/ (scripts/boot-assets.sh), as the daemon builds it.
-    bootMedia: (r) => buildBootMedium({ run: runCommand, assetsDir: fileURLToPath(new URL('../../../boot-assets', import.meta.url)) }, renderMediaScript('http://127.0.0.1:8080', r.network)),
+    // The real boot medium from the checkout's boot-assets/ (scripts/boot-assets.sh), as the daemon
+    // builds it; built once per request kind, since the walk below asks for it hundreds of times.
+    bootMedia: (r) => {
+      const key = JSON.stringify(r);
+      let img = media.get(key);
+      if (!img) media.set(key, img = buildBootMedium({ run: runCommand, assetsDir: fileURLToPath(new URL('../../../boot-assets', import.meta.url)) }, renderMediaScript('http://127.0.0.1:8080', r.network)));
+      return img;
+    },
   });
   await app.ready();
   t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
