@@ -5,7 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, readCipherSuite } from '../config/load.js';
+import { ConfigError } from '../config/error.js';
+import { readCipherSuite } from '../config/sections/ipmi.js';
 import { DEFAULT_IPMI } from '../config/defaults.js';
 import { IpmiClient } from '../ipmi/client.js';
 import { IpmiError } from '../ipmi/errors.js';
