@@ -3,7 +3,7 @@
  * an ACK arrives, a timer fires, a window of blocks has been read), actions
  * out (send the OACK, read blocks, send DATA from a window slot, arm or
  * cancel the timer, finish). No I/O, no clock, no timers: the caller passes
- * `now` and carries the actions out (tftp/server.ts), so every rule here is
+ * `now` and carries the actions out (tftp/session.ts), so every rule here is
  * unit-testable with a fake clock.
  *
  * Rules:
