@@ -56,7 +56,7 @@ async function readPassword(values: { 'password-env'?: string; 'password-file'?:
   return Buffer.from(text.replace(/\r?\n$/, ''), 'utf8');
 }
 
-export function formatDeviceId(d: DeviceId): string {
+function formatDeviceId(d: DeviceId): string {
   return [
     `Device ID            : ${d.deviceId}`,
     `Device Revision      : ${d.deviceRevision}`,
@@ -67,7 +67,7 @@ export function formatDeviceId(d: DeviceId): string {
   ].join('\n');
 }
 
-export function formatCipherSuites(r: readonly CipherSuiteRecord[] | null): string {
+function formatCipherSuites(r: readonly CipherSuiteRecord[] | null): string {
   if (r === null) return 'Cipher Suites        : not reported (the BMC does not answer Get Channel Cipher Suites)';
   return `Cipher Suites        : ${r.map((s) => s.id).join(', ')}`;
 }

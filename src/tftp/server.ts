@@ -70,7 +70,7 @@ export type TransferEvent =
 /** IPv4 (20) + UDP (8) + TFTP header (4) = 32 bytes of each frame are not data. */
 const FRAME_OVERHEAD = 32;
 
-export async function interfaceMtu(name: string): Promise<number | undefined> {
+async function interfaceMtu(name: string): Promise<number | undefined> {
   try {
     const n = Number((await readFile(`/sys/class/net/${name}/mtu`, 'utf8')).trim());
     return Number.isInteger(n) && n > FRAME_OVERHEAD ? n : undefined;

@@ -27,14 +27,14 @@
 import { ERR_UNDEFINED, type TftpOption } from './packet.js';
 
 /** RFC 2348's bounds. */
-export const MIN_BLKSIZE = 8;
+const MIN_BLKSIZE = 8;
 export const MAX_BLKSIZE = 65_464;
 /** RFC 1350's block size when no blksize is negotiated. */
-export const DEFAULT_BLKSIZE = 512;
+const DEFAULT_BLKSIZE = 512;
 /** Retransmission timeout floor: below this, scheduling jitter on a busy host looks like loss. */
 export const MIN_RTO_MS = 40;
 /** The first retransmission timeout, before any round trip was measured. */
-export const INITIAL_RTO_MS = 250;
+const INITIAL_RTO_MS = 250;
 
 export interface TransferLimits {
   /** Largest blksize granted (config, already capped by the interface MTU). */
