@@ -75,22 +75,22 @@ export function list(v: unknown, path: string): unknown[] {
   return v;
 }
 
-export function ipv4(v: unknown, path: string): Ipv4 {
-  if (typeof v !== 'string') throw typeError(path, 'an IPv4 address string', v);
+/** A string given to a strict parser (net/): its error becomes the ConfigError's reason. */
+export function parsedString<T>(v: unknown, path: string, expected: string, parse: (s: string) => T): T {
+  if (typeof v !== 'string') throw typeError(path, expected, v);
   try {
-    return parseIpv4(v);
+    return parse(v);
   } catch (err) {
     throw new ConfigError(path, (err as Error).message);
   }
 }
 
+export function ipv4(v: unknown, path: string): Ipv4 {
+  return parsedString(v, path, 'an IPv4 address string', parseIpv4);
+}
+
 export function cidr(v: unknown, path: string): Cidr {
-  if (typeof v !== 'string') throw typeError(path, 'a CIDR string like 10.99.0.0/24', v);
-  try {
-    return parseCidr(v);
-  } catch (err) {
-    throw new ConfigError(path, (err as Error).message);
-  }
+  return parsedString(v, path, 'a CIDR string like 10.99.0.0/24', parseCidr);
 }
 
 const HOST_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;

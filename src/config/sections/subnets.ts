@@ -6,7 +6,7 @@ import {
 import { nonUnicastMacReason, parseMac, type Mac } from '../../net/mac.js';
 import { DEFAULT_LEASE_TIME, LIMITS, MAX_SUBNET_PREFIX } from '../defaults.js';
 import { ConfigError } from '../error.js';
-import { cidr, dnsName, int, ipv4, key, list, mapping, opt, req, typeError } from '../readers.js';
+import { cidr, dnsName, int, ipv4, key, list, mapping, opt, parsedString, req } from '../readers.js';
 import type { ReservationConfig, SubnetConfig } from '../types.js';
 
 export function readSubnet(v: unknown, path: string): SubnetConfig {
@@ -122,13 +122,7 @@ export function readReservations(
 }
 
 function readMac(v: unknown, path: string): Mac {
-  if (typeof v !== 'string') throw typeError(path, 'a MAC address string (quote it in YAML)', v);
-  let mac: Mac;
-  try {
-    mac = parseMac(v);
-  } catch (err) {
-    throw new ConfigError(path, (err as Error).message);
-  }
+  const mac = parsedString(v, path, 'a MAC address string (quote it in YAML)', parseMac);
   // The group bit, broadcast, all-zero: such an address never sends a DHCPDISCOVER.
   const notUnicast = nonUnicastMacReason(mac);
   if (notUnicast) throw new ConfigError(path, `${mac} is ${notUnicast}`);

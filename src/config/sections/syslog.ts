@@ -2,7 +2,7 @@
 import { parseCidr } from '../../net/ipv4.js';
 import { DEFAULT_SYSLOG, SYSLOG_LIMITS, SYSLOG_MAX_ACCEPT_CIDRS } from '../defaults.js';
 import { ConfigError } from '../error.js';
-import { bool, int, key, mapping, opt, readIpv4HostPort, typeError } from '../readers.js';
+import { bool, int, key, mapping, opt, parsedString, readIpv4HostPort, typeError } from '../readers.js';
 import type { SyslogConfig } from '../types.js';
 
 export function readSyslog(v: unknown, path: string): SyslogConfig {
@@ -28,12 +28,5 @@ function readSyslogAcceptFrom(v: unknown, path: string): SyslogConfig['acceptFro
   if (!Array.isArray(v)) throw typeError(path, '"served", "any" or a list of CIDRs', v);
   if (v.length === 0) throw new ConfigError(path, 'an empty list accepts nothing; disable syslog instead');
   if (v.length > SYSLOG_MAX_ACCEPT_CIDRS) throw new ConfigError(path, `${v.length} CIDRs; at most ${SYSLOG_MAX_ACCEPT_CIDRS}`);
-  return v.map((c, i) => {
-    if (typeof c !== 'string') throw typeError(`${path}[${i}]`, 'a CIDR string', c);
-    try {
-      return parseCidr(c);
-    } catch (err) {
-      throw new ConfigError(`${path}[${i}]`, (err as Error).message);
-    }
-  });
+  return v.map((c, i) => parsedString(c, `${path}[${i}]`, 'a CIDR string', parseCidr));
 }
