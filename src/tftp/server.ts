@@ -10,6 +10,7 @@
  * dropped and counted; a packet for a transfer from another address or port
  * gets an "unknown transfer ID" error and leaves the transfer alone.
  */
+import { errorMessage } from '../errors/message.js';
 import type dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import type { TftpConfig } from '../config/types.js';
@@ -144,7 +145,7 @@ export class TftpServer {
     const sock = await openTftpSocket(this.bind, config.listen.port, 4 << 20);
     sock.on('message', (msg, rinfo) => {
       try { this.onRequest(sock, msg, rinfo); } catch (e) {
-        log.error({ event: 'tftp.error', client: rinfo.address, err: e instanceof Error ? e.message : String(e) }, 'TFTP request failed');
+        log.error({ event: 'tftp.error', client: rinfo.address, err: errorMessage(e) }, 'TFTP request failed');
       }
     });
     sock.on('error', (e) => log.error({ event: 'tftp.socket-error', err: e.message }, 'TFTP socket error'));
@@ -209,7 +210,7 @@ export class TftpServer {
     this.begin(req, rinfo, client, reply).catch((e: unknown) => {
       this.release(client);
       this.counters.failed++;
-      log.error({ event: 'tftp.error', client, file: req.filename.slice(0, 300), err: e instanceof Error ? e.message : String(e) }, 'TFTP transfer could not start');
+      log.error({ event: 'tftp.error', client, file: req.filename.slice(0, 300), err: errorMessage(e) }, 'TFTP transfer could not start');
       reply(ERR_UNDEFINED, 'internal error');
       this.checkIdle();
     });
@@ -335,7 +336,7 @@ export class TftpServer {
 
   /** A transfer could not stream (see tftp/session.ts); it goes on through JavaScript. */
   private streamRefused(client: string, e: unknown): void {
-    this.deps.log.warn({ event: 'tftp.stream-refused', client, err: e instanceof Error ? e.message : String(e) }, 'TFTP transfer cannot stream; it goes on without');
+    this.deps.log.warn({ event: 'tftp.stream-refused', client, err: errorMessage(e) }, 'TFTP transfer cannot stream; it goes on without');
   }
 
   private countWrongTid(from: string): void {

@@ -6,6 +6,7 @@
  * tells its host (the server: tftp/server.ts) only what the host keeps track
  * of: packets from strangers, a refused stream, and the end.
  */
+import { errorMessage } from '../errors/message.js';
 import type dgram from 'node:dgram';
 import { ConnectedUdp, STREAM_RECORD, streamRecord, type PeerPacket } from '../net/connected-udp.js';
 import {
@@ -201,7 +202,7 @@ export class TransferSession {
       }
       // A receive error (an ICMP unreachable, say) changes nothing: the retry budget decides when the client is gone.
     } catch (e) {
-      this.apply(this.machine.onReadError(e instanceof Error ? e.message : String(e)));
+      this.apply(this.machine.onReadError(errorMessage(e)));
     }
   }
 
@@ -361,7 +362,7 @@ export class TransferSession {
     const views = count === this.views.length ? this.views : this.views.slice(0, count);
     this.f.read(views, position).then(
       (bytes) => { if (!this.finished) this.apply(this.machine.onRead(block, count, bytes, this.host.now())); },
-      (e: unknown) => { if (!this.finished) this.apply(this.machine.onReadError(e instanceof Error ? e.message : String(e))); },
+      (e: unknown) => { if (!this.finished) this.apply(this.machine.onReadError(errorMessage(e))); },
     );
   }
 
