@@ -34,7 +34,6 @@ import { Operations } from './machines/operations.js';
 import { BmcPool } from './machines/bmc.js';
 import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
-import { buildTimeline } from './status/timeline.js';
 import { EventBus } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
 import { attribution } from './events/attribution.js';
@@ -225,7 +224,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const probes: DaemonProbes = {
       machines: {
         rows: () => machines.list().map((m) => {
-          const ip = boot.ipOf?.(m.mac) ?? m.ip;
+          const ip = who.ipOf(m.mac) ?? m.ip;
           return { mac: m.mac, name: m.name, state: m.state, power: machines.powerOf(m.mac), ...(ip ? { ip } : {}), ...(m.image ? { image: m.image } : {}) };
         }),
       },
@@ -252,7 +251,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const app = buildHttpApp({
       status: { public: config.status.public, model, streams, metrics },
       log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, boot,
-      machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
+      machines: { service: machines, operations, timeline: (mac: Mac) => model.timeline(mac) },
       limits: config.http.limits,
     });
     // HTTP connections may never take the fds TFTP (two sockets and a file per transfer), the store
