@@ -14,6 +14,7 @@ import { mkdtemp, mkdir, readFile, rm, writeFile, copyFile } from 'node:fs/promi
 import os from 'node:os';
 import path from 'node:path';
 import type { Runner } from '../exec/run.js';
+import { errorMessage } from '../errors/message.js';
 import { isolinuxConfig } from './media.js';
 
 /** Files of Debian's isolinux and syslinux-common packages. */
@@ -29,7 +30,7 @@ export const MEDIA_ASSETS = { lkrn: 'ipxe.lkrn', x64: 'ipxe.efi', arm64: 'ipxe-a
 
 export class MediaBuildError extends Error {
   constructor(readonly step: string, cause: unknown) {
-    super(`boot medium: ${step}: ${cause instanceof Error ? cause.message : String(cause)}`);
+    super(`boot medium: ${step}: ${errorMessage(cause)}`);
     this.name = 'MediaBuildError';
   }
 }
