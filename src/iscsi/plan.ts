@@ -13,7 +13,7 @@
  * - Within a target: remove access that should not be there first, then
  *   LUNs, then add accounts, then ACLs last. A new target therefore admits no
  *   one until its LUNs (and their readonly flag) are in place, which closes
- *   the writable window between `new` and `readonly=1` (see Tgtd.addLun).
+ *   the writable window between `new` and `readonly=1`; applyPlan deletes a LUN whose readonly failed.
  * - Never binds ALL or a /0 (tgtadm.ts refuses to build it).
  *
  * CHAP secrets are not visible in `show`, so a changed secret is not drift
@@ -23,7 +23,7 @@
 import { errorMessage } from '../errors/message.js';
 import { checkIscsiName } from './iqn.js';
 import {
-  checkAddressRule, checkBackingPath, checkIqnArg, checkLun, checkSecret, checkTid, checkUser, dataLuns, TID_MAX,
+  checkAddressRule, checkBackingPath, checkIqnArg, checkLun, checkSecret, checkTid, checkUser, dataLuns, redactSecret, TID_MAX,
   type BsType, type TgtadmOp, type TgtTarget,
 } from './tgtadm.js';
 
@@ -347,8 +347,7 @@ export async function applyPlan(tgtd: PlanRunner, ops: readonly PlanOp[]): Promi
       ran++;
     } catch (e) {
       if (op.op === 'lun-readonly' && op.readonly) await tgtd.run({ op: 'delete-lun', tid: op.tid, lun: op.lun }).catch(() => undefined);
-      let error = errorMessage(e);
-      if (op.op === 'new-account') error = error.split(op.secret).join('<redacted>');
+      const error = redactSecret(op, errorMessage(e));
       failures.push({ target, step, why: o.why, error });
       if (tid !== undefined) failedTids.add(tid);
       if (op.op === 'new-account') failedUsers.add(op.user);

@@ -18,7 +18,7 @@
  *   so the builders validate; "ALL" (and /0 prefixes) are refused outright.
  * - `--params readonly=1` is refused on `--op new` of a logical unit
  *   ("option '-P' is not allowed/supported"); it must be a separate
- *   `--op update` right after. See Tgtd.addLun for the window this leaves.
+ *   `--op update` right after. plan.ts orders LUNs before access for the window this leaves.
  * - LUN 0 is tgtd's controller and cannot be deleted ("invalid request").
  * - A target has at most one outgoing account ("this target already has an
  *   outgoing account").
@@ -200,7 +200,7 @@ export function tgtadmArgv(op: TgtadmOp, opts: TgtadmArgvOptions = {}): string[]
     case 'unbind-name':
       return [...iscsi, '--mode', 'target', '--op', 'unbind', '--tid', String(checkTid(op.tid)), '--initiator-name', checkAclToken(op.iqn)];
     case 'new-account':
-      // The secret is on argv: tgtadm has no other way to take it. See Tgtd.createAccount.
+      // The secret is on argv: tgtadm has no other way to take it. Tgtd.run sends it on tgtd's control socket instead unless chapSecretsVia is argv.
       return [...iscsi, '--mode', 'account', '--op', 'new', '--user', checkUser(op.user), '--password', checkSecret(op.secret)];
     case 'delete-account':
       return [...iscsi, '--mode', 'account', '--op', 'delete', '--user', checkAclToken(op.user)];
@@ -221,6 +221,14 @@ export const REDACTED = '<redacted>';
 /** argv with the value after every --password replaced; for errors and logs. */
 export function redactArgv(argv: readonly string[]): string[] {
   return argv.map((a, i) => (i > 0 && argv[i - 1] === '--password' ? REDACTED : a.startsWith('--password=') ? `--password=${REDACTED}` : a));
+}
+
+/**
+ * `text` (an error message, a stderr) with the operation's secret replaced wherever it
+ * appears: new-account's CHAP secret is the only one an operation carries.
+ */
+export function redactSecret(op: TgtadmOp, text: string): string {
+  return op.op === 'new-account' && op.secret !== '' ? text.split(op.secret).join(REDACTED) : text;
 }
 
 // ---------------------------------------------------------------------------

@@ -188,7 +188,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
       await store.writeRecords([{ type: 'put', kind: 'ops', key: op.id, value: op }]);
       const tg = (await tgtd.show()).find((x) => x.iqn === r.targetIqn);
       assert(tg, 'target missing before the crash');
-      await tgtd.deleteTarget(tg.tid);
+      await tgtd.run({ op: 'delete-target', tid: tg.tid, force: false });
       const { name } = await lvState(r.diskId);
       await sh(['lvchange', '-y', '-an', `${VG}/${name}`]);
       if (merged) await sh(['lvconvert', '-y', '--merge', `${VG}/mbc-${r.diskId}+k1`]);

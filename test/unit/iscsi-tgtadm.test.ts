@@ -1,10 +1,11 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import {
-  classifyTgtadmFailure, dataLuns, parseAccountShow, parsePortalShow, parseTargetShow, portalArg, redactArgv, tgtadmArgv,
-  TgtadmArgError, TgtadmParseError, type TgtadmOp,
+  classifyTgtadmFailure, dataLuns, parseAccountShow, parsePortalShow, parseTargetShow, portalArg, redactArgv,
+  redactSecret, tgtadmArgv, TgtadmArgError, TgtadmParseError, type TgtadmOp,
 } from '../../src/iscsi/tgtadm.js';
 import { CommandError, type Runner } from '../../src/exec/run.js';
+import { applyPlan, ApplyPlanError } from '../../src/iscsi/plan.js';
 import { Tgtd, TgtadmError } from '../../src/iscsi/tgtd.js';
 
 /** Captured from tgt 1.0.85 (Debian 12); see test/fixtures/tgtadm/README.md. */
@@ -213,6 +214,8 @@ t.test('builders refuse what must never reach tgtd', async (t) => {
 t.test('redaction and failure classification', async (t) => {
   t.same(redactArgv(['tgtadm', '--user', 'u', '--password', 'sekret-12chars']), ['tgtadm', '--user', 'u', '--password', '<redacted>']);
   t.same(redactArgv(['x', '--password=abc']), ['x', '--password=<redacted>']);
+  t.equal(redactSecret({ op: 'new-account', user: 'u', secret: 'Sekret-123456' }, 'refused Sekret-123456 (Sekret-123456)'), 'refused <redacted> (<redacted>)');
+  t.equal(redactSecret({ op: 'delete-account', user: 'Sekret-123456' }, 'Sekret-123456'), 'Sekret-123456', 'only new-account carries a secret');
   // Messages captured from tgtadm 1.0.85 (exit 22 unless noted).
   const cases: [number, string, string][] = [
     [22, 'tgtadm: this target already exists', 'exists'],
@@ -234,7 +237,7 @@ t.test('redaction and failure classification', async (t) => {
   for (const [code, stderr, kind] of cases) t.equal(classifyTgtadmFailure(code, stderr), kind, stderr);
 });
 
-t.test('Tgtd: a failing createAccount never exposes the secret', async (t) => {
+t.test('Tgtd: a failing new-account never exposes the secret', async (t) => {
   const secret = 'TopSecret-123456';
   const seen: (readonly string[])[] = [];
   const runner: Runner = async (argv) => {
@@ -243,7 +246,7 @@ t.test('Tgtd: a failing createAccount never exposes the secret', async (t) => {
     throw new CommandError(argv, 'exit', 22, `tgtadm: this account already exists (${argv.join(' ')})`);
   };
   const tgtd = new Tgtd({ runner, controlPort: 4242, chapSecretsVia: 'argv' });
-  const err = await tgtd.createAccount('u1', secret).catch((e: unknown) => e);
+  const err = await tgtd.run({ op: 'new-account', user: 'u1', secret }).catch((e: unknown) => e);
   t.type(err, TgtadmError);
   t.type(err, CommandError, 'still a CommandError for generic callers');
   const e = err as TgtadmError;
@@ -264,8 +267,11 @@ t.test('Tgtd: timeouts, spawn failures and a readonly failure roll the LUN back'
     return { stdout: '', stderr: '', code: 0 };
   };
   const tgtd = new Tgtd({ runner, controlPort: 1 });
-  const err = (await tgtd.addLun(1, 1, '/golden.img', 'aio', true).catch((e: unknown) => e)) as TgtadmError;
-  t.equal(err.kind, 'timeout');
+  const err = (await applyPlan(tgtd, [
+    { type: 'run', op: { op: 'new-lun', tid: 1, lun: 1, path: '/golden.img', bstype: 'aio' }, why: '' },
+    { type: 'run', op: { op: 'lun-readonly', tid: 1, lun: 1, readonly: true }, why: '' },
+  ]).catch((e: unknown) => e)) as ApplyPlanError;
+  t.match(err.failures, [{ step: 'lun-readonly 1=1', error: /^tgtadm lun-readonly failed \(timeout\)/ }]);
   t.match(calls, [/logicalunit --op new/, /--params readonly=1/, /logicalunit --op delete --tid 1 --lun 1/]);
 
   const noTgtd = new Tgtd({ runner: async (argv) => { throw new CommandError(argv, 'exit', 107, 'tgtadm: failed to send request hdr to tgt daemon, Transport endpoint is not connected'); } });
