@@ -43,14 +43,14 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
     {
       iqn: `${P}vm1`, tid: 1,
       luns: [
-        { lun: 1, path: join(dir, 'disk1.img'), bstype: 'rdwr', readonly: false },
-        { lun: 2, path: join(dir, 'golden.img'), bstype: 'aio', readonly: true },
+        { lun: 1, backingStore: join(dir, 'disk1.img'), bstype: 'rdwr', readonly: false },
+        { lun: 2, backingStore: join(dir, 'golden.img'), bstype: 'aio', readonly: true },
       ],
       initiatorNames: [INIT1], initiatorAddresses: [], incomingUsers: ['vm1'],
     },
     {
       iqn: `${P}vm2`, tid: 2,
-      luns: [{ lun: 1, path: join(dir, 'disk2.img'), bstype: 'aio', readonly: false }],
+      luns: [{ lun: 1, backingStore: join(dir, 'disk2.img'), bstype: 'aio', readonly: false }],
       initiatorNames: [INIT2], initiatorAddresses: [], incomingUsers: ['vm2'],
     },
   ];
@@ -185,7 +185,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
   await t.test('the reconciler: a target tgtd refuses does not stop the others; each failed step is logged by target', async (t) => {
     const { log, lines } = memoryLogger();
     const broken: DesiredTarget = {
-      iqn: `${P}vm3`, tid: 3, luns: [{ lun: 1, path: join(dir, 'no-such-disk.img'), bstype: 'rdwr', readonly: false }],
+      iqn: `${P}vm3`, tid: 3, luns: [{ lun: 1, backingStore: join(dir, 'no-such-disk.img'), bstype: 'rdwr', readonly: false }],
       initiatorNames: ['iqn.2026-11.lab.init:vm3'], initiatorAddresses: [], incomingUsers: [],
     };
     const r = new IscsiReconciler({
