@@ -163,7 +163,7 @@ export interface LvmStorageConfig extends StorageCommon {
 
 /**
  * The chosen backend's settings, told apart by `backend`. A new backend adds its member here,
- * its section reader in config/load.ts and its line in storage/factory.ts.
+ * its section reader in config/sections/storage.ts and its line in storage/factory.ts.
  */
 export type StorageConfig = FileStorageConfig | LvmStorageConfig;
 

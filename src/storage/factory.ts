@@ -2,7 +2,7 @@
  * The one place a storage backend is chosen: `storage.backend` names it, its settings come
  * from its own config section, and every backend is wrapped by storage/guarded.ts. A new
  * backend is a new file beside files.ts and lvm.ts, its settings in config/types.ts
- * (StorageConfig) with their reader in config/load.ts, and one line here.
+ * (StorageConfig) with their reader in config/sections/storage.ts, and one line here.
  */
 import type { StorageConfig } from '../config/types.js';
 import type { Runner } from '../exec/run.js';
