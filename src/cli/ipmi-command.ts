@@ -3,11 +3,10 @@
  * the daemon. The password comes from an environment variable or a file, never from argv (argv is
  * visible to every user in /proc).
  */
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, readCipherSuite } from '../config/load.js';
-import { DEFAULT_IPMI } from '../config/defaults.js';
-import { IpmiClient } from '../ipmi/client.js';
+import { IPMI_DEFAULTS, IpmiClient } from '../ipmi/client.js';
+import type { CipherSuiteChoice } from '../ipmi/session.js';
+import { BmcUsageError, PASSWORD_OPTIONS, readBmcPassword, tcpPort, wholeNumber } from './bmc-password.js';
 import { IpmiError } from '../ipmi/errors.js';
 import type { BootDevice, CipherSuiteRecord, DeviceId } from '../ipmi/commands.js';
 
@@ -28,31 +27,14 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-class UsageError extends Error {}
+class UsageError extends BmcUsageError {}
 
-function posInt(v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
-}
-
-async function readPassword(values: { 'password-env'?: string; 'password-file'?: string }, env: NodeJS.ProcessEnv): Promise<Buffer> {
-  const fromEnv = values['password-env'];
-  const fromFile = values['password-file'];
-  if ((fromEnv === undefined) === (fromFile === undefined)) throw new UsageError('give exactly one of --password-env VAR or --password-file FILE');
-  if (fromEnv !== undefined) {
-    const v = env[fromEnv];
-    if (v === undefined) throw new UsageError(`environment variable ${fromEnv} is not set`);
-    return Buffer.from(v, 'utf8');
-  }
-  let text: string;
-  try {
-    text = await readFile(fromFile!, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read password file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  // One trailing newline is what `echo pw > file` leaves; it is not part of the password.
-  return Buffer.from(text.replace(/\r?\n$/, ''), 'utf8');
+/** --cipher-suite (the daemon's config takes the same values: config/load.ts readCipherSuite). */
+function cipherSuiteArg(v: string | undefined): CipherSuiteChoice {
+  if (v === undefined) return IPMI_DEFAULTS.cipherSuite;
+  if (v === 'auto' || v === '1.5') return v;
+  if (v === '17' || v === '3') return Number(v) as 17 | 3;
+  throw new UsageError(`--cipher-suite: expected auto, 17, 3 or 1.5, got ${JSON.stringify(v.slice(0, 20))}`);
 }
 
 export function formatDeviceId(d: DeviceId): string {
@@ -78,7 +60,7 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
       args: argv, allowPositionals: true, strict: true,
       options: {
         host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' },
-        'password-env': { type: 'string' }, 'password-file': { type: 'string' },
+        ...PASSWORD_OPTIONS,
         'cipher-suite': { type: 'string' }, privilege: { type: 'string' },
         'timeout-ms': { type: 'string' }, retries: { type: 'string' },
         persistent: { type: 'boolean' }, efi: { type: 'boolean' },
@@ -98,24 +80,18 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
       throw new UsageError(verb === undefined ? 'ipmi needs power, bootdev or info' : `unknown ipmi command ${JSON.stringify(verb)}`);
     }
     if ((values.persistent || values.efi) && verb !== 'bootdev') throw new UsageError('--persistent and --efi go with bootdev');
-    const privilege = values.privilege ?? DEFAULT_IPMI.privilege;
+    const privilege = values.privilege ?? IPMI_DEFAULTS.privilege;
     if (privilege !== 'administrator' && privilege !== 'operator') throw new UsageError('--privilege must be administrator or operator');
-    let cipherSuite = DEFAULT_IPMI.cipherSuite;
-    if (values['cipher-suite'] !== undefined) {
-      try {
-        cipherSuite = readCipherSuite(values['cipher-suite'], '--cipher-suite');
-      } catch (e) {
-        throw new UsageError(e instanceof ConfigError ? e.message.replace(/^config: /, '') : String(e));
-      }
-    }
-    const port = posInt(values.port, 'port', 623);
-    if (port < 1 || port > 65535) throw new UsageError(`--port ${port} is out of range 1..65535`);
-    const password = await readPassword(values, io.env);
+    const cipherSuite = cipherSuiteArg(values['cipher-suite']);
+    const port = tcpPort(values.port, 623);
+    const password = await readBmcPassword(values, io.env);
     client = new IpmiClient({
       host: values.host, port, username: values.user, password, privilege, cipherSuite,
-      timeoutMs: posInt(values['timeout-ms'], 'timeout-ms', DEFAULT_IPMI.timeoutMs),
-      retries: posInt(values.retries, 'retries', DEFAULT_IPMI.retries),
+      timeoutMs: wholeNumber(values['timeout-ms'], 'timeout-ms', IPMI_DEFAULTS.timeoutMs),
+      retries: wholeNumber(values.retries, 'retries', IPMI_DEFAULTS.retries),
       keepAliveMs: 0,
+      // One command, then close: nothing to pace (the daemon's per-BMC rate limit is for many callers).
+      maxCommandsPerSecond: 0,
     }, { log: { debug: () => {}, warn: (_o, msg) => io.err(`metalboot: warning: ${msg}\n`) } });
 
     if (verb === 'power') {
@@ -135,7 +111,7 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
     }
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+    if (e instanceof BmcUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
       io.err(`metalboot ipmi: ${e.message}\nusage:\n${IPMI_USAGE}\n`);
       return 2;
     }

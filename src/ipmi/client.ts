@@ -182,7 +182,11 @@ export class IpmiClient {
     const last = this.queue.catch(() => undefined);
     this.closed = true;
     this.stopKeepAlive();
-    await Promise.race([last, sleep(this.policy.timeoutMs)]);
+    // Wait for the command in flight, at most one timeout; the timer is cleared either way, so a
+    // one-shot CLI exits as soon as Close Session is answered instead of idling out the timeout.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([last, new Promise<void>((r) => { timer = setTimeout(r, this.policy.timeoutMs); })]);
+    clearTimeout(timer);
     const s = this.session;
     this.session = undefined;
     if (s && this.transport) {
