@@ -1,14 +1,14 @@
 /**
  * Runs the lab Redfish BMC (redfish-bmc.ts):
  *   node dist/test/lab/redfish-bmc-main.js --port P [--addr A] --cert-dir D [--user U] [--profile generic|dell|hpe|supermicro]
- *     [--session-limit 4] [--session-timeout-s 600] [--task-delay-ms 300] [--vm NAME,MAC,bios|uefi]
+ *     [--session-limit 4] [--session-timeout-s 600] [--task-delay-ms 300] [--no-session-service] [--vm NAME,MAC,bios|uefi]
  * The password comes from $REDFISH_BMC_PASSWORD. With --vm, power and boot device go to that lab VM
  * through `scripts/lab/lab-bmc hook` (LAB_NS/LAB_RUN from the environment, as for ipmi_sim);
  * without it the machine is a flag in memory (benchmarks). The certificate (self-signed, EC P-256,
  * SAN = the address) is made with openssl in D on first start and reused after that.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,7 @@ async function certificate(dir: string, addr: string): Promise<{ key: Buffer; ce
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
   if (!existsSync(key) || !existsSync(cert)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30',
       '-subj', `/CN=metalboot-lab-redfish-${addr}`, '-addext', `subjectAltName=IP:${addr}`, '-addext', 'basicConstraints=critical,CA:TRUE',
       '-keyout', key, '-out', cert], { timeout: 30_000 });
@@ -66,6 +67,7 @@ async function main(): Promise<void> {
       user: { type: 'string', default: 'admin' }, profile: { type: 'string', default: 'generic' },
       'session-limit': { type: 'string', default: '4' }, 'session-timeout-s': { type: 'string', default: '600' },
       'task-delay-ms': { type: 'string', default: '300' }, vm: { type: 'string' },
+      'no-session-service': { type: 'boolean', default: false },
     },
   });
   const port = Number(values.port);
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
   const bmc = new RedfishBmc({
     user: values.user, password, profile, uuid,
     sessionLimit: Number(values['session-limit']), sessionTimeoutS: Number(values['session-timeout-s']), taskDelayMs: Number(values['task-delay-ms']),
+    sessionService: !values['no-session-service'],
   }, machine);
   const server = bmc.server(await certificate(values['cert-dir'], values.addr));
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, values.addr, () => resolve()); });

@@ -31,6 +31,8 @@ export interface RedfishBmcOptions {
   /** How long a Reset task stays Running before it does its work (a task monitor to follow). */
   readonly taskDelayMs: number;
   readonly uuid: string;
+  /** false: an old BMC with no SessionService (Basic auth only). */
+  readonly sessionService: boolean;
 }
 
 interface Session { id: string; token: string; user: string; lastUsed: number }
@@ -91,6 +93,8 @@ export class RedfishBmc {
     if (method === 'GET' && (path === '/redfish')) return this.send(res, 200, { v1: '/redfish/v1/' });
     if (method === 'GET' && path === '/redfish/v1') return this.send(res, 200, this.serviceRoot());
     if (method === 'GET' && path === '/redfish/v1/odata') return this.send(res, 200, { value: [] });
+    const noSessions = !this.o.sessionService && path.startsWith('/redfish/v1/SessionService');
+    if (noSessions) return this.send(res, 404, errorBody('ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
     if (method === 'POST' && path === SESSIONS) return this.createSession(res, body);
 
     const who = this.authenticate(req);
@@ -131,7 +135,7 @@ export class RedfishBmc {
       if (tm[1] === 'TaskMonitors' && t.state === 'Running') return this.send(res, 202, task, { location: `/redfish/v1/TaskService/TaskMonitors/${t.id}`, 'retry-after': '1' });
       return this.send(res, 200, task);
     }
-    if (['GET', 'PATCH', 'POST', 'DELETE', 'PUT'].includes(method)) return this.send(res, path.startsWith('/redfish/v1') ? 404 : 404, errorBody('ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
+    if (['GET', 'PATCH', 'POST', 'DELETE', 'PUT'].includes(method)) return this.send(res, 404, errorBody('ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
     return this.send(res, 405, errorBody('OperationNotAllowed', `${method} is not allowed.`));
   }
 
@@ -139,8 +143,8 @@ export class RedfishBmc {
     return {
       '@odata.id': '/redfish/v1/', '@odata.type': '#ServiceRoot.v1_5_0.ServiceRoot', Id: 'RootService', Name: 'Root Service',
       RedfishVersion: '1.11.0', UUID: this.o.uuid, Vendor: this.o.profile.vendor, Product: `metalboot lab Redfish BMC (${this.o.profile.name})`,
-      Systems: { '@odata.id': '/redfish/v1/Systems' }, SessionService: { '@odata.id': '/redfish/v1/SessionService' },
-      Links: { Sessions: { '@odata.id': SESSIONS } },
+      Systems: { '@odata.id': '/redfish/v1/Systems' },
+      ...(this.o.sessionService ? { SessionService: { '@odata.id': '/redfish/v1/SessionService' }, Links: { Sessions: { '@odata.id': SESSIONS } } } : { Links: {} }),
     };
   }
 
