@@ -10,7 +10,7 @@ import { IpmiError } from '../ipmi/errors.js';
 import { PowerError } from '../power/driver.js';
 import { RedfishDriver } from '../power/redfish.js';
 import { RedfishHttp, type FetchedCert } from '../power/redfish-http.js';
-import { BmcUsageError, tcpPort, wholeNumber } from './bmc-password.js';
+import { BmcUsageError, bmcCliFailure, tcpPort, wholeNumber } from './bmc-cli.js';
 import type { CliIo } from './ipmi-command.js';
 
 export const BMC_USAGE = [
@@ -83,10 +83,6 @@ export async function runBmcCommand(argv: string[], io: CliIo): Promise<number> 
     io.out(lines.join('\n') + '\n');
     return rf.ok || ip.ok ? 0 : 1;
   } catch (e) {
-    if (e instanceof BmcUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      io.err(`metalboot bmc: ${e.message}\nusage:\n${BMC_USAGE}\n`);
-      return 2;
-    }
-    throw e;
+    return bmcCliFailure(e, 'bmc', BMC_USAGE, (s) => io.err(s), (_x): _x is Error => false);
   }
 }

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { IPMI_DEFAULTS, IpmiClient } from '../ipmi/client.js';
 import type { CipherSuiteChoice } from '../ipmi/session.js';
-import { BmcUsageError, PASSWORD_OPTIONS, readBmcPassword, tcpPort, wholeNumber } from './bmc-password.js';
+import { BmcUsageError, PASSWORD_OPTIONS, bmcCliFailure, readBmcPassword, tcpPort, wholeNumber } from './bmc-cli.js';
 import { IpmiError } from '../ipmi/errors.js';
 import type { BootDevice, CipherSuiteRecord, DeviceId } from '../ipmi/commands.js';
 
@@ -111,15 +111,7 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
     }
     return 0;
   } catch (e) {
-    if (e instanceof BmcUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      io.err(`metalboot ipmi: ${e.message}\nusage:\n${IPMI_USAGE}\n`);
-      return 2;
-    }
-    if (e instanceof IpmiError) {
-      io.err(`metalboot ipmi: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    return bmcCliFailure(e, 'ipmi', IPMI_USAGE, (s) => io.err(s), (x): x is IpmiError => x instanceof IpmiError);
   } finally {
     await client?.close();
   }

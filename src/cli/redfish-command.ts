@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { BOOT_TARGETS, POWER_ACTIONS, PowerError, type BootTarget, type PowerAction } from '../power/driver.js';
 import { RedfishDriver, REDFISH_DEFAULTS } from '../power/redfish.js';
 import { normaliseFingerprint, type RedfishTrust } from '../power/redfish-http.js';
-import { BmcUsageError, PASSWORD_OPTIONS, readBmcPassword, tcpPort, wholeNumber } from './bmc-password.js';
+import { BmcUsageError, PASSWORD_OPTIONS, bmcCliFailure, readBmcPassword, tcpPort, wholeNumber } from './bmc-cli.js';
 import type { CliIo } from './ipmi-command.js';
 
 export const REDFISH_USAGE = [
@@ -83,15 +83,7 @@ export async function runRedfishCommand(argv: string[], io: CliIo): Promise<numb
     }
     return 0;
   } catch (e) {
-    if (e instanceof BmcUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      io.err(`metalboot redfish: ${e.message}\nusage:\n${REDFISH_USAGE}\n`);
-      return 2;
-    }
-    if (e instanceof PowerError) {
-      io.err(`metalboot redfish: ${e.message} (${e.kind})\n`);
-      return 1;
-    }
-    throw e;
+    return bmcCliFailure(e, 'redfish', REDFISH_USAGE, (s) => io.err(s), (x): x is PowerError => x instanceof PowerError, (x) => ` (${(x as PowerError).kind})`);
   } finally {
     await driver?.close();
   }

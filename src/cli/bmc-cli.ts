@@ -1,6 +1,7 @@
 /**
- * A BMC password for the one-shot BMC commands (ipmi, redfish, bmc probe): from an environment
- * variable or a file, never from argv (argv is visible to every user in /proc).
+ * What the one-shot BMC commands (ipmi, redfish, bmc probe) share: the password from an environment
+ * variable or a file, never from argv (argv is visible to every user in /proc); number and port
+ * options; errors to exit codes (2 usage, 1 the BMC said no or could not be reached).
  */
 import { readFile } from 'node:fs/promises';
 
@@ -40,4 +41,17 @@ export function tcpPort(v: string | undefined, dflt: number): number {
   const port = wholeNumber(v, 'port', dflt);
   if (port < 1 || port > 65535) throw new BmcUsageError(`--port ${port} is out of range 1..65535`);
   return port;
+}
+
+/** A usage error → 2, a BMC error (`isBmcError`) → 1, each as one line on stderr; anything else is rethrown. */
+export function bmcCliFailure(e: unknown, name: string, usage: string, err: (s: string) => void, isBmcError: (e: unknown) => e is Error, suffix: (e: Error) => string = () => ''): number {
+  if (e instanceof BmcUsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
+    err(`metalboot ${name}: ${e.message}\nusage:\n${usage}\n`);
+    return 2;
+  }
+  if (isBmcError(e)) {
+    err(`metalboot ${name}: ${e.message}${suffix(e)}\n`);
+    return 1;
+  }
+  throw e;
 }
