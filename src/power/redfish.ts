@@ -84,12 +84,12 @@ export class RedfishDriver implements PowerDriver {
     const target = typeof reset?.['target'] === 'string' ? reset['target'] : undefined;
     if (!target) throw this.error('unsupported', 'the ComputerSystem has no #ComputerSystem.Reset action');
     const allowed = await this.allowedResetTypes(reset!);
-    const choice = RESET_PREFERENCES[action].find((p) => (typeof p === 'string' ? [p] : p).every((v) => allowed === undefined || allowed.includes(v)));
-    if (choice === undefined) {
+    const plan = resetPlan(action, allowed);
+    if (plan === undefined) {
       throw this.error('unsupported', `no ResetType for ${action}: the BMC allows ${allowed!.join(', ') || 'none'}`);
     }
-    for (const resetType of typeof choice === 'string' ? [choice] : choice) {
-      if (resetType === 'On' && typeof choice !== 'string') await this.waitPower('Off');
+    for (const [i, resetType] of plan.entries()) {
+      if (i > 0) await this.waitPower('Off');
       const res = await this.authed('POST', target, { ResetType: resetType });
       await this.settle(res, `Reset ${resetType}`);
     }
@@ -301,6 +301,15 @@ export class RedfishDriver implements PowerDriver {
   private error(kind: PowerError['kind'], message: string): PowerError {
     return new PowerError('redfish', this.target, kind, message);
   }
+}
+
+/**
+ * The ResetType values that do `action` on a BMC allowing `allowed` (undefined: it does not say, so
+ * the standard's first choice), in order; undefined when none fits.
+ */
+export function resetPlan(action: PowerAction, allowed: readonly string[] | undefined): string[] | undefined {
+  const choice = RESET_PREFERENCES[action].find((p) => (typeof p === 'string' ? [p] : p).every((v) => allowed === undefined || allowed.includes(v)));
+  return choice === undefined ? undefined : typeof choice === 'string' ? [choice] : [...choice];
 }
 
 /** The messages of a Redfish error body (DSP0266 §9.6.4: error.@Message.ExtendedInfo, or a task's Messages). */
