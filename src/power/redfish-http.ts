@@ -66,7 +66,7 @@ class UnpinnedCertificate extends Error {
 
 /** An agent whose every new TLS connection is checked against the pin before it carries a request. */
 class PinnedAgent extends https.Agent {
-  constructor(private readonly pin: string | undefined, opts: https.AgentOptions) {
+  constructor(public pin: string | undefined, opts: https.AgentOptions) {
     super(opts);
   }
 
@@ -142,6 +142,15 @@ export class RedfishHttp {
       });
       s.once('error', (e) => { clearTimeout(t); reject(new PowerError('redfish', `${host}:${port}`, 'unreachable', describeNetError(e), { cause: e })); });
     });
+  }
+
+  /** Pins the certificate learned on first use (the caller has stored it first). */
+  pin(fingerprint256: string): void {
+    if (this.agent instanceof PinnedAgent) this.agent.pin = fingerprint256;
+  }
+
+  get pinned(): boolean {
+    return !(this.agent instanceof PinnedAgent) || this.agent.pin !== undefined;
   }
 
   close(): void {

@@ -23,6 +23,12 @@ export interface RedfishSettings {
   readonly maxRequestsPerSecond?: number | undefined;
   /** Upper bound on following one task monitor. */
   readonly taskTimeoutMs?: number | undefined;
+  /**
+   * Pin on first use: with neither a CA nor a pin, the certificate the BMC presents first is
+   * handed here (to be stored, shown in the machine record) before it is trusted. Without this
+   * callback an unpinned BMC is refused (the one-shot CLI).
+   */
+  readonly onFirstCertificate?: ((fingerprint256: string) => Promise<void>) | undefined;
 }
 
 export const REDFISH_DEFAULTS = { port: 443, timeoutMs: 10_000, retries: 3, maxConcurrent: 2, maxRequestsPerSecond: 20, taskTimeoutMs: 120_000 } as const;
@@ -126,6 +132,12 @@ export class RedfishDriver implements PowerDriver {
   /** The service root (GET /redfish/v1, no authentication needed by DSP0266 §13.3.1). */
   async serviceRoot(): Promise<Json> {
     if (this.root) return this.root;
+    if (!this.http.pinned && this.s.onFirstCertificate) {
+      const { host, port } = this.s;
+      const cert = await RedfishHttp.fetchCertificate(host, port ?? REDFISH_DEFAULTS.port, this.s.timeoutMs ?? REDFISH_DEFAULTS.timeoutMs);
+      await this.s.onFirstCertificate(cert.fingerprint256);
+      this.http.pin(cert.fingerprint256);
+    }
     const res = await this.http.request('GET', '/redfish/v1/');
     this.stats.requests++;
     if (res.status !== 200 || !isObject(res.body)) throw this.error('unsupported', `GET /redfish/v1/ answered ${res.status}; not a Redfish service`);

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PowerError, type PowerAction } from '../../src/power/driver.js';
 import { RedfishDriver, type RedfishSettings } from '../../src/power/redfish.js';
+import { acceptCertificate, checkRedfishSettings, createRedfishDriver, publicRedfishSettings, type RedfishPowerSettings } from '../../src/power/redfish-settings.js';
 import { REPO } from '../helpers/lab.js';
 import { redfishSimUnavailable, startRedfishSim, type RedfishSim, type RedfishSimOptions } from '../helpers/redfish-sim.js';
 import { toolMissing } from '../helpers/tools.js';
@@ -235,4 +236,26 @@ print(json.dumps(out))
   const d2 = driver(t, s);
   const boot = await d2.setNextBoot({ device: 'pxe', persistent: false, efi: true });
   t.same(boot, { device: 'pxe', persistent: false, efi: true }, 'and sushy\'s boot override round-trips through metalboot');
+});
+
+t.test('pin on first use: the first certificate is stored before it is trusted; a changed one is refused until accepted', { skip }, async (t) => {
+  const s = await sim(t);
+  let stored: RedfishPowerSettings = checkRedfishSettings({ driver: 'redfish', host: s.host, port: s.port, user: s.user, password: s.password }, (f, w) => new Error(`${f}: ${w}`));
+  t.match(publicRedfishSettings(stored), { certSha256: null, passwordSet: true }, 'record: nothing pinned yet');
+  const d = createRedfishDriver(stored, { maxRequestsPerSecond: 0 }, async (fp) => { stored = { ...stored, certSha256: fp }; });
+  t.teardown(() => d.close());
+  t.equal(await d.powerState(), 'off', 'first use works');
+  t.equal(stored.certSha256, s.fingerprint(), 'the presented certificate was stored');
+  t.equal((publicRedfishSettings(stored) as { certSha256: string }).certSha256, s.fingerprint(), 'and is shown in the record');
+  t.notOk('password' in publicRedfishSettings(stored), 'never the password');
+  await d.close();
+  await s.restart({ newCert: true });
+  const d2 = createRedfishDriver(stored, { maxRequestsPerSecond: 0 }, async () => { t.fail('a pinned BMC is never re-pinned'); });
+  t.teardown(() => d2.close());
+  const e = await kindOf(d2.powerState());
+  t.equal(e.kind, 'refused', `changed certificate refused: ${e.message}`);
+  stored = acceptCertificate(stored, s.fingerprint());
+  const d3 = createRedfishDriver(stored, { maxRequestsPerSecond: 0 }, async () => { t.fail('accepted, not re-pinned'); });
+  t.teardown(() => d3.close());
+  t.equal(await d3.powerState(), 'off', 'after the admin accepts the new certificate');
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { extendedMessage, resetPlan } from '../../src/power/redfish.js';
 import { normaliseFingerprint } from '../../src/power/redfish-http.js';
+import { acceptCertificate, checkRedfishSettings, publicRedfishSettings } from '../../src/power/redfish-settings.js';
 
 t.test('resetPlan: the BMC\'s AllowableValues, with fallbacks', async (t) => {
   const all = ['On', 'ForceOff', 'GracefulShutdown', 'GracefulRestart', 'ForceRestart', 'PowerCycle', 'ForceOn'];
@@ -29,4 +30,21 @@ t.test('normaliseFingerprint: hex with or without colons, any case; anything els
   t.equal(normaliseFingerprint(canon.toLowerCase()), canon);
   t.equal(normaliseFingerprint(hex.slice(2)), undefined, '31 bytes');
   t.equal(normaliseFingerprint(`${hex.slice(2)}zz`), undefined, 'not hex');
+});
+
+t.test('redfish settings: parsed, checked, shown without the password', async (t) => {
+  const bad = (f: string, w: string) => new Error(`${f}: ${w}`);
+  const s = checkRedfishSettings({ driver: 'redfish', host: '10.0.0.5', user: 'root', password: 'pw', certSha256: 'ab'.repeat(32) }, bad);
+  t.equal(s.port, 443, 'port defaulted');
+  t.equal(s.certSha256, Array(32).fill('AB').join(':'), 'fingerprint normalised');
+  t.same(publicRedfishSettings(s), { driver: 'redfish', host: '10.0.0.5', port: 443, user: 'root', certSha256: s.certSha256, passwordSet: true });
+  t.throws(() => checkRedfishSettings({ driver: 'redfish', host: 'a b', user: 'u', password: 'p' }, bad), /host/);
+  t.throws(() => checkRedfishSettings({ driver: 'redfish', host: 'h', user: 'u', password: 'p', certSha256: 'xyz'.repeat(22) }, bad), /certSha256/);
+  t.throws(() => checkRedfishSettings({ driver: 'redfish', host: 'h', user: 'u', password: 'p', caPem: 'nope' }, bad), /caPem/);
+  const withCa = checkRedfishSettings({ driver: 'redfish', host: 'h', user: 'u', password: 'p', caPem: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n' }, bad);
+  t.match(publicRedfishSettings(withCa), { caSet: true });
+  t.notOk('caPem' in publicRedfishSettings(withCa));
+  const accepted = acceptCertificate(withCa, 'cd'.repeat(32));
+  t.equal(accepted.caPem, undefined, 'accepting a certificate pins it instead of the CA');
+  t.equal(accepted.certSha256, Array(32).fill('CD').join(':'));
 });
