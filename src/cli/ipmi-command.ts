@@ -37,7 +37,7 @@ function cipherSuiteArg(v: string | undefined): CipherSuiteChoice {
   throw new UsageError(`--cipher-suite: expected auto, 17, 3 or 1.5, got ${JSON.stringify(v.slice(0, 20))}`);
 }
 
-export function formatDeviceId(d: DeviceId): string {
+function formatDeviceId(d: DeviceId): string {
   return [
     `Device ID            : ${d.deviceId}`,
     `Device Revision      : ${d.deviceRevision}`,
@@ -48,7 +48,7 @@ export function formatDeviceId(d: DeviceId): string {
   ].join('\n');
 }
 
-export function formatCipherSuites(r: readonly CipherSuiteRecord[] | null): string {
+function formatCipherSuites(r: readonly CipherSuiteRecord[] | null): string {
   if (r === null) return 'Cipher Suites        : not reported (the BMC does not answer Get Channel Cipher Suites)';
   return `Cipher Suites        : ${r.map((s) => s.id).join(', ')}`;
 }

@@ -4,6 +4,7 @@
  * straight to a BMC. Each command area is imported only when it runs: a one-shot BMC call must not
  * pay for loading the API client's or the daemon's modules (node start-up is most of its wall time).
  */
+import { errorMessage } from '../errors/message.js';
 import type { CliIo } from './api-client.js';
 
 async function usage(): Promise<string> {
@@ -51,7 +52,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       }
     }
   } catch (e) {
-    io.err(`metalboot: ${e instanceof Error ? e.message : String(e)}\n`);
+    io.err(`metalboot: ${errorMessage(e)}\n`);
     return 1;
   }
 }

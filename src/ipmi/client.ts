@@ -126,11 +126,6 @@ export class IpmiClient {
     });
   }
 
-  /** The channel's authentication capabilities (outside any session). */
-  authCapabilities(): Promise<ChannelAuthCapabilities> {
-    return this.serialised(async () => getAuthCapabilities(await this.link(), this.privilege));
-  }
-
   /**
    * Get Channel Cipher Suites (§22.15), one try per record block, listing by suite (ipmi_sim 2.0.33
    * answers this form). Some BMCs never answer it: then null, after one timeout rather than
@@ -164,6 +159,11 @@ export class IpmiClient {
   }
 
   /** Opens the session now (it is otherwise opened by the first command) and says which kind it is. */
+  /** The channel's authentication capabilities, outside any session (`metalboot bmc probe`). */
+  authCapabilities(): Promise<ChannelAuthCapabilities> {
+    return this.serialised(async () => getAuthCapabilities(await this.link(), this.privilege));
+  }
+
   sessionInfo(): Promise<SessionInfo> {
     return this.serialised(async () => {
       const s = await this.ensureSession();
