@@ -4,8 +4,10 @@
  * visible to every user in /proc).
  */
 import { parseArgs } from 'node:util';
-import { IPMI_DEFAULTS, IpmiClient } from '../ipmi/client.js';
-import type { CipherSuiteChoice } from '../ipmi/session.js';
+import { ConfigError } from '../config/error.js';
+import { readCipherSuite } from '../config/sections/ipmi.js';
+import { DEFAULT_IPMI } from '../config/defaults.js';
+import { IpmiClient } from '../ipmi/client.js';
 import { BmcUsageError, PASSWORD_OPTIONS, bmcCliFailure, readBmcPassword, tcpPort, wholeNumber } from './bmc-cli.js';
 import { IpmiError } from '../ipmi/errors.js';
 import type { BootDevice, CipherSuiteRecord, DeviceId } from '../ipmi/commands.js';
@@ -29,13 +31,6 @@ export interface CliIo {
 
 class UsageError extends BmcUsageError {}
 
-/** --cipher-suite (the daemon's config takes the same values: config/load.ts readCipherSuite). */
-function cipherSuiteArg(v: string | undefined): CipherSuiteChoice {
-  if (v === undefined) return IPMI_DEFAULTS.cipherSuite;
-  if (v === 'auto' || v === '1.5') return v;
-  if (v === '17' || v === '3') return Number(v) as 17 | 3;
-  throw new UsageError(`--cipher-suite: expected auto, 17, 3 or 1.5, got ${JSON.stringify(v.slice(0, 20))}`);
-}
 
 function formatDeviceId(d: DeviceId): string {
   return [
@@ -80,15 +75,22 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
       throw new UsageError(verb === undefined ? 'ipmi needs power, bootdev or info' : `unknown ipmi command ${JSON.stringify(verb)}`);
     }
     if ((values.persistent || values.efi) && verb !== 'bootdev') throw new UsageError('--persistent and --efi go with bootdev');
-    const privilege = values.privilege ?? IPMI_DEFAULTS.privilege;
+    const privilege = values.privilege ?? DEFAULT_IPMI.privilege;
     if (privilege !== 'administrator' && privilege !== 'operator') throw new UsageError('--privilege must be administrator or operator');
-    const cipherSuite = cipherSuiteArg(values['cipher-suite']);
+    let cipherSuite = DEFAULT_IPMI.cipherSuite;
+    if (values['cipher-suite'] !== undefined) {
+      try {
+        cipherSuite = readCipherSuite(values['cipher-suite'], '--cipher-suite');
+      } catch (e) {
+        throw new UsageError(e instanceof ConfigError ? e.message.replace(/^config: /, '') : String(e));
+      }
+    }
     const port = tcpPort(values.port, 623);
     const password = await readBmcPassword(values, io.env);
     client = new IpmiClient({
       host: values.host, port, username: values.user, password, privilege, cipherSuite,
-      timeoutMs: wholeNumber(values['timeout-ms'], 'timeout-ms', IPMI_DEFAULTS.timeoutMs),
-      retries: wholeNumber(values.retries, 'retries', IPMI_DEFAULTS.retries),
+      timeoutMs: wholeNumber(values['timeout-ms'], 'timeout-ms', DEFAULT_IPMI.timeoutMs),
+      retries: wholeNumber(values.retries, 'retries', DEFAULT_IPMI.retries),
       keepAliveMs: 0,
       // One command, then close: nothing to pace (the daemon's per-BMC rate limit is for many callers).
       maxCommandsPerSecond: 0,

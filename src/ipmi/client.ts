@@ -158,12 +158,12 @@ export class IpmiClient {
     });
   }
 
-  /** Opens the session now (it is otherwise opened by the first command) and says which kind it is. */
   /** The channel's authentication capabilities, outside any session (`metalboot bmc probe`). */
   authCapabilities(): Promise<ChannelAuthCapabilities> {
     return this.serialised(async () => getAuthCapabilities(await this.link(), this.privilege));
   }
 
+  /** Opens the session now (it is otherwise opened by the first command) and says which kind it is. */
   sessionInfo(): Promise<SessionInfo> {
     return this.serialised(async () => {
       const s = await this.ensureSession();
