@@ -259,3 +259,14 @@ t.test('pin on first use: the first certificate is stored before it is trusted; 
   t.teardown(() => d3.close());
   t.equal(await d3.powerState(), 'off', 'after the admin accepts the new certificate');
 });
+
+t.test('a session the BMC expires (SessionTimeout) is re-created without an error reaching the caller', { skip }, async (t) => {
+  const s = await sim(t, { sessionTimeoutS: 1 });
+  const d = driver(t, s);
+  t.equal(await d.powerState(), 'off');
+  await new Promise((r) => setTimeout(r, 1300));
+  t.equal(await d.powerState(), 'off', 'after the BMC expired the session');
+  t.equal(d.stats.sessionsCreated, 2, 'a second session was opened');
+  await d.close();
+  t.equal(sessionCount(s), 0, 'and deleted on close');
+});
