@@ -113,7 +113,8 @@ export class RedfishDriver implements PowerDriver {
       const patch: Json = { BootSourceOverrideTarget: want, BootSourceOverrideEnabled: next.persistent ? 'Continuous' : 'Once' };
       // Mode is absent on BMCs that cannot switch it; sending it anyway would be refused.
       if ('BootSourceOverrideMode' in boot) patch['BootSourceOverrideMode'] = next.efi ? 'UEFI' : 'Legacy';
-      const res = await this.authed('PATCH', this.systemUri!, { Boot: patch }, etag ? { 'if-match': etag } : {});
+      // DSP0266 (ETags): a service may require If-Match (428 without it); `*` when it gave no ETag.
+      const res = await this.authed('PATCH', this.systemUri!, { Boot: patch }, { 'if-match': etag ?? '*' });
       // 412: someone changed the resource between our GET and PATCH; read it again once.
       if (res.status === 412 && attempt === 0) continue;
       await this.settle(res, 'PATCH Boot');
