@@ -87,7 +87,7 @@ export class RedfishDriver implements PowerDriver {
   async power(action: PowerAction): Promise<void> {
     const sys = await this.system();
     const reset = (sys['Actions'] as Json | undefined)?.['#ComputerSystem.Reset'] as Json | undefined;
-    const target = typeof reset?.['target'] === 'string' ? reset['target'] : undefined;
+    const target = typeof reset?.['target'] === 'string' ? pathOf(reset['target']) : undefined;
     if (!target) throw this.error('unsupported', 'the ComputerSystem has no #ComputerSystem.Reset action');
     const allowed = await this.allowedResetTypes(reset!);
     const plan = resetPlan(action, allowed);
