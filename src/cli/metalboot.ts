@@ -8,14 +8,14 @@ import { errorMessage } from '../errors/message.js';
 import type { CliIo } from './api-client.js';
 
 async function usage(): Promise<string> {
-  const [m, i, a, o, l, e, t, c, ipmi, redfish, bmc] = await Promise.all([
+  const [m, i, a, o, l, e, t, b, c, ipmi, redfish, bmc] = await Promise.all([
     import('./machines-command.js'), import('./images-command.js'), import('./actions-command.js'), import('./operations-command.js'),
-    import('./leases-command.js'), import('./events-command.js'), import('./token-command.js'), import('./common.js'),
+    import('./leases-command.js'), import('./events-command.js'), import('./token-command.js'), import('./boot-media-command.js'), import('./common.js'),
     import('./ipmi-command.js'), import('./redfish-command.js'), import('./bmc-command.js'),
   ]);
   return [
     'usage: metalboot [--version] <command> [options]',
-    m.MACHINES_USAGE, i.IMAGES_USAGE, a.ACTIONS_USAGE, o.OPERATIONS_USAGE, l.LEASES_USAGE, e.EVENTS_USAGE, t.TOKEN_USAGE, c.COMMON_USAGE,
+    m.MACHINES_USAGE, i.IMAGES_USAGE, a.ACTIONS_USAGE, o.OPERATIONS_USAGE, l.LEASES_USAGE, e.EVENTS_USAGE, t.TOKEN_USAGE, b.BOOT_MEDIA_USAGE, c.COMMON_USAGE,
     'exit codes: 0 done, 1 the API refused or could not be reached (the message says which), 2 bad command line or cli.yaml',
     '',
     ipmi.IPMI_USAGE,
@@ -36,6 +36,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'images': return await (await import('./images-command.js')).runImagesCommand(rest, io);
       case 'operations': return await (await import('./operations-command.js')).runOperationsCommand(rest, io);
       case 'token': return await (await import('./token-command.js')).runTokenCommand(rest, io);
+      case 'boot-media': return await (await import('./boot-media-command.js')).runBootMediaCommand(rest, io);
       case 'ipmi': return await (await import('./ipmi-command.js')).runIpmiCommand(rest, io);
       case 'redfish': return await (await import('./redfish-command.js')).runRedfishCommand(rest, io);
       case 'bmc': return await (await import('./bmc-command.js')).runBmcCommand(rest, io);
