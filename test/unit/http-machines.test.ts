@@ -16,7 +16,8 @@ import { openStore } from '../../src/store/db.js';
 import { EventBus } from '../../src/events/bus.js';
 import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
-import { BmcPool } from '../../src/machines/bmc.js';
+import { PowerPool } from '../../src/power/pool.js';
+import { createPowerDriver } from '../../src/power/drivers.js';
 import { DEFAULT_IPMI } from '../../src/config/defaults.js';
 
 const RW = 'rw-token-0123456789abcdef';
@@ -30,15 +31,15 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   const bus = new EventBus();
   const log = createLogger({ level: 'fatal' });
   const operations = new Operations(store, bus, Date.now);
-  const bmcs = new BmcPool({ ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, bus, { debug() {}, warn() {} });
-  const service = new MachineService({ store, bus, bmcs, operations, clock: Date.now, log, discover: false });
+  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const service = new MachineService({ store, bus, power: pool, operations, clock: Date.now, log, discover: false });
   await service.load();
   const app = buildHttpApp({ log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, machines: { service, operations } });
   const closed = dgram.createSocket('udp4');
   await new Promise<void>((r) => closed.bind(0, '127.0.0.1', r));
   const closedPort = closed.address().port;
   closed.close(); // nothing listens there now: ICMP port unreachable
-  t.teardown(async () => { await app.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
+  t.teardown(async () => { await app.close(); await pool.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
   const bodies: string[] = [];
   const call = async (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: object, token: string | null = RW) => {
     const r = await app.inject({ method, url, ...(payload !== undefined ? { payload } : {}), headers: token ? { authorization: `Bearer ${token}` } : {} });
