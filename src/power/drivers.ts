@@ -57,7 +57,7 @@ function entryOf(driver: string): PowerDriverEntry<PowerSettings> | undefined {
 }
 
 /** Settings that passed POWER_SETTINGS_SCHEMA, as the record to store; a fault names the field. */
-export function parsePowerSettings(raw: { readonly driver: string }, bad: SettingsFault): PowerSettings {
+export function parsePowerSettings(raw: { readonly driver: string; readonly [field: string]: unknown }, bad: SettingsFault): PowerSettings {
   const e = entryOf(raw.driver);
   if (!e) throw bad('driver', `${JSON.stringify(String(raw.driver).slice(0, 40))} is not a power driver (${POWER_DRIVERS.join(', ')})`);
   return e.parse(raw as never, bad);
