@@ -48,7 +48,7 @@ export type PowerSettings = { [K in PowerDriverName]: (typeof DRIVERS)[K] extend
 
 /** The API's schema for `power`: one of the drivers' settings, picked by `driver`. */
 export const POWER_SETTINGS_SCHEMA = {
-  type: 'object', required: ['driver'], discriminator: { propertyName: 'driver' },
+  type: 'object', required: ['driver'], properties: { driver: { enum: POWER_DRIVERS } }, discriminator: { propertyName: 'driver' },
   oneOf: POWER_DRIVERS.map((d) => DRIVERS[d].schema),
 } as const;
 

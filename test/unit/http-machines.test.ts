@@ -78,6 +78,10 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   const created = await call('PUT', `/api/v1/machines/${MAC}`, { name: 'node1', firmware: 'uefi', bmc: { host: '127.0.0.1', port: closedPort, user: 'admin', password: PW } });
   t.equal(created.statusCode, 201, created.body);
   t.match(created.json(), { mac: MAC, name: 'node1', state: 'enrolled', firmware: 'uefi', bmc: { passwordSet: true } });
+  // Enrolled through the deprecated `bmc` alias: stored and shown as `power`, and under `bmc` too while the alias lasts.
+  t.match(created.json(), { power: { driver: 'ipmi', host: '127.0.0.1', port: closedPort, user: 'admin', passwordSet: true } });
+  t.same(created.json().bmc, { host: '127.0.0.1', port: closedPort, user: 'admin', passwordSet: true }, 'the alias view: no driver, no password');
+  t.same(service.get(MAC as never)?.power, { driver: 'ipmi', host: '127.0.0.1', port: closedPort, user: 'admin', password: PW }, 'stored as power');
   const updated = await call('PUT', `/api/v1/machines/${MAC}`, { name: 'node1b' });
   t.equal(updated.statusCode, 200);
   t.equal(updated.json().name, 'node1b');
@@ -90,6 +94,14 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   t.equal(power.statusCode, 504, 'BMC port closed: 504');
   t.match(power.json().error, /connection refused/);
   t.equal((await call('POST', `/api/v1/machines/${MAC}/power`, { action: 'explode' })).statusCode, 400, 'bad action');
+  const http = await call('POST', `/api/v1/machines/${MAC}/bootdev`, { device: 'http', efi: true });
+  t.equal(http.statusCode, 501, 'a boot target the driver cannot set: 501');
+  t.match(http.json().error, /^ipmi BMC 127\.0\.0\.1:\d+: IPMI has no boot device for http boot$/);
+  const viaPower = await call('PUT', `/api/v1/machines/${MAC}`, { power: { driver: 'ipmi', host: '127.0.0.1', port: closedPort, user: 'root', password: PW, cipherSuite: 3 } });
+  t.equal(viaPower.statusCode, 200, viaPower.body);
+  t.match(viaPower.json(), { power: { driver: 'ipmi', user: 'root', cipherSuite: 3, passwordSet: true }, bmc: { user: 'root', cipherSuite: 3 } });
+  const unreachable = await call('GET', `/api/v1/machines/${MAC}/power`);
+  t.equal(unreachable.statusCode, 504, 'the new settings are used: still nothing listens');
   t.equal((await call('POST', `/api/v1/machines/${MAC}/bootdev`, { device: 'floppy' })).statusCode, 400, 'bad device');
   const prov = await call('POST', `/api/v1/machines/${MAC}/provision`, { image: 'img' });
   t.equal(prov.statusCode, 409);
