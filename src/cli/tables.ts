@@ -88,8 +88,8 @@ export function formatMachine(m: MachineRow): string {
 /** user@host:port, then the driver's other settings (cipher suite 17, operator, …); the password only as "set". */
 function formatPower(p: NonNullable<MachineRow['power']>): string {
   const { driver: _d, host, port, user, passwordSet, ...rest } = p;
-  const label: Record<string, string> = { cipherSuite: 'cipher suite ' };
-  const extras = Object.entries(rest).map(([k, v]) => ` ${label[k] ?? (k === 'privilege' ? '' : `${k} `)}${String(v)}`).join('');
+  const label: Record<string, string> = { cipherSuite: 'cipher suite ', privilege: '' };
+  const extras = Object.entries(rest).map(([k, v]) => ` ${label[k] ?? `${k} `}${String(v)}`).join('');
   return `${user !== undefined ? `${user}@` : ''}${host ?? ''}${port !== undefined ? `:${port}` : ''}${extras}${passwordSet ? ' (password set)' : ''}`;
 }
 
