@@ -52,7 +52,7 @@ export interface MachineRouteDeps {
 const SPEC = {
   type: 'object', additionalProperties: false,
   properties: {
-    name: { type: 'string' }, ip: { type: ['string', 'null'], maxLength: 15 },
+    name: { type: 'string' }, ip: { type: ['string', 'null'] },
     power: { anyOf: [POWER_SETTINGS_SCHEMA, { type: 'null' }] },
     image: { type: ['string', 'null'] }, bootMode: { enum: [...BOOT_MODES] }, firmware: { enum: ['bios', 'uefi', 'unknown'] },
     uefiFilename: { type: ['string', 'null'], maxLength: 255 },
