@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** metalboot: the admin CLI. It talks to a running daemon over its HTTP API, or (ipmi) straight to a BMC. */
+import { errorMessage } from '../errors/message.js';
 import { packageVersion } from '../version.js';
 import { IPMI_USAGE, runIpmiCommand } from './ipmi-command.js';
 import { EVENTS_USAGE, runEventsCommand } from './events-command.js';
@@ -11,6 +12,7 @@ import { IMAGES_USAGE, runImagesCommand } from './images-command.js';
 import { ACTIONS_USAGE, ACTION_COMMANDS, runActionCommand, type ActionCommand } from './actions-command.js';
 import { OPERATIONS_USAGE, runOperationsCommand } from './operations-command.js';
 import { TOKEN_USAGE, runTokenCommand } from './token-command.js';
+import { BOOT_MEDIA_USAGE, runBootMediaCommand } from './boot-media-command.js';
 
 function usage(): string {
   return [
@@ -22,6 +24,7 @@ function usage(): string {
     LEASES_USAGE,
     EVENTS_USAGE,
     TOKEN_USAGE,
+    BOOT_MEDIA_USAGE,
     COMMON_USAGE,
     'exit codes: 0 done, 1 the API refused or could not be reached (the message says which), 2 bad command line or cli.yaml',
     '',
@@ -41,6 +44,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'images': return await runImagesCommand(rest, io);
       case 'operations': return await runOperationsCommand(rest, io);
       case 'token': return await runTokenCommand(rest, io);
+      case 'boot-media': return await runBootMediaCommand(rest, io);
       case 'ipmi': return await runIpmiCommand(rest, io);
       case 'events': { const ac = new AbortController(); process.once('SIGINT', () => ac.abort()); return await runEventsCommand(rest, { ...io, signal: ac.signal }); }
       default:
@@ -49,7 +53,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return 2;
     }
   } catch (e) {
-    io.err(`metalboot: ${e instanceof Error ? e.message : String(e)}\n`);
+    io.err(`metalboot: ${errorMessage(e)}\n`);
     return 1;
   }
 }

@@ -10,10 +10,11 @@
  * written is rolled back (the machine ends cleanly unprovisioned); after it, the record stands
  * and the next reconcile exports it (the machine ends provisioned).
  */
+import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { RecordStore } from '../store/db.js';
-import { NotFoundError, SerialQueue, validateId, type CheckpointInfo, type VolumeBackend } from '../storage/backend.js';
+import { NotFoundError, SerialQueue, validateId, type CheckpointInfo, type Usage, type VolumeBackend } from '../storage/backend.js';
 import type { DesiredIscsi, IscsiReconciler } from '../reconcile.js';
 import type { BsType } from '../iscsi/tgtadm.js';
 import {
@@ -165,7 +166,7 @@ export class DiskService {
       await b.checkpoint(r.diskId, name);
       this.o.log.warn({ event: 'disks.checkpoint-retaken', mac: r.mac, name }, 'checkpoint consumed by an interrupted restore taken again');
     } catch (e) {
-      this.o.log.error({ event: 'disks.checkpoint-lost', mac: r.mac, name, err: e instanceof Error ? e.message : String(e) },
+      this.o.log.error({ event: 'disks.checkpoint-lost', mac: r.mac, name, err: errorMessage(e) },
         'checkpoint consumed by an interrupted restore could not be taken again');
     }
   }
@@ -203,6 +204,23 @@ export class DiskService {
 
   imageUsers(imageId: string): Mac[] {
     return this.list().filter((r) => r.imageId === imageId).map((r) => r.mac);
+  }
+
+  /** The machine whose disk a target exports. */
+  macOfTarget(iqn: string): Mac | undefined {
+    for (const r of this.records.values()) if (r.targetIqn === iqn) return r.mac;
+    return undefined;
+  }
+
+  /** Whether tgtd exports the disk and who is logged in to it, as of the reconciler's last look. */
+  exportOf(r: DiskRecord): { exported: boolean; sessions: { initiator: string; addresses: string[] }[] } {
+    const t = this.o.reconciler.lastShow().find((x) => x.iqn === r.targetIqn);
+    return { exported: t !== undefined, sessions: (t?.sessions ?? []).map((s) => ({ initiator: s.initiator, addresses: s.connections.map((c) => c.address) })) };
+  }
+
+  /** The storage pool's usage. */
+  usage(): Promise<Usage> {
+    return this.o.backend.usage();
   }
 
   listCheckpoints(mac: Mac): Promise<CheckpointInfo[]> {
@@ -423,7 +441,7 @@ export class DiskService {
       await this.o.reconciler.reconcile(op.kind).catch(() => undefined);
     } catch (e) {
       this.detached.add(op.mac);
-      this.o.log.error({ event: 'disks.op-stuck', op: op.kind, mac: op.mac, err: e instanceof Error ? e.message : String(e) },
+      this.o.log.error({ event: 'disks.op-stuck', op: op.kind, mac: op.mac, err: errorMessage(e) },
         `${op.kind} failed and could not be undone; retried at the next start`);
     }
   }

@@ -6,6 +6,7 @@
  * fails what a restart cut short. Other operations (inspect, deploy, …) are modules like this one.
  */
 import type { DiskService } from '../disks/service.js';
+import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import { checkId } from '../storage/backend.js';
@@ -74,7 +75,7 @@ export function startProvision(p: Provisioning, disks: DiskService, mac: Mac, im
       await records.setState(mac, 'ready', 'disk and target ready', actor);
       return { image: img, targetIqn: disks.get(mac)?.targetIqn };
     } catch (e) {
-      await records.setState(mac, 'error', e instanceof Error ? e.message : String(e), actor).catch(() => undefined);
+      await records.setState(mac, 'error', errorMessage(e), actor).catch(() => undefined);
       throw e;
     } finally {
       p.claims.release(mac);

@@ -38,10 +38,15 @@ import { FileBackend } from '../../src/storage/files.js';
 import { DiskService } from '../../src/disks/service.js';
 import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
+import { fileURLToPath } from 'node:url';
+import { buildBootMedium } from '../../src/boot/media-build.js';
+import { renderMediaScript } from '../../src/boot/media.js';
 import type { IscsiReconciler, ReconcileResult } from '../../src/reconcile.js';
 import type { TgtSession, TgtTarget } from '../../src/iscsi/tgtadm.js';
 import { MacHistory } from '../../src/status/history.js';
 import { Metrics } from '../../src/metrics/registry.js';
+import { StatusModel, storageSources } from '../../src/status/snapshot.js';
+import { EventStreams } from '../../src/http/routes/events.js';
 import type { SubnetConfig } from '../../src/config/types.js';
 
 const RW = 'rw-token-0123456789abcdef';
@@ -93,14 +98,27 @@ async function setup(t: Test, statusPublic = true) {
   const detach = history.attach(bus);
   const addresses = new AddressBook();
   const metrics = new Metrics({ bus });
+  // As the daemon wires them: the status model and streams over the same services.
+  const streams = new EventStreams({ bus, history });
+  metrics.observeSse(() => streams.stats);
+  const model = new StatusModel({ bus, history, probes: {}, clock: Date.now, addresses, leases: () => leases.list(), ...storageSources({ reconciler, disks }, Date.now) });
   const netbootDir = path.join(dir, 'netboot');
   await mkdir(netbootDir);
+  const media = new Map<string, Promise<Buffer>>();
   const app = buildHttpApp({
-    log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, addresses, leases,
-    status: { public: statusPublic, probes: {}, history, metrics },
+    log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, leases,
+    status: { public: statusPublic, model, streams, metrics },
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
-    storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
+    storage: { images, disks, portal: { host: '127.0.0.1', port: 3260 } },
+    // The real boot medium from the checkout's boot-assets/ (scripts/boot-assets.sh), as the daemon
+    // builds it; built once per request kind, since the walk below asks for it hundreds of times.
+    bootMedia: (r) => {
+      const key = JSON.stringify(r);
+      let img = media.get(key);
+      if (!img) media.set(key, img = buildBootMedium({ run: runCommand, assetsDir: fileURLToPath(new URL('../../../boot-assets', import.meta.url)) }, renderMediaScript('http://127.0.0.1:8080', r.network)));
+      return img;
+    },
   });
   await app.ready();
   t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await pool.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
