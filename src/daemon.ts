@@ -32,7 +32,8 @@ import { ImageService } from './images/service.js';
 import type { HttpDeps } from './http/server.js';
 import { TokenAuth, writeTokenFile } from './http/auth.js';
 import { Operations } from './machines/operations.js';
-import { BmcPool } from './machines/bmc.js';
+import { PowerPool } from './power/pool.js';
+import { createPowerDriver } from './power/drivers.js';
 import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
 import { EventBus } from './events/bus.js';
@@ -119,6 +120,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   await securePrivateDirs(config.dataDir, config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.dir : undefined, log);
   const store: Store & RecordStore = await openStore(config.dataDir, {
     onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
+    onMigrated: (to, what, records) => log.info({ event: 'store.migrated', to, what, records }, `store migrated to schema ${to}`),
   });
   const stops: (() => Promise<void>)[] = [() => store.close()];
   const stopAll = async () => {
@@ -133,7 +135,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   // Server mode learns addresses from its own ACKs only (events/addresses.ts).
   const addresses = new AddressBook(undefined, config.dhcp.mode !== 'server');
   bus.subscribe((e) => addresses.learn(e));
-  // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
+  // One log line for each event no module logs itself (iSCSI logins, power commands, operations, ...).
   logBusEvents(bus, log);
   // A pool that ran out is an operator's problem: a warning, at most one per subnet per minute.
   warnOnPoolExhaustion(bus, log, clock, 60_000);
@@ -191,10 +193,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const operations = new Operations(store, bus, clock);
     await operations.load();
     const mlog = log.child({ module: 'machines' });
-    const bmcs = new BmcPool(config.ipmi, bus, { debug: (o, m) => mlog.debug(o, m), warn: (o, m) => mlog.warn(o, m) });
-    stops.push(() => bmcs.closeAll());
+    const plog = log.child({ module: 'power' });
+    const power = new PowerPool((s) => createPowerDriver(s, { defaults: config, log: plog }), bus, clock);
+    stops.push(() => power.closeAll());
     const machines = new MachineService({
-      store, bus, bmcs, operations, clock, log: mlog, discover: config.machines.discover,
+      store, bus, power, operations, clock, log: mlog, discover: config.machines.discover,
       ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
       ...(crashPoint ? { crashPoint } : {}),
     });
