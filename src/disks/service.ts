@@ -9,6 +9,9 @@
  * owns, and the reconciler makes tgtd match. A provision interrupted before its record was
  * written is rolled back (the machine ends cleanly unprovisioned); after it, the record stands
  * and the next reconcile exports it (the machine ends provisioned).
+ *
+ * Over 400 lines on purpose: each verb and its journal recovery are one transaction design, kept
+ * in one place so that a change to a step and to its roll-back are read (and reviewed) together.
  */
 import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';

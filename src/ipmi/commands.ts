@@ -2,6 +2,9 @@
  * IPMI messages and the commands metalboot needs (IPMI v2.0 rev 1.1 §13.8 LAN message format,
  * §22 App commands, §28 chassis commands). Pure: requests are encoded to message data,
  * responses decoded from it; decoders never throw.
+ *
+ * Over 400 lines on purpose: mostly the spec's tables (net functions, completion codes, boot
+ * device selectors) and one small encode/decode pair per command, read side by side with the spec.
  */
 import { fail, type Decoded } from './rmcp.js';
 

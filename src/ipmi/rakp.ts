@@ -4,6 +4,9 @@
  * integrity (HMAC-SHA1-96, HMAC-SHA256-128) and AES-CBC-128 confidentiality.
  * Pure except for the random IV, which callers may pass in. Decoders never throw.
  * Secrets (password, SIK, K1, K2) never appear in any error reason.
+ *
+ * Over 400 lines on purpose: session set-up and session crypto share the key schedule (SIK → K1/K2)
+ * and the algorithm tables; split apart, each half would have to export the other's internals.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PAYLOAD_IPMI, decodeIpmiPacket, encodeSessionV2, fail, type Decoded } from './rmcp.js';

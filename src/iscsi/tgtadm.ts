@@ -29,6 +29,9 @@
  *   NOT exit: it logs the failure and listens on 0.0.0.0:3260 and [::]:3260
  *   instead. `--mode portal --op show` ("Portal: 127.0.0.1:3260,1") is how
  *   Tgtd.ensureRunning notices.
+ *
+ * Over 400 lines on purpose: the argv builders and the `show` parsers are the two halves of one
+ * contract with tgtadm (what we ask, what it prints back), and the facts above bind both.
  */
 import { isIP } from 'node:net';
 import { BS_TYPES, type BsType, type VolumeExport } from '../storage/export.js';
