@@ -50,10 +50,15 @@ import { tightenTree } from './store/private-files.js';
 import { isInside } from './images/import-dir.js';
 import { RereadSubnets, sourceClassifier, type SubnetSource } from './syslog/accept.js';
 import { networkInterfaces } from 'node:os';
+import { AgentSessions } from './agent/sessions.js';
+import { Inventories } from './machines/inventory.js';
+import { inspect } from './machines/inspect.js';
 import type { Cidr } from './net/ipv4.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
+/** agent-assets/ beside dist/: the agent ramdisk per architecture (scripts/agent-ramdisk.sh). */
+const AGENT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../agent-assets');
 
 /**
  * The subnets metalboot serves, for syslog.acceptFrom `served`: the configured DHCP subnets in
@@ -247,6 +252,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     });
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
+    // Agent operations: the sessions (one-time tokens, memory only) and the inventories (stored).
+    const sessions = new AgentSessions(clock);
+    const inventories = new Inventories(store);
+    await inventories.load();
+    const agentDeps = { machines, operations, sessions, inventories, clock, log: mlog, timeoutMs: config.machines.agentTimeoutSec * 1000 };
     const disks = storage?.disks;
     // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
     const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);
@@ -255,6 +265,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       publicUrl: config.http.publicUrl, unknown: config.machines.unknown, netbootDir: config.machines.netbootDir,
       sanboot: { tries: config.machines.sanbootTries, retryDelaySec: config.machines.sanbootRetryDelaySec, fallback: config.machines.sanbootFallback },
       machine: (mac) => machines.get(mac),
+      agent: {
+        sessions, dir: config.machines.agentDir ?? AGENT_ASSETS_DIR, lldpSec: config.machines.agentLldpSec,
+        inventoried: (mac) => inventories.get(mac) !== undefined,
+        // The DHCP observer records a PXE client as discovered before its iPXE asks for a script.
+        autoInspect: (mac) => {
+          if (!machines.get(mac)) throw new Error('not recorded as discovered (machines.discover is off)');
+          inspect(agentDeps, mac, 'machines.unknown', { powerOn: false });
+        },
+      },
       ...(disks ? { disk: (mac: Mac) => disks.get(mac), portal: config.iscsi.portal } : {}),
       // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
       ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
@@ -304,6 +323,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       status: { public: config.status.public, probes, history, metrics },
       log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
       machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
+      agent: { sessions, inspect: (mac, actor) => inspect(agentDeps, mac, actor), inventory: (mac) => inventories.get(mac) },
       limits: config.http.limits,
     });
     // HTTP connections may never take the fds TFTP (two sockets and a file per transfer), the store

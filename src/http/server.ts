@@ -27,6 +27,9 @@ import type { ImageService } from '../images/service.js';
 import type { EventBus } from '../events/bus.js';
 import type { AddressBook } from '../events/addresses.js';
 import { statusEdge, type StatusEdgeDeps } from './routes/status.js';
+import { agentAccess, agentRoutes } from './routes/agent.js';
+import type { AgentSessions } from '../agent/sessions.js';
+import type { MachineAgentDeps } from './routes/machines.js';
 
 
 export interface HttpDeps {
@@ -43,6 +46,8 @@ export interface HttpDeps {
   /** What /boot/<mac>.ipxe needs (machines, disks, addresses, policy); defaults to the unknown-machine script. */
   readonly boot?: Omit<BootRouteDeps, 'log' | 'bus'>;
   readonly machines?: { readonly service: MachineService; readonly operations: Operations; readonly timeline?: (mac: Mac) => unknown[] };
+  /** Agent operations (inspect) and the agent's own endpoints; absent when they are off. */
+  readonly agent?: MachineAgentDeps & { readonly sessions: AgentSessions };
   /** Status page, event stream and /metrics (absent in narrow tests). */
   readonly status?: StatusEdgeDeps['status'];
   /** Absent when iSCSI is disabled. */
@@ -106,6 +111,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.addHook('onRequest', authorize(deps.auth, {
     statusPublic: deps.status?.public ?? false,
     onUndeclared: (method, url) => deps.log.error({ event: 'http.route-undeclared', method, url }, 'route declares no access: refused'),
+    ...(deps.agent ? { agent: agentAccess(deps.agent.sessions, deps.log) } : {}),
   }));
   if (deps.status) statusEdge(app, { ...deps, status: deps.status, sseHeartbeatMs: sseHeartbeatMs(deps.limits?.idleTimeoutMs) });
   // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
@@ -125,8 +131,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
       machineRoutes(api, {
         machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log,
         ...(deps.machines.timeline ? { timeline: deps.machines.timeline } : {}), ...(deps.storage ? { images: deps.storage.images } : {}),
+        ...(deps.agent ? { agent: deps.agent } : {}),
       });
     }
+    if (deps.agent) agentRoutes(api, deps.log, deps.clock);
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
     if (deps.storage) {
       const ops = deps.machines?.operations;

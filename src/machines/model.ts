@@ -4,7 +4,7 @@
  */
 import type { Mac } from '../net/mac.js';
 
-export const MACHINE_STATES = ['discovered', 'enrolled', 'provisioning', 'ready', 'active', 'error', 'maintenance'] as const;
+export const MACHINE_STATES = ['discovered', 'enrolled', 'provisioning', 'ready', 'active', 'error', 'maintenance', 'inspecting'] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
 
 export const BOOT_MODES = ['sanboot', 'local', 'netboot', 'menu'] as const;
@@ -71,15 +71,18 @@ export interface StateEvent {
  * entered from anywhere and left only towards `enrolled` (or back to `ready` when the disk is fine).
  * `provisioning` ends only as its operation ends (`ready` or `error`): deprovisioning under a
  * running provision would pull the disk from under it, so that is refused (not `enrolled`).
+ * `inspecting` (the agent ramdisk collects the inventory) starts from a machine that boots nothing
+ * of metalboot's yet and ends where it started (`discovered` or `enrolled`), or in `error`.
  */
 const ALLOWED: Readonly<Record<MachineState, readonly MachineState[]>> = {
-  discovered: ['enrolled', 'maintenance', 'error'],
-  enrolled: ['provisioning', 'maintenance', 'error'],
+  discovered: ['enrolled', 'inspecting', 'maintenance', 'error'],
+  enrolled: ['provisioning', 'inspecting', 'maintenance', 'error'],
   provisioning: ['ready', 'error'],
   ready: ['active', 'provisioning', 'enrolled', 'maintenance', 'error'],
   active: ['ready', 'provisioning', 'maintenance', 'error'],
-  error: ['enrolled', 'provisioning', 'maintenance'],
+  error: ['enrolled', 'provisioning', 'inspecting', 'maintenance'],
   maintenance: ['enrolled', 'ready'],
+  inspecting: ['discovered', 'enrolled', 'error'],
 };
 
 export function canTransition(from: MachineState, to: MachineState): boolean {

@@ -38,6 +38,7 @@ import { DiskService } from '../../src/disks/service.js';
 import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
 import type { IscsiReconciler, ReconcileResult } from '../../src/reconcile.js';
+import { AgentSessions } from '../../src/agent/sessions.js';
 import type { TgtSession, TgtTarget } from '../../src/iscsi/tgtadm.js';
 import { MacHistory } from '../../src/status/history.js';
 import { Metrics } from '../../src/metrics/registry.js';
@@ -100,6 +101,7 @@ async function setup(t: Test, statusPublic = true) {
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
     storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
+    agent: { sessions: new AgentSessions(Date.now), inspect: () => { throw new Error('no agent here'); }, inventory: () => undefined },
   });
   await app.ready();
   t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
@@ -138,7 +140,7 @@ const BODIES: Record<string, unknown> = {
 
 /** Outside /api, documented as needing no token (README "HTTP"): anything else outside /api fails here. */
 const PUBLIC = [/^\/healthz$/, /^\/metrics$/, /^\/docs(\/openapi\.json)?$/, /^\/$/, /^\/machines\/:mac$/, /^\/status\/(app\.js|lib\.js|style\.css)$/,
-  /^\/status\/api\/v1\//, /^\/boot\/:file$/, /^\/boot\/files\/:name$/, /^\/boot-assets\/:name$/];
+  /^\/status\/api\/v1\//, /^\/boot\/:file$/, /^\/boot\/files\/:name$/, /^\/boot-assets\/:name$/, /^\/boot\/agent\/:arch\/:name$/];
 
 t.test('every registered route: /api needs a token (401 without, 401 wrong), writes refuse a read-only token (403); only the documented routes are public', async (t) => {
   const { app, call } = await setup(t);
@@ -150,7 +152,7 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
     'GET /api/v1/status/machines/:mac', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
   // Fail closed: every route declares its access (a route added without one answers 500).
   for (const r of routes) t.ok(r.access, `${r.method} ${r.url} declares its access (${r.access})`);
-  let api = 0, writes = 0;
+  let api = 0, writes = 0, agent = 0;
   for (const r of routes) {
     const method = r.method as Method;
     const url = concrete(r.url);
@@ -173,12 +175,17 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
         // Even a body the schema would refuse: the token is judged first.
         t.equal((await call(method, url, { bogus: 1 }, RO)).statusCode, 403, `${r.method} ${r.url}: 403 before validation`);
       }
+    } else if (r.access === 'agent') {
+      // The agent's endpoints open only to a running agent operation's token: neither no token nor the API tokens.
+      agent++;
+      for (const tok of [null, RW, RO]) t.equal((await call(method, url, body, tok)).statusCode, 401, `${r.method} ${r.url}: 401 with ${tok === null ? 'no token' : tok === RW ? 'the read-write API token' : 'the read-only API token'}`);
     } else {
       t.ok(PUBLIC.some((re) => re.test(r.url)), `${r.method} ${r.url} is outside /api: it must be a documented public route`);
       if (!stream) t.not((await call(method, url, body, null)).statusCode, 401, `${r.method} ${r.url}: answers without a token`);
     }
   }
   t.ok(api >= 50 && writes >= 20, `${api} /api routes (with HEAD twins), ${writes} writes walked`);
+  t.ok(agent >= 6, `${agent} agent routes walked`);
   t.equal((await call('GET', '/healthz', undefined, null)).statusCode, 200, 'GET /healthz: 200 without a token');
   t.equal((await call('GET', '/api/v1/nope', undefined, null)).statusCode, 401, 'an unknown /api path: 401 first, not a 404 that maps the API');
 });

@@ -15,6 +15,8 @@
  *   POST   /api/v1/machines/:mac/maintenance     {on: boolean}
  *   GET    /api/v1/machines/:mac/events          state history
  *   GET    /api/v1/machines/:mac/timeline        last boots, step by step
+ *   POST   /api/v1/machines/:mac/inspect         → 202 {operation}: boot the agent, collect the inventory
+ *   GET    /api/v1/machines/:mac/inventory       the last inventory (404 before the first inspection)
  *   GET    /api/v1/operations[?mac=&status=]     GET /api/v1/operations/:id
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -22,10 +24,17 @@ import type { Logger } from '../../log.js';
 import { nonUnicastMacReason, tryParseMac, type Mac } from '../../net/mac.js';
 import type { MachineService, MachineSpec } from '../../machines/service.js';
 import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '../../machines/model.js';
-import type { Operations } from '../../machines/operations.js';
+import type { Operation, Operations } from '../../machines/operations.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
 import { sendError } from '../errors.js';
 import { checkId } from '../../storage/backend.js';
+import type { Inventory } from '../../agent/inventory.js';
+
+/** Agent operations (absent when machines.agent is off). */
+export interface MachineAgentDeps {
+  inspect(mac: Mac, actor: string): Operation;
+  inventory(mac: Mac): Inventory | undefined;
+}
 
 export interface MachineRouteDeps {
   readonly machines: MachineService;
@@ -36,6 +45,7 @@ export interface MachineRouteDeps {
   readonly log: Logger;
   /** Image lookup, so provision refuses an unknown image before it starts (absent when iSCSI is off). */
   readonly images?: { get(id: string): Promise<unknown> };
+  readonly agent?: MachineAgentDeps;
 }
 
 const NAME = { type: 'string', minLength: 1, maxLength: 63 } as const;
@@ -170,6 +180,17 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   post<{ on: boolean }>('maintenance',
     { type: 'object', additionalProperties: false, required: ['on'], properties: { on: { type: 'boolean' } } },
     async (m, b, who) => publicMachine(await machines.setMaintenance(m, b.on, who)));
+
+  const agent = d.agent;
+  if (agent) {
+    post('inspect', undefined, async (m, _b, who) => ({ operation: agent.inspect(m, who) }), 202);
+    app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/inventory', async (req, reply) => {
+      const m = mac(req.params.mac, reply);
+      if (!m) return reply;
+      if (!machines.get(m)) return reply.code(404).send({ error: `machine ${m}: not known` });
+      return agent.inventory(m) ?? reply.code(404).send({ error: `machine ${m}: not inspected yet` });
+    });
+  }
 
   app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/events', async (req, reply) => {
     const m = mac(req.params.mac, reply);

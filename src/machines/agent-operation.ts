@@ -1,0 +1,107 @@
+/**
+ * One agent operation (inspect; deploy and erase follow the same shape): the machine enters its
+ * busy state, an agent session with its task is opened (agent/sessions.ts; the iPXE script of
+ * the machine boots the agent ramdisk while it is open), the BMC sets PXE as the next boot device
+ * and powers the machine on (or cycles it), then the agent's steps become the operation's steps
+ * until it reports done or failed. An agent that stays silent for `timeoutMs` (nothing from it
+ * since the session opened or its last call) fails the operation, naming the step it was at.
+ * The session ends with the operation, whatever the outcome: its token is refused from then on.
+ * A machine without a BMC is waited for: someone else powers it on to PXE.
+ */
+import type { Logger } from '../log.js';
+import type { Mac } from '../net/mac.js';
+import type { BootDevice } from '../ipmi/commands.js';
+import type { AgentSessions, AgentTask } from '../agent/sessions.js';
+import type { Inventory } from '../agent/inventory.js';
+import { transition, type Machine, type MachineState } from './model.js';
+import type { Operation, Operations } from './operations.js';
+import { MachineError } from './service.js';
+
+/** What an agent operation needs of the machines: the record, its state, its BMC. */
+export interface AgentMachines {
+  get(mac: Mac): Machine | undefined;
+  setState(mac: Mac, to: MachineState, reason: string, actor: string): Promise<void>;
+  power(mac: Mac, action: 'on' | 'cycle', actor: string): Promise<void>;
+  powerState(mac: Mac): Promise<'on' | 'off'>;
+  bootdev(mac: Mac, spec: { device: BootDevice; persistent?: boolean; efi?: boolean }, actor: string): Promise<unknown>;
+}
+
+export interface AgentOperationDeps {
+  readonly machines: AgentMachines;
+  readonly operations: Operations;
+  readonly sessions: AgentSessions;
+  readonly clock: () => number;
+  readonly log: Logger;
+  /** A silent agent fails its operation after this long (machines.agentTimeoutSec). */
+  readonly timeoutMs: number;
+}
+
+export interface AgentOperationSpec<R> {
+  readonly kind: AgentTask['kind'];
+  readonly task: AgentTask;
+  /** The state while it runs, and the state it ends in (from the state it started in). */
+  readonly busy: MachineState;
+  readonly end: (from: MachineState) => MachineState;
+  /** Power the machine through its BMC (false: the machine is booting the agent already). */
+  readonly powerOn: boolean;
+  readonly onInventory?: (inv: Inventory) => Promise<void>;
+  /** The operation's result from the agent's. */
+  readonly result: (agentResult: unknown) => R;
+}
+
+export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: AgentOperationSpec<R>, actor: string): Operation {
+  const m = d.machines.get(mac);
+  if (!m) throw new MachineError(mac, 'not-found', 'not known');
+  const running = d.sessions.of(mac);
+  if (running) throw new MachineError(mac, 'conflict', `cannot ${spec.kind} while operation ${running.operationId} runs on it`);
+  transition(m, spec.busy, spec.kind);
+  const from = m.state;
+  let op: Operation | undefined;
+  op = d.operations.start(spec.kind, mac, async (step) => {
+    // start() calls this at once and returns the operation after: its id is known past this await.
+    await Promise.resolve();
+    const id = op!.id;
+    let at = 'queued';
+    const stepTo = (name: string) => { at = name; void step(name); };
+    let settle!: { ok: (r: unknown) => void; fail: (e: Error) => void };
+    const finished = new Promise<unknown>((ok, fail) => { settle = { ok, fail }; });
+    finished.catch(() => undefined);
+    const session = d.sessions.open(mac, id, spec.task, {
+      step: stepTo,
+      progress: (bytes) => d.log.debug({ event: 'agent.progress', mac, operation: id, bytes }, 'agent progress'),
+      inventory: async (inv) => { await spec.onInventory?.(inv); },
+      done: (r) => settle.ok(r),
+      failed: (msg) => settle.fail(new Error(`the agent failed: ${msg}`)),
+    });
+    const watchdog = setInterval(() => {
+      const silent = d.clock() - session.lastSeen;
+      if (silent > d.timeoutMs) settle.fail(new Error(`the agent was silent for ${Math.round(silent / 1000)} s`));
+    }, Math.min(1000, d.timeoutMs));
+    try {
+      await d.machines.setState(mac, spec.busy, `${spec.kind} (operation ${id})`, actor);
+      const cur = d.machines.get(mac)!;
+      if (spec.powerOn && cur.bmc) {
+        stepTo('bootdev');
+        await d.machines.bootdev(mac, { device: 'pxe', efi: cur.firmware === 'uefi' }, actor);
+        stepTo('power');
+        const state = await d.machines.powerState(mac);
+        await d.machines.power(mac, state === 'on' ? 'cycle' : 'on', actor);
+      }
+      stepTo('agent-boot');
+      // Silence counts from here: the power steps above may take the BMC's own time.
+      session.lastSeen = d.clock();
+      const r = spec.result(await finished);
+      await d.machines.setState(mac, spec.end(from), `${spec.kind} done`, actor);
+      return r;
+    } catch (e) {
+      const msg = `${spec.kind} failed at step ${at}: ${e instanceof Error ? e.message : String(e)}`;
+      d.log.warn({ event: 'agent.operation-failed', mac, operation: id, step: at, err: msg }, msg);
+      await d.machines.setState(mac, 'error', msg, actor).catch(() => undefined);
+      throw new Error(msg);
+    } finally {
+      clearInterval(watchdog);
+      d.sessions.end(mac, id);
+    }
+  });
+  return op;
+}
