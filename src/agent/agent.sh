@@ -141,7 +141,9 @@ inventory() {
   sep=
   disks | while read -r n size; do
     rot=$(cat "/sys/block/$n/queue/rotational" 2>/dev/null)
-    wwn=$(lsblk -dno WWN "/dev/$n" 2>/dev/null); [ -n "$wwn" ] || wwn=$(cat "/sys/block/$n/wwid" "/sys/block/$n/device/wwid" 2>/dev/null | head -n1)
+    # A WWN is an NAA or EUI-64 identifier (lsblk's form: 0x + hex); a t10 vendor id is not one.
+    wwn=$( { lsblk -dno WWN "/dev/$n"; cat "/sys/block/$n/wwid" "/sys/block/$n/device/wwid"; } 2>/dev/null \
+      | sed -n 's/^\(0x\|naa\.\|eui\.\)\([0-9a-fA-F]*\)$/0x\2/p' | tr 'A-F' 'a-f' | head -n1)
     model=$(lsblk -dno MODEL "/dev/$n" 2>/dev/null); [ -n "$model" ] || model=$(cat "/sys/block/$n/device/model" 2>/dev/null)
     printf '%s{"name":%s,"sizeBytes":%s,"model":%s,"serial":%s,"wwn":%s,"rotational":%s}' "$sep" "$(js "$n")" "$(num "$size")" \
       "$(js "$model")" "$(js "$(disk_serial "$n")")" "$(js "$wwn")" "$([ "$rot" = 1 ] && echo true || echo false)"
@@ -247,7 +249,7 @@ case $T_kind in
   inspect)
     # The LLDP captures run for LLDP_WAIT seconds from boot: wait for them to end (or capture).
     step inventory
-    while pgrep tcpdump >/dev/null; do sleep 1; done
+    wait
     inventory > /run/mb/inventory
     http POST inventory -H 'Content-Type: application/json' --data-binary @/run/mb/inventory >/dev/null || fatal "inventory not accepted" ;;
   deploy) deploy ;;
