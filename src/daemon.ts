@@ -53,6 +53,8 @@ import { networkInterfaces } from 'node:os';
 import { AgentSessions } from './agent/sessions.js';
 import { Inventories } from './machines/inventory.js';
 import { inspect } from './machines/inspect.js';
+import { deploy } from './machines/deploy.js';
+import { erase } from './machines/erase.js';
 import type { Cidr } from './net/ipv4.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
@@ -323,7 +325,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       status: { public: config.status.public, probes, history, metrics },
       log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
       machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
-      agent: { sessions, inspect: (mac, actor) => inspect(agentDeps, mac, actor), inventory: (mac) => inventories.get(mac) },
+      agent: {
+        sessions, inspect: (mac, actor) => inspect(agentDeps, mac, actor), inventory: (mac) => inventories.get(mac),
+        deploy: async (mac, spec, actor) => {
+          if (!storage) throw new Error('deploy needs the image store (iscsi.enabled: false)');
+          return deploy({ ...agentDeps, images: storage.images }, mac, spec, actor);
+        },
+        erase: (mac, spec, actor) => erase(agentDeps, mac, spec, actor),
+        ...(storage ? { imageSource: (id: string) => storage!.images.source(id) } : {}),
+      },
       limits: config.http.limits,
     });
     // HTTP connections may never take the fds TFTP (two sockets and a file per transfer), the store

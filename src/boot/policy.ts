@@ -28,6 +28,8 @@ export function bootActionFor(machine: Machine | undefined, disk: DiskRecord | u
     if (unknown === 'menu') return machine ? { kind: 'menu', machine } : { kind: 'menu' };
     return { kind: 'none' };
   }
+  // Its image is on its own disk: a PXE boot (boot order, or the BMC's override lost) goes there.
+  if (machine.state === 'deployed') return { kind: 'local', firmware: machine.firmware };
   switch (machine.bootMode) {
     case 'local': return { kind: 'local', firmware: machine.firmware };
     case 'netboot': return machine.netboot ? { kind: 'netboot', machine } : { kind: 'local', firmware: machine.firmware };

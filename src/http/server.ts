@@ -47,7 +47,7 @@ export interface HttpDeps {
   readonly boot?: Omit<BootRouteDeps, 'log' | 'bus'>;
   readonly machines?: { readonly service: MachineService; readonly operations: Operations; readonly timeline?: (mac: Mac) => unknown[] };
   /** Agent operations (inspect) and the agent's own endpoints; absent when they are off. */
-  readonly agent?: MachineAgentDeps & { readonly sessions: AgentSessions };
+  readonly agent?: MachineAgentDeps & { readonly sessions: AgentSessions; readonly imageSource?: (id: string) => Promise<string | undefined> };
   /** Status page, event stream and /metrics (absent in narrow tests). */
   readonly status?: StatusEdgeDeps['status'];
   /** Absent when iSCSI is disabled. */
@@ -134,7 +134,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
         ...(deps.agent ? { agent: deps.agent } : {}),
       });
     }
-    if (deps.agent) agentRoutes(api, deps.log, deps.clock);
+    if (deps.agent) agentRoutes(api, deps.log, deps.clock, deps.agent.imageSource);
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
     if (deps.storage) {
       const ops = deps.machines?.operations;

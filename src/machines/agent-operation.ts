@@ -1,11 +1,12 @@
 /**
- * One agent operation (inspect; deploy and erase follow the same shape): the machine enters its
+ * One agent operation (inspect, deploy, erase): the machine enters its
  * busy state, an agent session with its task is opened (agent/sessions.ts; the iPXE script of
  * the machine boots the agent ramdisk while it is open), the BMC sets PXE as the next boot device
  * and powers the machine on (or cycles it), then the agent's steps become the operation's steps
  * until it reports done or failed. An agent that stays silent for `timeoutMs` (nothing from it
  * since the session opened or its last call) fails the operation, naming the step it was at.
- * The session ends with the operation, whatever the outcome: its token is refused from then on.
+ * The session ends when the agent reports done or failed (or the operation fails otherwise),
+ * whatever the outcome: its token is refused from then on.
  * A machine without a BMC is waited for: someone else powers it on to PXE.
  */
 import type { Logger } from '../log.js';
@@ -45,6 +46,8 @@ export interface AgentOperationSpec<R> {
   /** Power the machine through its BMC (false: the machine is booting the agent already). */
   readonly powerOn: boolean;
   readonly onInventory?: (inv: Inventory) => Promise<void>;
+  /** After the agent is done, before the end state (deploy: boot device disk, power on). */
+  readonly afterAgent?: (step: (name: string) => void) => Promise<void>;
   /** The operation's result from the agent's. */
   readonly result: (agentResult: unknown) => R;
 }
@@ -90,7 +93,11 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
       stepTo('agent-boot');
       // Silence counts from here: the power steps above may take the BMC's own time.
       session.lastSeen = d.clock();
-      const r = spec.result(await finished);
+      const agentResult = await finished.finally(() => d.sessions.end(mac, id));
+      // The session ended with the agent's last word: the machine's next boot (deploy powers it on
+      // next) gets its usual script, never the agent's again.
+      const r = spec.result(agentResult);
+      await spec.afterAgent?.(stepTo);
       await d.machines.setState(mac, spec.end(from), `${spec.kind} done`, actor);
       return r;
     } catch (e) {

@@ -394,6 +394,10 @@ export class FileBackend implements VolumeBackend {
     return path.join(this.root, d);
   }
 
+  async imageSource(id: string): Promise<string | undefined> {
+    return (await this.getImage(id)) ? this.imagePath(id) : undefined;
+  }
+
   private imagePath(id: string): string {
     return path.join(this.dir('images'), `${id}.raw`);
   }

@@ -25,6 +25,13 @@ import { inspect } from '../../src/machines/inspect.js';
 import { bootActionFor } from '../../src/boot/policy.js';
 import { renderAgentScript } from '../../src/boot/ipxe.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
+import { Readable } from 'node:stream';
+import { createHash, randomBytes } from 'node:crypto';
+import { FileBackend } from '../../src/storage/files.js';
+import { ImageService } from '../../src/images/service.js';
+import { runCommand } from '../../src/exec/run.js';
+import { deploy } from '../../src/machines/deploy.js';
+import { erase } from '../../src/machines/erase.js';
 
 const MAC = parseMac('52:54:00:00:ab:01');
 const OTHER = parseMac('52:54:00:00:ab:02');
@@ -118,6 +125,9 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   const inventories = new Inventories(store);
   let timeoutMs = 60_000;
   const deps = () => ({ machines, operations, sessions, inventories, clock: Date.now, log, timeoutMs });
+  const backend = new FileBackend({ root: path.join(dir, 'volumes'), runner: runCommand });
+  await backend.init();
+  const images = new ImageService({ backend, imageUsers: () => [], runner: runCommand, tmpDir: path.join(dir, 'tmp'), importDir: dir, log });
   const app = buildHttpApp({
     log, clock: Date.now, auth: staticAuth('rw-token-0123456789abcdef'), bootAssetsDir: dir, bus,
     machines: { service: machines, operations },
@@ -126,7 +136,11 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
       scriptAccess: async (mac, from) => (mac === MAC && from === '127.0.0.1' ? { ok: true as const, via: 'lease' as const } : { ok: false as const, reason: 'not the machine' }),
       agent: { sessions, dir, lldpSec: 5, inventoried: (m) => inventories.get(m) !== undefined, autoInspect: () => { throw new Error('off'); } },
     },
-    agent: { sessions, inspect: (mac, actor) => inspect(deps(), mac, actor), inventory: (mac) => inventories.get(mac) },
+    agent: {
+      sessions, inspect: (mac, actor) => inspect(deps(), mac, actor), inventory: (mac) => inventories.get(mac),
+      deploy: (mac, spec, actor) => deploy({ ...deps(), images }, mac, spec, actor), erase: (mac, spec, actor) => erase(deps(), mac, spec, actor),
+      imageSource: (id) => images.source(id),
+    },
   });
   t.teardown(async () => { await app.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
   const api = (method: 'GET' | 'POST' | 'PUT', url: string, payload?: object) => app.inject({ method, url, ...(payload ? { payload } : {}), headers: { authorization: 'Bearer rw-token-0123456789abcdef' } });
@@ -190,7 +204,46 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   t.match(silent.error, /^inspect failed at step agent-boot: the agent was silent for \d+ s$/, `a silent agent: ${silent.error}`);
   t.equal(sessions.of(MAC), undefined, 'its session is gone');
 
+  // Deploy: refused before power-on when the inventory says it cannot fit; the agent downloads with Range.
+  t.equal((await api('POST', `/api/v1/machines/${MAC}/maintenance`, { on: false })).statusCode, 200, 'out of error');
+  const bytes = randomBytes(3 << 20);
+  await images.importStream('golden', Readable.from([bytes]), 'raw', bytes.length);
+  const sum = createHash('sha256').update(bytes).digest('hex');
+  const nodisk = await api('POST', `/api/v1/machines/${MAC}/deploy`, { image: 'golden', disk: 'nvme0n1' });
+  t.equal(nodisk.statusCode, 400);
+  t.match(nodisk.json().error, /disk nvme0n1: not among its disks \(sda 33554432 bytes, vda 67108864 bytes\)/, 'an unknown disk: refused, naming the disks');
+  t.equal((await api('POST', `/api/v1/machines/${MAC}/deploy`, { image: 'nope' })).statusCode, 404, 'an unknown image: 404');
+  t.equal(machines.get(MAC)?.state, 'enrolled', 'nothing started');
+  const dep = await api('POST', `/api/v1/machines/${MAC}/deploy`, { image: 'golden', disk: 'VSER1' });
+  t.equal(dep.statusCode, 202, dep.body);
+  const depId = dep.json().operation.id as string;
+  await new Promise((r) => setTimeout(r, 50));
+  const tok3 = /mb\.token=(\S+)/.exec((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body)?.[1] ?? '';
+  t.equal((await agent('GET', 'task', tok3)).body,
+    `operation=${depId}\nkind=deploy\nthen=reboot\nimage=golden\nimageUrl=/agent/v1/${MAC}/image\nimageSize=${bytes.length}\nimageSha256=${sum}\ndisk=VSER1\n`, 'the deploy task (no BMC: the agent reboots)');
+  const part = await app.inject({ method: 'GET', url: `/agent/v1/${MAC}/image`, headers: { authorization: `Bearer ${tok3}`, range: 'bytes=1048576-' } });
+  t.equal(part.statusCode, 206, 'a resumed download: 206');
+  t.ok(part.rawPayload.equals(bytes.subarray(1 << 20)), 'the bytes from the offset on');
+  t.equal((await app.inject({ method: 'GET', url: `/agent/v1/${MAC}/image`, headers: { authorization: `Bearer ${tok2}` } })).statusCode, 401, 'an old token gets no image');
+  t.equal((await agent('POST', 'done', tok3, { disk: 'vda', bytes: bytes.length, sha256: sum, sparse: true })).body, 'then=reboot\n');
+  const depOp = await waitOp(depId);
+  t.equal(depOp.status, 'succeeded', `deploy ${depOp.error ?? ''}`);
+  t.same(depOp.result, { image: 'golden', disk: 'vda', bytes: bytes.length, sha256: sum, sparse: true });
+  t.equal(machines.get(MAC)?.state, 'deployed');
+  t.match((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body, /boots from its local disk/, 'a deployed machine that PXE boots goes to its local disk');
+
+  // Erase: every disk zeroed, what each got reported; then enrolled.
+  const er = await api('POST', `/api/v1/machines/${MAC}/erase`, { method: 'zero' });
+  t.equal(er.statusCode, 202, er.body);
+  await new Promise((r) => setTimeout(r, 50));
+  const tok4 = /mb\.token=(\S+)/.exec((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body)?.[1] ?? '';
+  t.match((await agent('GET', 'task', tok4)).body, /kind=erase\nthen=poweroff\ndisks=all\nmethod=zero\n$/, 'the erase task');
+  await agent('POST', 'done', tok4, { disks: [{ name: 'vda', sizeBytes: 67108864, result: 'zeroed' }] });
+  const erOp = await waitOp(er.json().operation.id);
+  t.same(erOp.result, { disks: [{ name: 'vda', sizeBytes: 67108864, result: 'zeroed' }] }, 'what each disk got');
+  t.equal(machines.get(MAC)?.state, 'enrolled');
+
   const all = JSON.stringify(lines());
-  t.notOk(all.includes(token) || all.includes(tok2), 'no token in any log line');
+  t.notOk([token, tok2, tok3, tok4].some((x) => all.includes(x)), 'no token in any log line');
   t.ok(lines().some((l) => l['event'] === 'agent.refused' && l['reason'] === 'other-machine'), 'refusals logged with the reason');
 });

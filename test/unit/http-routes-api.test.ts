@@ -101,7 +101,10 @@ async function setup(t: Test, statusPublic = true) {
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
     storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
-    agent: { sessions: new AgentSessions(Date.now), inspect: () => { throw new Error('no agent here'); }, inventory: () => undefined },
+    agent: {
+      sessions: new AgentSessions(Date.now), inventory: () => undefined,
+      inspect: () => { throw new Error('no agent here'); }, deploy: async () => { throw new Error('no agent here'); }, erase: () => { throw new Error('no agent here'); },
+    },
   });
   await app.ready();
   t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
@@ -136,6 +139,8 @@ const BODIES: Record<string, unknown> = {
   'POST /api/v1/disks/:mac/restore': { checkpoint: 'c1' },
   'PUT /api/v1/reservations/:mac': { ip: '10.60.0.50' },
   'POST /api/v1/images/:id/import': { path: '/nonexistent/x.raw' },
+  'POST /api/v1/machines/:mac/deploy': { image: 'img' },
+  'POST /api/v1/machines/:mac/erase': { method: 'zero' },
 };
 
 /** Outside /api, documented as needing no token (README "HTTP"): anything else outside /api fails here. */

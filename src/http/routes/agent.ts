@@ -9,7 +9,10 @@
  *   POST /agent/v1/:mac/inventory       the inventory (JSON, parsed by agent/inventory.ts)
  *   POST /agent/v1/:mac/done            the result (JSON); answers then=poweroff|reboot
  *   POST /agent/v1/:mac/fail            the error (text); answers then=poweroff
+ *   GET  /agent/v1/:mac/image           deploy: the image's bytes (Range: the agent resumes a cut download)
  */
+import path from 'node:path';
+import { sendFile } from '../send-file.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../../log.js';
 import { tryParseMac } from '../../net/mac.js';
@@ -35,7 +38,7 @@ export function agentAccess(sessions: AgentSessions, log: Logger): (req: Fastify
   };
 }
 
-export function agentRoutes(app: FastifyInstance, log: Logger, clock: () => number): void {
+export function agentRoutes(app: FastifyInstance, log: Logger, clock: () => number, imageSource?: (id: string) => Promise<string | undefined>): void {
   const cfg = { config: { access: 'agent' as const } };
   const session = (req: FastifyRequest): AgentSession => {
     const s = (req as WithSession)[SESSION];
@@ -83,6 +86,13 @@ export function agentRoutes(app: FastifyInstance, log: Logger, clock: () => numb
     const s = session(req);
     s.handlers.done(req.body ?? {});
     return text(reply, `then=${s.task.then}\n`);
+  });
+
+  app.get('/agent/v1/:mac/image', cfg, async (req, reply) => {
+    const s = session(req);
+    const file = s.task.image && imageSource ? await imageSource(s.task.image.id) : undefined;
+    if (!file) return reply.code(404).send({ error: 'this operation has no image' });
+    return sendFile(req, reply, path.dirname(file), path.basename(file), log, 'agent.image');
   });
 
   app.post('/agent/v1/:mac/fail', cfg, async (req, reply) => {

@@ -8,8 +8,8 @@
  *                               resolve inside netbootDir (fs/under-root.ts; symlinks out are 404)
  * All public (config.access): firmware and iPXE present no token.
  */
-import { openUnderRoot } from '../../fs/under-root.js';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendFile } from '../send-file.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import { tryParseMac, type Mac } from '../../net/mac.js';
 import { unmapIpv4 } from '../../net/ipv4.js';
@@ -161,40 +161,4 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
     if (!d.netbootDir || !FILE_RE.test(name) || name.includes('..')) return reply.code(404).send({ error: 'not found' });
     return sendFile(req, reply, d.netbootDir, name, d.log, 'http.netboot-file');
   });
-}
-
-/** A regular file inside dir, whole or one byte range (RFC 9110 §14), opened once and checked on the descriptor. */
-async function sendFile(req: FastifyRequest, reply: FastifyReply, dir: string, name: string, log: Logger, event: string): Promise<FastifyReply> {
-  // Opened once, checked on the descriptor, then streamed from it: what is sent is what was checked.
-  const opened = await openUnderRoot(dir, name);
-  if (!opened.ok) {
-    if (opened.kind === 'refused') log.warn({ event: `${event}-refused`, file: name, from: unmapIpv4(req.ip), reason: opened.reason }, 'file refused');
-    return reply.code(404).send({ error: 'not found' });
-  }
-  const { file: fh, stat: st } = opened;
-  reply.header('accept-ranges', 'bytes').type('application/octet-stream');
-  const range = req.headers.range;
-  if (range !== undefined) {
-    // RFC 9110 §14.1.2/§14.2: one byte range. A syntactically invalid one (several ranges, or
-    // last < first) is ignored and the file served whole ("MAY ignore"); a valid one that starts
-    // beyond the end, or a zero-length suffix, is unsatisfiable: 416 with `bytes */size` (§15.5.17).
-    const r = /^bytes=(\d*)-(\d*)$/.exec(range);
-    const first = r?.[1] ? Number(r[1]) : undefined;
-    const last = r?.[2] ? Number(r[2]) : undefined;
-    const valid = r !== null && (first !== undefined || last !== undefined) && !(first !== undefined && last !== undefined && last < first);
-    if (valid) {
-      // "-N" is the last N bytes; "N-" runs to the end; a last-pos past the end is clipped.
-      const start = first ?? Math.max(0, st.size - last!);
-      const end = first === undefined || last === undefined ? st.size - 1 : Math.min(last, st.size - 1);
-      if (start >= st.size || (first === undefined && last === 0)) {
-        await fh.close();
-        return reply.code(416).header('content-range', `bytes */${st.size}`).send();
-      }
-      log.debug({ event, file: name, from: unmapIpv4(req.ip), bytes: end - start + 1, range: `${start}-${end}` }, 'file range served');
-      return reply.code(206).header('content-range', `bytes ${start}-${end}/${st.size}`).header('content-length', end - start + 1)
-        .send(fh.createReadStream({ start, end }));
-    }
-  }
-  log.info({ event, file: name, from: unmapIpv4(req.ip), bytes: st.size }, 'file served');
-  return reply.header('content-length', st.size).send(fh.createReadStream());
 }

@@ -16,6 +16,8 @@
  *   GET    /api/v1/machines/:mac/events          state history
  *   GET    /api/v1/machines/:mac/timeline        last boots, step by step
  *   POST   /api/v1/machines/:mac/inspect         → 202 {operation}: boot the agent, collect the inventory
+ *   POST   /api/v1/machines/:mac/deploy          {image, disk?} → 202 {operation}: the image onto a local disk
+ *   POST   /api/v1/machines/:mac/erase           {disks?, method} → 202 {operation}: discard or zero its disks
  *   GET    /api/v1/machines/:mac/inventory       the last inventory (404 before the first inspection)
  *   GET    /api/v1/operations[?mac=&status=]     GET /api/v1/operations/:id
  */
@@ -33,6 +35,8 @@ import type { Inventory } from '../../agent/inventory.js';
 /** Agent operations (absent when machines.agent is off). */
 export interface MachineAgentDeps {
   inspect(mac: Mac, actor: string): Operation;
+  deploy(mac: Mac, spec: { image: string; disk?: string }, actor: string): Promise<Operation>;
+  erase(mac: Mac, spec: { disks?: 'all' | string[]; method: 'discard' | 'zero' }, actor: string): Operation;
   inventory(mac: Mac): Inventory | undefined;
 }
 
@@ -184,6 +188,13 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   const agent = d.agent;
   if (agent) {
     post('inspect', undefined, async (m, _b, who) => ({ operation: agent.inspect(m, who) }), 202);
+    const DISK = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' } as const;
+    post<{ image: string; disk?: string }>('deploy',
+      { type: 'object', additionalProperties: false, required: ['image'], properties: { image: { type: 'string', minLength: 1, maxLength: 48 }, disk: DISK } },
+      async (m, b, who) => ({ operation: await agent.deploy(m, b, who) }), 202);
+    post<{ disks?: 'all' | string[]; method: 'discard' | 'zero' }>('erase',
+      { type: 'object', additionalProperties: false, required: ['method'], properties: { method: { enum: ['discard', 'zero'] }, disks: { anyOf: [{ const: 'all' }, { type: 'array', minItems: 1, maxItems: 64, items: DISK }] } } },
+      async (m, b, who) => ({ operation: agent.erase(m, b, who) }), 202);
     app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/inventory', async (req, reply) => {
       const m = mac(req.params.mac, reply);
       if (!m) return reply;
