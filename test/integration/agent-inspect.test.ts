@@ -8,10 +8,16 @@
  * operation's steps, the machine back in `enrolled`, QEMU gone. The one-time token (read off the
  * wire with tcpdump, as an attacker on the boot network could) is refused after its operation and
  * for another MAC, and appears in no daemon log line and not on the serial console.
+ * Then deploy: the lab's golden disk onto the virtio disk (chosen by its serial): the agent writes
+ * and reads it back, metalboot sets boot device disk and powers on, and the VM boots its local disk
+ * (the golden marker on the serial console; no iSCSI disk exists for it); the disk file on the host
+ * holds the image's bytes. Then erase (zero) of that disk: the file reads back all zeros.
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { runCommand } from '../../src/exec/run.js';
 import { E2e, HTTP, e2eUnavailable, sleep, type E2eMachine } from '../helpers/e2e.js';
 import { LAB_BRIDGE, REPO, labUuid } from '../helpers/lab.js';
@@ -36,7 +42,8 @@ t.test('inspect: the agent ramdisk boots over iPXE HTTP and reports what QEMU wa
   await runCommand(['truncate', '-s', `${DISKS.sata.mib}M`, sd], { timeoutMs: 5000 });
   const qemuExtra = [
     '-smp', '2', '-smbios', 'type=1,manufacturer=MetalLab,product=InspectBox-9',
-    '-drive', `file=${vd},format=raw,if=none,id=dv`, '-device', `virtio-blk-pci,drive=dv,serial=${DISKS.virtio.serial}`,
+    // bootindex=2: SeaBIOS makes it drive 0x80, which the local-disk script boots after a deploy.
+    '-drive', `file=${vd},format=raw,if=none,id=dv`, '-device', `virtio-blk-pci,drive=dv,serial=${DISKS.virtio.serial},bootindex=2`,
     '-device', 'ahci,id=ahci0', '-drive', `file=${sd},format=raw,if=none,id=ds`,
     '-device', `ide-hd,drive=ds,bus=ahci0.0,serial=${DISKS.sata.serial},wwn=${DISKS.sata.wwn},rotation_rate=1`,
   ].join(' ');
@@ -102,4 +109,36 @@ t.test('inspect: the agent ramdisk boots over iPXE HTTP and reports what QEMU wa
   }
   const again = await e.api('GET', `/api/v1/operations?mac=${M.mac}`);
   t.equal(again.json().operations.filter((o: any) => o.kind === 'inspect').length, 1, 'one inspect operation listed for the machine');
+
+  // Deploy the golden disk onto the virtio disk; the machine then boots it.
+  const golden = await readFile(await e.uploadGolden());
+  const goldenSum = createHash('sha256').update(golden).digest('hex');
+  const tooBig = await e.api('POST', `/api/v1/machines/${M.mac}/deploy`, { image: 'golden', disk: 'nvme0n1' });
+  t.equal(tooBig.status, 400, `a disk it does not have: refused before power-on (${tooBig.body})`);
+  const dep = await e.api('POST', `/api/v1/machines/${M.mac}/deploy`, { image: 'golden', disk: DISKS.virtio.serial });
+  t.equal(dep.status, 202, `deploy accepted: ${dep.body}`);
+  const depOp = await e.waitOperation(dep.json().operation.id, 420_000);
+  const serial2 = await e.lab.serial(M.name);
+  t.equal(depOp.status, 'succeeded', `deploy succeeded ${depOp.error ?? ''}${depOp.status !== 'succeeded' ? `\n${serial2.split('\n').slice(-40).join('\n')}` : ''}`);
+  t.same(depOp.steps.map((s) => s.step).filter((s) => ['discard', 'write', 'flush', 'verify', 'bootdev-disk', 'power-on-disk'].includes(s)),
+    ['discard', 'write', 'flush', 'verify', 'bootdev-disk', 'power-on-disk'], `deploy steps: ${depOp.steps.map((s) => s.step).join(' → ')}`);
+  t.match(depOp.result, { image: 'golden', disk: 'vda', bytes: golden.length, sha256: goldenSum }, 'the agent read the disk back: the image\'s sha256');
+  t.equal((await e.machine(M)).state, 'deployed', 'state deployed');
+  const hit = await e.waitMarker(M, 240_000);
+  t.equal(hit.id, 'golden', `the machine booted its local disk: ${hit.line}`);
+  t.ok(e.events('http.boot-script', M.mac).some((l) => l.action === 'local'), 'its PXE boot got the local-disk script');
+  t.equal((await e.api('GET', `/api/v1/disks/${M.mac}`)).status, 404, 'no iSCSI disk exists for it');
+  const onDisk = await readFile(vd);
+  t.equal(createHash('sha256').update(onDisk.subarray(0, golden.length)).digest('hex'), goldenSum, 'the disk file on the host holds the image\'s bytes');
+
+  // Erase (zero) that disk: it reads back zeros.
+  const er = await e.api('POST', `/api/v1/machines/${M.mac}/erase`, { method: 'zero', disks: ['vda'] });
+  t.equal(er.status, 202, `erase accepted: ${er.body}`);
+  const erOp = await e.waitOperation(er.json().operation.id, 420_000);
+  t.equal(erOp.status, 'succeeded', `erase succeeded ${erOp.error ?? ''}`);
+  t.same(erOp.result, { disks: [{ name: 'vda', sizeBytes: DISKS.virtio.mib << 20, result: 'zeroed' }] }, 'what the disk got');
+  t.equal((await e.machine(M)).state, 'enrolled', 'state enrolled after erase');
+  const zeroed = await readFile(vd);
+  t.ok(zeroed.every((b) => b === 0), 'the virtio disk file reads back all zeros');
+  t.ok((await readFile(sd)).length === DISKS.sata.mib << 20, 'the SATA disk was not listed and is untouched in size');
 });
