@@ -5,7 +5,7 @@
  * agent's calls made with the token from the machine's iPXE script (a machine without a BMC:
  * someone else powers it on), a silent agent timing out, and no token in any log line.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,19 +112,20 @@ t.test('task lines and the agent script', async (t) => {
   t.same(bootActionFor(undefined, undefined, 'inspect', { running: false, inventoried: true }), { kind: 'none' }, 'already inventoried: not again');
 });
 
-t.test('an inspection through the HTTP app: the agent\'s calls with the script\'s token; replay, other MAC, timeout', async (t) => {
+/** The HTTP app as the daemon wires it for agent operations (no BMC, file image store), on a real store. */
+async function setup(t: Test, unknown: 'ignore' | 'inspect' = 'ignore') {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-agent-'));
   const store = await openStore(dir);
   const bus = new EventBus();
   const { log, lines } = memoryLogger('debug');
   const operations = new Operations(store, bus, Date.now);
   const bmcs = new BmcPool({ ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, bus, { debug() {}, warn() {} });
-  const machines = new MachineService({ store, bus, bmcs, operations, clock: Date.now, log, discover: false });
+  const machines = new MachineService({ store, bus, bmcs, operations, clock: Date.now, log, discover: true });
   await machines.load();
   const sessions = new AgentSessions(Date.now);
   const inventories = new Inventories(store);
-  let timeoutMs = 60_000;
-  const deps = () => ({ machines, operations, sessions, inventories, clock: Date.now, log, timeoutMs });
+  const timeout = { ms: 60_000 };
+  const deps = () => ({ machines, operations, sessions, inventories, clock: Date.now, log, timeoutMs: timeout.ms });
   const backend = new FileBackend({ root: path.join(dir, 'volumes'), runner: runCommand });
   await backend.init();
   const images = new ImageService({ backend, imageUsers: () => [], runner: runCommand, tmpDir: path.join(dir, 'tmp'), importDir: dir, log });
@@ -132,9 +133,9 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
     log, clock: Date.now, auth: staticAuth('rw-token-0123456789abcdef'), bootAssetsDir: dir, bus,
     machines: { service: machines, operations },
     boot: {
-      publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, machine: (m) => machines.get(m),
+      publicUrl: 'http://127.0.0.1:8080', unknown, sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, machine: (m) => machines.get(m),
       scriptAccess: async (mac, from) => (mac === MAC && from === '127.0.0.1' ? { ok: true as const, via: 'lease' as const } : { ok: false as const, reason: 'not the machine' }),
-      agent: { sessions, dir, lldpSec: 5, inventoried: (m) => inventories.get(m) !== undefined, autoInspect: () => { throw new Error('off'); } },
+      agent: { sessions, dir, lldpSec: 5, inventoried: (m) => inventories.get(m) !== undefined, autoInspect: (mac) => { inspect(deps(), mac, 'machines.unknown', { powerOn: false }); } },
     },
     agent: {
       sessions, inspect: (mac, actor) => inspect(deps(), mac, actor), inventory: (mac) => inventories.get(mac),
@@ -149,6 +150,11 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   });
   const waitOp = async (id: string) => { for (let i = 0; i < 200 && operations.get(id)?.status === 'running'; i++) await new Promise((r) => setTimeout(r, 20)); return operations.get(id)!; };
 
+  return { app, api, agent, waitOp, machines, operations, sessions, inventories, images, bus, lines, timeout };
+}
+
+t.test('an inspection through the HTTP app: the agent\'s calls with the script\'s token; replay, other MAC, timeout', async (t) => {
+  const { app, api, agent, waitOp, machines, operations, sessions, images, lines, timeout } = await setup(t);
   t.equal((await api('PUT', `/api/v1/machines/${MAC}`, { name: 'box' })).statusCode, 201);
   t.equal((await api('GET', `/api/v1/machines/${MAC}/inventory`)).statusCode, 404, 'no inventory before an inspection');
   t.match((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body, /boots from its local disk/, 'no agent operation: the usual script');
@@ -198,7 +204,7 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   t.equal(failed.status, 'failed');
   t.equal(failed.error, 'inspect failed at step inventory: the agent failed: dmidecode: no SMBIOS', 'the error names the step');
   t.equal(machines.get(MAC)?.state, 'error', 'machine in error');
-  timeoutMs = 300;
+  timeout.ms = 300;
   const third = (await api('POST', `/api/v1/machines/${MAC}/inspect`)).json().operation.id as string;
   const silent = await waitOp(third);
   t.match(silent.error, /^inspect failed at step agent-boot: the agent was silent for \d+ s$/, `a silent agent: ${silent.error}`);
@@ -246,4 +252,27 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   const all = JSON.stringify(lines());
   t.notOk([token, tok2, tok3, tok4].some((x) => all.includes(x)), 'no token in any log line');
   t.ok(lines().some((l) => l['event'] === 'agent.refused' && l['reason'] === 'other-machine'), 'refusals logged with the reason');
+});
+
+t.test('machines.unknown: inspect: a discovered PXE client is inspected on the boot that found it, once', async (t) => {
+  const { app, agent, waitOp, machines, operations, inventories, bus } = await setup(t, 'inspect');
+  bus.publish({ type: 'dhcp.ack', mac: MAC, arch: 'bios', ipxe: true, vendorClass: 'PXEClient:Arch:00000:UNDI:002001' });
+  for (let i = 0; i < 50 && !machines.get(MAC); i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(machines.get(MAC)?.state, 'discovered', 'recorded as discovered from its DHCP request');
+  const script = (await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body;
+  t.match(script, /boots the metalboot agent/, 'its first script boots the agent');
+  const op = operations.list({ mac: MAC })[0]!;
+  t.equal(op.kind, 'inspect');
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(machines.get(MAC)?.state, 'inspecting');
+  const token = /mb\.token=(\S+)/.exec(script)?.[1] ?? '';
+  t.equal((await agent('POST', 'inventory', token, SAMPLE)).statusCode, 204);
+  await agent('POST', 'done', token, {});
+  const done = await waitOp(op.id);
+  t.equal(done.status, 'succeeded', done.error ?? '');
+  t.same(done.steps.map((s) => s.step), ['queued', 'agent-boot'], 'no BMC steps: it was booting already');
+  t.equal(machines.get(MAC)?.state, 'discovered', 'still discovered, now with its inventory');
+  t.equal(inventories.get(MAC)?.system.serial, 'SN123');
+  t.match((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body, /no boot configuration/, 'inspected once: its next boot goes on to the next device');
+  t.equal(operations.list({ mac: MAC }).length, 1, 'no second inspection');
 });
