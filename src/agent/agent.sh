@@ -10,6 +10,9 @@
 # console.
 set -u
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# Debian's busybox-static runs its own applets before anything on PATH: the tools that must be
+# the real ones (coreutils dd has conv=sparse; util-linux blkdiscard has -z) are named by path.
+DD=/usr/bin/dd BLKDISCARD=/usr/bin/blkdiscard
 say() { echo "metalboot-agent: $*"; }
 
 URL= MAC= TOKEN= LLDP_WAIT=31
@@ -77,7 +80,8 @@ ip link set lo up
 # LLDP: one capture per NIC from now on, read when the inventory is collected.
 for d in /sys/class/net/*; do
   n=$(basename "$d"); [ "$n" = lo ] && continue
-  timeout "$LLDP_WAIT" tcpdump -i "$n" -c 1 -s 1518 -xx -nn -l ether proto 0x88cc > "/run/mb/lldp.$n" 2>/dev/null &
+  # -Z root: Debian's tcpdump drops to user tcpdump, which this ramdisk does not have.
+  timeout "$LLDP_WAIT" tcpdump -Z root -i "$n" -c 1 -s 1518 -xx -nn -l ether proto 0x88cc > "/run/mb/lldp.$n" 2>/dev/null &
 done
 udhcpc -i "$IF" -n -q -t 10 -T 3 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 || fatal "no DHCP lease on $IF"
 say "$IF ($MAC) is $(cat /run/mb-ip 2>/dev/null); metalboot at $URL"
@@ -187,18 +191,18 @@ deploy() {
   [ "$dsize" -ge "$T_imageSize" ] || { fail "image $T_image ($T_imageSize bytes) does not fit disk $1 ($dsize bytes)"; return; }
   step discard
   sparse=
-  blkdiscard "$dev" 2>/dev/null && sparse=,sparse
+  $BLKDISCARD "$dev" 2>/dev/null && sparse=,sparse
   step write
   off=0 tries=0
   while [ "$off" -lt "$T_imageSize" ]; do
     curl -sS -f -H @/run/mb/auth --speed-limit 1 --speed-time 10 -r "$off-" "$URL$T_imageUrl" 2>/run/mb/curl.err \
-      | dd of="$dev" bs=4M iflag=fullblock oflag=seek_bytes seek="$off" conv=notrunc$sparse 2>/run/mb/dd.err
+      | $DD of="$dev" bs=4M iflag=fullblock oflag=seek_bytes seek="$off" conv=notrunc$sparse 2>/run/mb/dd.err
     got=$(sed -n 's/^\([0-9]*\) bytes.*copied.*/\1/p' /run/mb/dd.err | tail -n1)
     off=$((off + ${got:-0}))
     [ "$off" -ge "$T_imageSize" ] && break
     tries=$((tries + 1))
     [ "$tries" -le 20 ] || { fail "image download stopped at $off of $T_imageSize bytes: $(head -c 200 /run/mb/curl.err)"; return; }
-    say "download cut at $off bytes ($(head -c 120 /run/mb/curl.err)); resuming in ${tries}s"
+    say "download cut at $off bytes ($(head -c 120 /run/mb/curl.err) $(grep -v 'records\|copied' /run/mb/dd.err | head -c 120)); resuming in ${tries}s"
     http POST "progress?bytes=$off" >/dev/null
     sleep "$tries"
   done
@@ -209,7 +213,7 @@ deploy() {
   if [ "$sum" != "$T_imageSha256" ] && [ -n "$sparse" ]; then
     # The disk did not read back zeros where it was discarded: write every byte, once.
     say "read-back mismatch after a sparse write; writing the zero ranges too"
-    curl -sS -f -H @/run/mb/auth "$URL$T_imageUrl" | dd of="$dev" bs=4M iflag=fullblock conv=notrunc,fsync 2>/dev/null
+    curl -sS -f -H @/run/mb/auth "$URL$T_imageUrl" | $DD of="$dev" bs=4M iflag=fullblock conv=notrunc,fsync 2>/dev/null
     sync; blockdev --flushbufs "$dev"; echo 3 > /proc/sys/vm/drop_caches
     sum=$(head -c "$T_imageSize" "$dev" | sha256sum | cut -d' ' -f1)
   fi
@@ -224,8 +228,8 @@ erase() {
   sep=
   disks | while read -r n size; do
     case ",$T_disks," in ,all,|*",$n,"*) ;; *) continue ;; esac
-    if [ "$T_method" = zero ]; then blkdiscard -z "/dev/$n" 2>/run/mb/e.err && r=zeroed || r="failed: $(head -c 120 /run/mb/e.err)"
-    else blkdiscard "/dev/$n" 2>/run/mb/e.err && r=discarded || r="failed: $(head -c 120 /run/mb/e.err)"; fi
+    if [ "$T_method" = zero ]; then $BLKDISCARD -z "/dev/$n" 2>/run/mb/e.err && r=zeroed || r="failed: $(head -c 120 /run/mb/e.err)"
+    else $BLKDISCARD "/dev/$n" 2>/run/mb/e.err && r=discarded || r="failed: $(head -c 120 /run/mb/e.err)"; fi
     say "$n: $r"
     printf '%s{"name":%s,"sizeBytes":%s,"result":%s}' "$sep" "$(js "$n")" "$size" "$(js "$r")" >> /run/mb/result
     sep=,

@@ -52,10 +52,11 @@ t.test('inspect: the agent ramdisk boots over iPXE HTTP and reports what QEMU wa
 
   // Switch-side LLDP on the bridge, and a capture of the HTTP traffic (the script carries the token).
   e.lab.spawn(['python3', path.join(REPO, 'test/fixtures/lldp-send.py'), LAB_BRIDGE, LLDP.chassis, LLDP.port, LLDP.system, '600'], 700);
-  const cap = e.lab.spawn(['tcpdump', '-i', LAB_BRIDGE, '-l', '-A', '-s', '0', '-nn', 'tcp port 8080'], 700);
+  // Only the first segment of each HTTP response (it starts "HTTP"): the scripts, not the ramdisk's megabytes.
+  const cap = e.lab.spawn(['tcpdump', '-i', LAB_BRIDGE, '-l', '-A', '-s', '0', '-nn', 'tcp src port 8080 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x48545450'], 700);
   let wire = '';
   cap.stdout!.setEncoding('latin1');
-  cap.stdout!.on('data', (s: string) => { wire = (wire + s).slice(-2_000_000); });
+  cap.stdout!.on('data', (s: string) => { wire = (wire + s).slice(-4_000_000); });
   await sleep(1000);
 
   const r = await e.api('POST', `/api/v1/machines/${M.mac}/inspect`);
