@@ -9,6 +9,7 @@
  * whatever the outcome: its token is refused from then on.
  * A machine without a BMC is waited for: someone else powers it on to PXE.
  */
+import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { BootDevice } from '../ipmi/commands.js';
@@ -101,7 +102,7 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
       await d.machines.setState(mac, spec.end(from), `${spec.kind} done`, actor);
       return r;
     } catch (e) {
-      const msg = `${spec.kind} failed at step ${at}: ${e instanceof Error ? e.message : String(e)}`;
+      const msg = `${spec.kind} failed at step ${at}: ${errorMessage(e)}`;
       d.log.warn({ event: 'agent.operation-failed', mac, operation: id, step: at, err: msg }, msg);
       await d.machines.setState(mac, 'error', msg, actor).catch(() => undefined);
       throw new Error(msg);

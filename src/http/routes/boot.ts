@@ -8,6 +8,7 @@
  *                               resolve inside netbootDir (fs/under-root.ts; symlinks out are 404)
  * All public (config.access): firmware and iPXE present no token.
  */
+import { errorMessage } from '../../errors/message.js';
 import { sendFile } from '../send-file.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
@@ -128,7 +129,7 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
           try {
             ag.autoInspect(mac);
           } catch (e) {
-            served('inspect', false, e instanceof Error ? e.message : String(e));
+            served('inspect', false, errorMessage(e));
             return script(reply, renderUnknownMachineScript(mac));
           }
         }
