@@ -54,6 +54,7 @@ import { networkInterfaces } from 'node:os';
 import { AgentSessions } from './agent/sessions.js';
 import { Inventories } from './machines/inventory.js';
 import { inspect } from './machines/inspect.js';
+import { settleInterruptedAgentStates } from './machines/agent-operation.js';
 import { deploy } from './machines/deploy.js';
 import { erase } from './machines/erase.js';
 import type { Cidr } from './net/ipv4.js';
@@ -260,6 +261,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const inventories = new Inventories(store);
     await inventories.load();
     const agentDeps = { machines, operations, sessions, inventories, clock, log: mlog, timeoutMs: config.machines.agentTimeoutSec * 1000 };
+    await settleInterruptedAgentStates(machines, operations, mlog);
     const disks = storage?.disks;
     // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
     const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);

@@ -113,3 +113,24 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
   });
   return op;
 }
+
+const BUSY: ReadonlySet<MachineState> = new Set(['inspecting', 'deploying', 'erasing']);
+
+/**
+ * At start: a machine left `inspecting`, `deploying` or `erasing` lost its agent operation with
+ * the process (operations.ts lists it as failed, interrupted; its token died with the sessions).
+ * It goes to `error` naming that operation, from where it can be inspected, deployed or erased again.
+ */
+export async function settleInterruptedAgentStates(machines: { list(): readonly Machine[] } & Pick<AgentMachines, 'setState'>, operations: Operations, log: Logger): Promise<number> {
+  let n = 0;
+  for (const m of machines.list()) {
+    if (!BUSY.has(m.state)) continue;
+    const kind = m.state === 'inspecting' ? 'inspect' : m.state === 'deploying' ? 'deploy' : 'erase';
+    const op = operations.interrupted(kind, m.mac)[0];
+    const reason = `${kind} interrupted by a daemon restart${op ? ` (operation ${op.id} at step ${op.step})` : ''}`;
+    await machines.setState(m.mac, 'error', reason, 'restart');
+    log.warn({ event: 'agent.interrupted', mac: m.mac, operation: op?.id, step: op?.step }, reason);
+    n++;
+  }
+  return n;
+}

@@ -32,6 +32,7 @@ import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
 import { deploy } from '../../src/machines/deploy.js';
 import { erase } from '../../src/machines/erase.js';
+import { settleInterruptedAgentStates } from '../../src/machines/agent-operation.js';
 
 const MAC = parseMac('52:54:00:00:ab:01');
 const OTHER = parseMac('52:54:00:00:ab:02');
@@ -150,7 +151,7 @@ async function setup(t: Test, unknown: 'ignore' | 'inspect' = 'ignore') {
   });
   const waitOp = async (id: string) => { for (let i = 0; i < 200 && operations.get(id)?.status === 'running'; i++) await new Promise((r) => setTimeout(r, 20)); return operations.get(id)!; };
 
-  return { app, api, agent, waitOp, machines, operations, sessions, inventories, images, bus, lines, timeout };
+  return { app, api, agent, waitOp, machines, operations, sessions, inventories, images, bus, lines, timeout, store, log, bmcs };
 }
 
 t.test('an inspection through the HTTP app: the agent\'s calls with the script\'s token; replay, other MAC, timeout', async (t) => {
@@ -275,4 +276,35 @@ t.test('machines.unknown: inspect: a discovered PXE client is inspected on the b
   t.equal(inventories.get(MAC)?.system.serial, 'SN123');
   t.match((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body, /no boot configuration/, 'inspected once: its next boot goes on to the next device');
   t.equal(operations.list({ mac: MAC }).length, 1, 'no second inspection');
+});
+
+t.test('a restart under a deploy: the operation is failed and journalled, the machine in error and deployable again', async (t) => {
+  const { api, machines, store, log, bmcs, images, timeout } = await setup(t);
+  // Short: the operations of the "dead" process and the new one end on their own soon after.
+  timeout.ms = 400;
+  t.equal((await api('PUT', `/api/v1/machines/${MAC}`, { name: 'box' })).statusCode, 201);
+  const bytes = randomBytes(1 << 20);
+  await images.importStream('golden', Readable.from([bytes]), 'raw', bytes.length);
+  const dep = await api('POST', `/api/v1/machines/${MAC}/deploy`, { image: 'golden' });
+  t.equal(dep.statusCode, 202);
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(machines.get(MAC)?.state, 'deploying');
+  // What a kill -9 leaves in the store, read by a new process: the same store, new services.
+  const bus2 = new EventBus();
+  const ops2 = new Operations(store, bus2, Date.now);
+  await ops2.load();
+  const machines2 = new MachineService({ store, bus: bus2, bmcs, operations: ops2, clock: Date.now, log, discover: false });
+  await machines2.load();
+  t.equal(machines2.get(MAC)?.state, 'deploying', 'the store says deploying');
+  t.equal(await settleInterruptedAgentStates(machines2, ops2, log), 1);
+  const op = ops2.get(dep.json().operation.id)!;
+  t.equal(op.status, 'failed');
+  t.match(op.error, /interrupted by a daemon restart at step agent-boot/, 'the operation: failed at its step');
+  t.equal(machines2.get(MAC)?.state, 'error');
+  t.match(machines2.get(MAC)?.stateReason, /deploy interrupted by a daemon restart \(operation deploy-\S+ at step agent-boot\)/);
+  const again = await deploy({ machines: machines2, operations: ops2, sessions: new AgentSessions(Date.now), inventories: new Inventories(store), clock: Date.now, log, timeoutMs: 400, images }, MAC, { image: 'golden' }, 'test');
+  t.equal(again.kind, 'deploy', 'deployable again');
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(machines2.get(MAC)?.state, 'deploying');
+  await new Promise((r) => setTimeout(r, 1500));
 });
