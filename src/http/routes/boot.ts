@@ -6,7 +6,11 @@
  *   GET /boot/<mac>.menu.ipxe   the machine's menu
  *   GET /boot/files/<name>      netboot kernels and initrds (Range supported), regular files that
  *                               resolve inside netbootDir (fs/under-root.ts; symlinks out are 404)
- * All public (config.access): firmware and iPXE present no token.
+ *   GET /boot/agent/<arch>/vmlinuz|initrd.img   the agent ramdisk (agent-assets/, Range supported)
+ * A machine with an agent operation running (inspect, deploy, erase) gets the agent script: the
+ * ramdisk with the operation's one-time token on its command line, served only to the machine
+ * itself (the same rule as a sanboot script). All public (config.access): firmware and iPXE
+ * present no token.
  */
 import { errorMessage } from '../../errors/message.js';
 import { sendFile } from '../send-file.js';
