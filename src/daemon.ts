@@ -57,6 +57,7 @@ import { inspect } from './machines/inspect.js';
 import { settleInterruptedAgentStates } from './machines/agent-operation.js';
 import { deploy } from './machines/deploy.js';
 import { erase } from './machines/erase.js';
+import { capture } from './machines/capture.js';
 import type { Cidr } from './net/ipv4.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
@@ -335,6 +336,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
           return deploy({ ...agentDeps, images: storage.images }, mac, spec, actor);
         },
         erase: (mac, spec, actor) => erase(agentDeps, mac, spec, actor),
+        capture: async (mac, spec, actor) => {
+          if (!storage) throw new Error('capture needs the image store (iscsi.enabled: false)');
+          return capture({ ...agentDeps, images: storage.images }, mac, spec, actor);
+        },
         ...(storage ? { imageSource: (id: string) => storage!.images.source(id) } : {}),
       },
       limits: config.http.limits,

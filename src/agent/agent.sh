@@ -3,7 +3,7 @@
 #   mb.url=<metalboot base URL>  mb.mac=<boot NIC's MAC>  mb.token=<one-time token>
 #   mb.lldp=<seconds to listen for LLDP, default 31>
 # It brings up the boot NIC (udhcpc), reports its steps, asks metalboot what to do (GET task:
-# key=value lines), does it (inspect: the inventory; deploy, erase), reports the result and
+# key=value lines), does it (inspect: the inventory; deploy, capture, erase), reports the result and
 # powers off or reboots as the answer says. Every HTTP call is retried with backoff (1, 2, 4 …
 # 30 s; 5xx and lost connections only: a 4xx means the token or the operation is no longer
 # valid, and the agent stops). The token goes to curl in a header file, never on argv or the
@@ -221,6 +221,21 @@ deploy() {
   printf '{"disk":%s,"bytes":%s,"sha256":"%s","sparse":%s}' "$(js "$1")" "$T_imageSize" "$sum" "$([ -n "$sparse" ] && echo true || echo false)" > /run/mb/result
 }
 
+# capture: the disk streamed into a new image (PUT, chunked); then its own sha256, which metalboot
+# compares with what the image store recorded.
+capture() {
+  sel=$(pick_disk "$T_disk" 0)
+  [ -n "$sel" ] || { fail "disk ${T_disk:-(any)}: not found"; return; }
+  set -- $sel; dev=/dev/$1
+  step upload
+  code=$($DD if="$dev" bs=4M 2>/dev/null | curl -sS -m 86400 -X PUT -H @/run/mb/auth -H 'Content-Type: application/octet-stream' -T - \
+    -o /run/mb/up -w '%{http_code}' "$URL$T_captureUrl" 2>/run/mb/curl.err) || code=000
+  [ "$code" = 201 ] || { fail "upload of $1: HTTP $code $(head -c 200 /run/mb/up) $(head -c 120 /run/mb/curl.err)"; return; }
+  step verify
+  sum=$(sha256sum "$dev" | cut -d' ' -f1)
+  printf '{"disk":%s,"bytes":%s,"sha256":"%s"}' "$(js "$1")" "$2" "$sum" > /run/mb/result
+}
+
 # erase: every disk (or those listed) discarded or zeroed; the result says what each got.
 erase() {
   step erase
@@ -240,11 +255,11 @@ erase() {
 # ---------------------------------------------------------------- the task
 http GET task > /run/mb/task || fatal "no task from metalboot"
 # key=value lines with values from a strict alphabet (metalboot's agent route): read, never eval'd.
-T_kind= T_then=poweroff T_image= T_imageUrl= T_imageSize=0 T_imageSha256= T_disk= T_disks=all T_method=discard
+T_kind= T_then=poweroff T_image= T_imageUrl= T_imageSize=0 T_imageSha256= T_disk= T_disks=all T_method=discard T_captureUrl=
 while IFS='=' read -r k v; do
   case $k in
     kind) T_kind=$v ;; then) T_then=$v ;; image) T_image=$v ;; imageUrl) T_imageUrl=$v ;; imageSize) T_imageSize=$v ;;
-    imageSha256) T_imageSha256=$v ;; disk) T_disk=$v ;; disks) T_disks=$v ;; method) T_method=$v ;;
+    imageSha256) T_imageSha256=$v ;; disk) T_disk=$v ;; disks) T_disks=$v ;; method) T_method=$v ;; captureUrl) T_captureUrl=$v ;;
   esac
 done < /run/mb/task
 say "task: $T_kind"
@@ -258,6 +273,7 @@ case $T_kind in
     http POST inventory -H 'Content-Type: application/json' --data-binary @/run/mb/inventory >/dev/null || fatal "inventory not accepted" ;;
   deploy) deploy ;;
   erase) erase ;;
+  capture) capture ;;
   *) fail "unknown task kind '$T_kind'" ;;
 esac
 [ -s /run/mb/result ] || echo '{}' > /run/mb/result

@@ -15,8 +15,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Mac } from '../net/mac.js';
 import type { Inventory } from './inventory.js';
+import type { Readable } from 'node:stream';
 
-export type AgentKind = 'inspect' | 'deploy' | 'erase';
+export type AgentKind = 'inspect' | 'deploy' | 'erase' | 'capture';
 
 export interface AgentTask {
   readonly kind: AgentKind;
@@ -28,6 +29,8 @@ export interface AgentTask {
   /** erase: `all` or disk names. */
   readonly disks?: 'all' | readonly string[];
   readonly method?: 'discard' | 'zero';
+  /** capture: the new image the disk is uploaded into. */
+  readonly captureImage?: string;
 }
 
 export interface AgentHandlers {
@@ -35,6 +38,8 @@ export interface AgentHandlers {
   inventory(inv: Inventory): Promise<void>;
   progress(bytes: number): void;
   done(result: unknown): void;
+  /** capture: the disk's bytes as they arrive; resolves with what the image store recorded. */
+  capture?(body: Readable, sizeBytes: number | undefined): Promise<{ readonly sizeBytes: number; readonly sha256: string }>;
   failed(message: string): void;
 }
 
@@ -113,6 +118,7 @@ export function renderTask(mac: Mac, s: Pick<AgentSession, 'operationId' | 'task
   if (t.disk !== undefined) lines.push(['disk', t.disk]);
   if (t.disks !== undefined) lines.push(['disks', t.disks === 'all' ? 'all' : t.disks.join(',')]);
   if (t.method !== undefined) lines.push(['method', t.method]);
+  if (t.captureImage !== undefined) lines.push(['image', t.captureImage], ['captureUrl', `/agent/v1/${mac}/capture`]);
   for (const [k, v] of lines) if (!/^[A-Za-z0-9._:,/-]*$/.test(v)) throw new Error(`agent task ${k}: unsafe value`);
   return lines.map(([k, v]) => `${k}=${v}\n`).join('');
 }

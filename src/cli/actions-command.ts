@@ -18,6 +18,7 @@ export const ACTIONS_USAGE = [
   '  inspect MAC [--wait]                 boot the agent ramdisk, collect the inventory (machines show MAC prints it)',
   '  deploy MAC --image I [--disk NAME|SERIAL] [--wait]   the image onto a local disk (default: the smallest that fits)',
   '  erase MAC --method discard|zero [--disks all|NAME,…] [--wait]',
+  '  capture MAC --image NEW [--disk NAME|SERIAL] [--wait]   a local disk into a new image',
   '  reset MAC                            fresh disk from its image (same target and secret)',
   '  deprovision MAC                      remove the disk; back to enrolled',
   '  checkpoint MAC NAME',
@@ -25,9 +26,9 @@ export const ACTIONS_USAGE = [
   '  maintenance MAC on|off',
 ].join('\n');
 
-export const ACTION_COMMANDS = ['power', 'bootdev', 'provision', 'inspect', 'deploy', 'erase', 'reset', 'deprovision', 'checkpoint', 'restore', 'maintenance'] as const;
+export const ACTION_COMMANDS = ['power', 'bootdev', 'provision', 'inspect', 'deploy', 'erase', 'capture', 'reset', 'deprovision', 'checkpoint', 'restore', 'maintenance'] as const;
 /** The verbs that start an operation (202), which --wait follows. */
-const OPERATION_COMMANDS: readonly string[] = ['provision', 'inspect', 'deploy', 'erase'];
+const OPERATION_COMMANDS: readonly string[] = ['provision', 'inspect', 'deploy', 'erase', 'capture'];
 export type ActionCommand = (typeof ACTION_COMMANDS)[number];
 
 function seconds(v: string | undefined, dflt: number): number {
@@ -44,8 +45,8 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
       disk: { type: 'string' }, disks: { type: 'string' }, method: { type: 'string' },
     });
     if ((values.persistent || values.efi) && cmd !== 'bootdev') throw new UsageError('--persistent and --efi go with bootdev');
-    if (values.image !== undefined && cmd !== 'provision' && cmd !== 'deploy') throw new UsageError('--image goes with provision and deploy');
-    if (values.disk !== undefined && cmd !== 'deploy') throw new UsageError('--disk goes with deploy');
+    if (values.image !== undefined && cmd !== 'provision' && cmd !== 'deploy' && cmd !== 'capture') throw new UsageError('--image goes with provision, deploy and capture');
+    if (values.disk !== undefined && cmd !== 'deploy' && cmd !== 'capture') throw new UsageError('--disk goes with deploy and capture');
     if ((values.disks !== undefined || values.method !== undefined) && cmd !== 'erase') throw new UsageError('--disks and --method go with erase');
     if (values.wait && !OPERATION_COMMANDS.includes(cmd)) throw new UsageError(`--wait goes with ${OPERATION_COMMANDS.join(', ')}`);
     if (values.timeout !== undefined && !values.wait) throw new UsageError('--timeout goes with --wait');
@@ -81,14 +82,15 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
       case 'provision':
       case 'inspect':
       case 'deploy':
-      case 'erase': {
+      case 'erase':
+      case 'capture': {
         noMore(args);
         const timeoutS = seconds(values.timeout, 600);
         if (values.image === '') throw new UsageError('--image needs an image ID');
         let body: object = {};
         if (cmd === 'provision' && values.image !== undefined) body = { image: values.image };
-        if (cmd === 'deploy') {
-          if (!values.image) throw new UsageError('deploy needs --image');
+        if (cmd === 'deploy' || cmd === 'capture') {
+          if (!values.image) throw new UsageError(`${cmd} needs --image`);
           body = { image: values.image, ...(values.disk ? { disk: values.disk } : {}) };
         }
         if (cmd === 'erase') {
@@ -98,7 +100,7 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
         const api = await openClient(values, io);
         const r = await api.post<{ operation: OperationRow }>(`${base}/${cmd}`, { body });
         const op = r.operation;
-        const doing = { provision: 'provisioning', inspect: 'inspecting', deploy: 'deploying to', erase: 'erasing' }[cmd];
+        const doing = { provision: 'provisioning', inspect: 'inspecting', deploy: 'deploying to', erase: 'erasing', capture: 'capturing' }[cmd];
         if (!values.wait) {
           out(values.json ? json(op) : `${doing} ${mac}: operation ${op.id}\n`);
           return 0;
@@ -112,7 +114,7 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
         });
         if (values.json) out(json(done));
         if (done.status !== 'succeeded') throw new ApiError(`operation ${done.id} ${done.status}: ${printable(done.error ?? 'no reason given')}`);
-        const did = { provision: 'provisioned', inspect: 'inspected', deploy: 'deployed', erase: 'erased' }[cmd];
+        const did = { provision: 'provisioned', inspect: 'inspected', deploy: 'deployed', erase: 'erased', capture: 'captured' }[cmd];
         if (!values.json) out(`${mac}: ${did} (operation ${done.id} succeeded)\n`);
         return 0;
       }

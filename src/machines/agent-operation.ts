@@ -13,7 +13,7 @@ import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { BootDevice } from '../ipmi/commands.js';
-import type { AgentSessions, AgentTask } from '../agent/sessions.js';
+import type { AgentHandlers, AgentSessions, AgentTask } from '../agent/sessions.js';
 import type { Inventory } from '../agent/inventory.js';
 import { transition, type Machine, type MachineState } from './model.js';
 import type { Operation, Operations } from './operations.js';
@@ -47,6 +47,8 @@ export interface AgentOperationSpec<R> {
   /** Power the machine through its BMC (false: the machine is booting the agent already). */
   readonly powerOn: boolean;
   readonly onInventory?: (inv: Inventory) => Promise<void>;
+  /** capture: where the uploaded disk goes. */
+  readonly onCapture?: AgentHandlers['capture'];
   /** After the agent is done, before the end state (deploy: boot device disk, power on). */
   readonly afterAgent?: (step: (name: string) => void) => Promise<void>;
   /** The operation's result from the agent's. */
@@ -74,6 +76,7 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
       step: stepTo,
       progress: (bytes) => d.log.debug({ event: 'agent.progress', mac, operation: id, bytes }, 'agent progress'),
       inventory: async (inv) => { await spec.onInventory?.(inv); },
+      ...(spec.onCapture ? { capture: spec.onCapture } : {}),
       done: (r) => settle.ok(r),
       failed: (msg) => settle.fail(new Error(`the agent failed: ${msg}`)),
     });
@@ -114,18 +117,18 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
   return op;
 }
 
-const BUSY: ReadonlySet<MachineState> = new Set(['inspecting', 'deploying', 'erasing']);
+const BUSY: ReadonlyMap<MachineState, AgentTask['kind']> = new Map([['inspecting', 'inspect'], ['deploying', 'deploy'], ['erasing', 'erase'], ['capturing', 'capture']]);
 
 /**
- * At start: a machine left `inspecting`, `deploying` or `erasing` lost its agent operation with
+ * At start: a machine left `inspecting`, `deploying`, `erasing` or `capturing` lost its agent operation with
  * the process (operations.ts lists it as failed, interrupted; its token died with the sessions).
  * It goes to `error` naming that operation, from where it can be inspected, deployed or erased again.
  */
 export async function settleInterruptedAgentStates(machines: { list(): readonly Machine[] } & Pick<AgentMachines, 'setState'>, operations: Operations, log: Logger): Promise<number> {
   let n = 0;
   for (const m of machines.list()) {
-    if (!BUSY.has(m.state)) continue;
-    const kind = m.state === 'inspecting' ? 'inspect' : m.state === 'deploying' ? 'deploy' : 'erase';
+    const kind = BUSY.get(m.state);
+    if (!kind) continue;
     const op = operations.interrupted(kind, m.mac)[0];
     const reason = `${kind} interrupted by a daemon restart${op ? ` (operation ${op.id} at step ${op.step})` : ''}`;
     await machines.setState(m.mac, 'error', reason, 'restart');

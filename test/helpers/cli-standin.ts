@@ -142,13 +142,14 @@ export async function startStandIn(t: { teardown(fn: () => unknown): void }, tok
       }
       case 'inspect':
       case 'deploy':
-      case 'erase': {
+      case 'erase':
+      case 'capture': {
         const kind = req.params.what;
         const id = `${kind}-${(clock++).toString(36)}-abc123`;
-        const pending = { inspect: ['bootdev', 'power', 'agent-boot', 'agent-booted', 'inventory'], deploy: ['agent-boot', 'discard', 'write', 'verify'], erase: ['agent-boot', 'erase'] }[kind];
+        const pending = { inspect: ['bootdev', 'power', 'agent-boot', 'agent-booted', 'inventory'], deploy: ['agent-boot', 'discard', 'write', 'verify'], erase: ['agent-boot', 'erase'], capture: ['agent-boot', 'upload', 'verify'] }[kind]!;
         const op: StandInOperation = { id, kind, mac: m.mac, status: 'running', step: 'queued', steps: [{ step: 'queued', at: now() }], startedAt: clock, pending, finalStatus: 'succeeded' };
         s.operations.set(id, op);
-        m.state = { inspect: 'inspecting', deploy: 'deploying', erase: 'erasing' }[kind];
+        m.state = { inspect: 'inspecting', deploy: 'deploying', erase: 'erasing', capture: 'capturing' }[kind]!;
         const { pending: _p, finalStatus: _f, ...view } = op;
         return reply.code(202).send({ operation: view });
       }

@@ -11,7 +11,8 @@
  * Then deploy: the lab's golden disk onto the virtio disk (chosen by its serial): the agent writes
  * and reads it back, metalboot sets boot device disk and powers on, and the VM boots its local disk
  * (the golden marker on the serial console; no iSCSI disk exists for it); the disk file on the host
- * holds the image's bytes. Then erase (zero) of that disk: the file reads back all zeros.
+ * holds the image's bytes. Then capture of that disk into a new image (its sha256 is the disk
+ * file's), and erase (zero) of it: the file reads back all zeros.
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
@@ -131,6 +132,17 @@ t.test('inspect: the agent ramdisk boots over iPXE HTTP and reports what QEMU wa
   t.equal((await e.api('GET', `/api/v1/disks/${M.mac}`)).status, 404, 'no iSCSI disk exists for it');
   const onDisk = await readFile(vd);
   t.equal(createHash('sha256').update(onDisk.subarray(0, golden.length)).digest('hex'), goldenSum, 'the disk file on the host holds the image\'s bytes');
+
+  // Capture that disk back into a new image: its sha256 is the disk file's.
+  const diskSum = createHash('sha256').update(await readFile(vd)).digest('hex');
+  const capt = await e.api('POST', `/api/v1/machines/${M.mac}/capture`, { image: 'captured', disk: 'vda' });
+  t.equal(capt.status, 202, `capture accepted: ${capt.body}`);
+  const capOp = await e.waitOperation(capt.json().operation.id, 420_000);
+  t.equal(capOp.status, 'succeeded', `capture succeeded ${capOp.error ?? ''}`);
+  const img = (await e.api('GET', '/api/v1/images/captured')).json();
+  t.equal(img.sha256, diskSum, 'the captured image\'s sha256 is the disk\'s');
+  t.equal(img.sizeBytes, DISKS.virtio.mib << 20, 'the whole disk');
+  t.equal((await e.machine(M)).state, 'deployed', 'back to deployed after the capture');
 
   // Erase (zero) that disk: it reads back zeros.
   const er = await e.api('POST', `/api/v1/machines/${M.mac}/erase`, { method: 'zero', disks: ['vda'] });

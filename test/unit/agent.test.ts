@@ -32,6 +32,7 @@ import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
 import { deploy } from '../../src/machines/deploy.js';
 import { erase } from '../../src/machines/erase.js';
+import { capture } from '../../src/machines/capture.js';
 import { settleInterruptedAgentStates } from '../../src/machines/agent-operation.js';
 
 const MAC = parseMac('52:54:00:00:ab:01');
@@ -141,6 +142,7 @@ async function setup(t: Test, unknown: 'ignore' | 'inspect' = 'ignore') {
     agent: {
       sessions, inspect: (mac, actor) => inspect(deps(), mac, actor), inventory: (mac) => inventories.get(mac),
       deploy: (mac, spec, actor) => deploy({ ...deps(), images }, mac, spec, actor), erase: (mac, spec, actor) => erase(deps(), mac, spec, actor),
+      capture: (mac, spec, actor) => capture({ ...deps(), images }, mac, spec, actor),
       imageSource: (id) => images.source(id),
     },
   });
@@ -250,8 +252,36 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   t.same(erOp.result, { disks: [{ name: 'vda', sizeBytes: 67108864, result: 'zeroed' }] }, 'what each disk got');
   t.equal(machines.get(MAC)?.state, 'enrolled');
 
+  // Capture: the disk uploaded into a new image; the agent's sha256 of the disk must match the store's.
+  t.equal((await api('POST', `/api/v1/machines/${MAC}/capture`, { image: 'golden' })).statusCode, 409, 'capture into an existing image: 409');
+  t.equal((await api('POST', `/api/v1/machines/${MAC}/capture`, { image: '../x' })).statusCode, 400, 'a bad image name: 400');
+  const cap = await api('POST', `/api/v1/machines/${MAC}/capture`, { image: 'backup-1', disk: 'vda' });
+  t.equal(cap.statusCode, 202, cap.body);
+  await new Promise((r) => setTimeout(r, 50));
+  const tok5 = /mb\.token=(\S+)/.exec((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body)?.[1] ?? '';
+  t.match((await agent('GET', 'task', tok5)).body, new RegExp(`kind=capture\nthen=poweroff\ndisk=vda\nimage=backup-1\ncaptureUrl=/agent/v1/${MAC}/capture\n$`), 'the capture task');
+  const diskBytes = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(2 << 20)]);
+  const up = await app.inject({ method: 'PUT', url: `/agent/v1/${MAC}/capture`, headers: { authorization: `Bearer ${tok5}`, 'content-type': 'application/octet-stream' }, payload: diskBytes });
+  t.equal(up.statusCode, 201, up.body);
+  const diskSum = createHash('sha256').update(diskBytes).digest('hex');
+  t.same(up.json(), { sizeBytes: diskBytes.length, sha256: diskSum }, 'the store recorded the disk\'s sha256');
+  t.equal((await app.inject({ method: 'PUT', url: `/agent/v1/${MAC}/capture`, headers: { authorization: `Bearer ${tok5}`, 'content-type': 'application/octet-stream' }, payload: diskBytes })).statusCode, 409, 'one upload per capture');
+  await agent('POST', 'done', tok5, { disk: 'vda', bytes: diskBytes.length, sha256: diskSum });
+  const capOp = await waitOp(cap.json().operation.id);
+  t.equal(capOp.status, 'succeeded', capOp.error ?? '');
+  t.match(capOp.result, { image: 'backup-1', sha256: diskSum, sizeBytes: diskBytes.length });
+  t.match(await images.get('backup-1'), { sha256: diskSum }, 'a new image, deployable like any other');
+  t.equal(machines.get(MAC)?.state, 'enrolled', 'back where it started');
+  // A disk that reads back other bytes than were stored: the capture fails.
+  const cap2 = (await api('POST', `/api/v1/machines/${MAC}/capture`, { image: 'backup-2' })).json().operation.id as string;
+  await new Promise((r) => setTimeout(r, 50));
+  const tok6 = /mb\.token=(\S+)/.exec((await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe` })).body)?.[1] ?? '';
+  await app.inject({ method: 'PUT', url: `/agent/v1/${MAC}/capture`, headers: { authorization: `Bearer ${tok6}`, 'content-type': 'application/octet-stream' }, payload: diskBytes });
+  await agent('POST', 'done', tok6, { disk: 'vda', sha256: '0'.repeat(64) });
+  t.match((await waitOp(cap2)).error, /image backup-2 has sha256 \w+, the disk read 0{64}/, 'sha256 mismatch: failed, naming both');
+
   const all = JSON.stringify(lines());
-  t.notOk([token, tok2, tok3, tok4].some((x) => all.includes(x)), 'no token in any log line');
+  t.notOk([token, tok2, tok3, tok4, tok5, tok6].some((x) => all.includes(x)), 'no token in any log line');
   t.ok(lines().some((l) => l['event'] === 'agent.refused' && l['reason'] === 'other-machine'), 'refusals logged with the reason');
 });
 

@@ -461,10 +461,14 @@ t.test('inspect, deploy, erase: 202 → operation; --wait follows the steps; mac
   t.equal(r.code, 0, r.err);
   t.same(s.requests.find((q) => q.url.endsWith('/erase'))!.body, { method: 'zero', disks: ['sda', 'sdb'] });
   t.match(r.out, /erased \(operation erase-\S+ succeeded\)/);
+  r = await run((a, io) => runActionCommand('capture', a, io), [MAC, '--image', 'backup-1', '--disk', 'sda', '--wait']);
+  t.equal(r.code, 0, r.err);
+  t.same(s.requests.find((q) => q.url.endsWith('/capture'))!.body, { image: 'backup-1', disk: 'sda' });
+  t.match(r.out, /^capturing 52:54:00:00:00:0a: operation capture-\S+\n(.*\n)*.*upload\n(.*\n)*52:54:00:00:00:0a: captured \(operation capture-\S+ succeeded\)\n$/);
   for (const [cmd, argv, why] of [
     ['deploy', [MAC], /deploy needs --image/], ['erase', [MAC], /erase needs --method/], ['erase', [MAC, '--method', 'shred'], /erase needs --method/],
-    ['inspect', [MAC, '--image', 'x'], /--image goes with provision and deploy/], ['power', [MAC, 'on', '--wait'], /--wait goes with/],
-    ['inspect', [MAC, '--disk', 'sda'], /--disk goes with deploy/],
+    ['inspect', [MAC, '--image', 'x'], /--image goes with provision, deploy and capture/], ['capture', [MAC], /capture needs --image/], ['power', [MAC, 'on', '--wait'], /--wait goes with/],
+    ['inspect', [MAC, '--disk', 'sda'], /--disk goes with deploy and capture/],
   ] as const) {
     r = await run((a, io) => runActionCommand(cmd, a, io), [...argv]);
     t.equal(r.code, 2, `${cmd} ${argv.join(' ')}: exit 2`);

@@ -103,7 +103,7 @@ async function setup(t: Test, statusPublic = true) {
     storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
     agent: {
       sessions: new AgentSessions(Date.now), inventory: () => undefined,
-      inspect: () => { throw new Error('no agent here'); }, deploy: async () => { throw new Error('no agent here'); }, erase: () => { throw new Error('no agent here'); },
+      inspect: () => { throw new Error('no agent here'); }, deploy: async () => { throw new Error('no agent here'); }, erase: () => { throw new Error('no agent here'); }, capture: async () => { throw new Error('no agent here'); },
     },
   });
   await app.ready();
@@ -141,6 +141,7 @@ const BODIES: Record<string, unknown> = {
   'POST /api/v1/images/:id/import': { path: '/nonexistent/x.raw' },
   'POST /api/v1/machines/:mac/deploy': { image: 'img' },
   'POST /api/v1/machines/:mac/erase': { method: 'zero' },
+  'POST /api/v1/machines/:mac/capture': { image: 'img' },
 };
 
 /** Outside /api, documented as needing no token (README "HTTP"): anything else outside /api fails here. */

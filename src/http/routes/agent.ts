@@ -10,7 +10,10 @@
  *   POST /agent/v1/:mac/done            the result (JSON); answers then=poweroff|reboot
  *   POST /agent/v1/:mac/fail            the error (text); answers then=poweroff
  *   GET  /agent/v1/:mac/image           deploy: the image's bytes (Range: the agent resumes a cut download)
+ *   PUT  /agent/v1/:mac/capture         capture: the disk's bytes (application/octet-stream) into the new image
  */
+import type { Readable } from 'node:stream';
+import { errorMessage } from '../../errors/message.js';
 import path from 'node:path';
 import { sendFile } from '../send-file.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -38,67 +41,86 @@ export function agentAccess(sessions: AgentSessions, log: Logger): (req: Fastify
   };
 }
 
-export function agentRoutes(app: FastifyInstance, log: Logger, clock: () => number, imageSource?: (id: string) => Promise<string | undefined>): void {
-  const cfg = { config: { access: 'agent' as const } };
-  const session = (req: FastifyRequest): AgentSession => {
-    const s = (req as WithSession)[SESSION];
-    if (!s) throw new Error('agent route reached without a session');
-    return s;
-  };
-  const text = (reply: FastifyReply, body: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(body);
+export function agentRoutes(parent: FastifyInstance, log: Logger, clock: () => number, imageSource?: (id: string) => Promise<string | undefined>): void {
+  // A scope of their own: the capture upload's stream parser applies here only.
+  void parent.register(async (app) => {
+    if (!app.hasContentTypeParser('application/octet-stream')) app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+    const cfg = { config: { access: 'agent' as const } };
+    const session = (req: FastifyRequest): AgentSession => {
+      const s = (req as WithSession)[SESSION];
+      if (!s) throw new Error('agent route reached without a session');
+      return s;
+    };
+    const text = (reply: FastifyReply, body: string) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store').send(body);
 
-  app.get('/agent/v1/:mac/task', cfg, async (req, reply) => {
-    const s = session(req);
-    log.info({ event: 'agent.task', mac: s.mac, operation: s.operationId, kind: s.task.kind }, 'agent asked for its task');
-    return text(reply, renderTask(s.mac, s));
-  });
+    app.get('/agent/v1/:mac/task', cfg, async (req, reply) => {
+      const s = session(req);
+      log.info({ event: 'agent.task', mac: s.mac, operation: s.operationId, kind: s.task.kind }, 'agent asked for its task');
+      return text(reply, renderTask(s.mac, s));
+    });
 
-  app.post<{ Querystring: { name: string } }>('/agent/v1/:mac/step', {
-    ...cfg, schema: { querystring: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' } } } },
-  }, async (req, reply) => {
-    const s = session(req);
-    s.handlers.step(req.query.name);
-    return reply.code(204).send();
-  });
+    app.post<{ Querystring: { name: string } }>('/agent/v1/:mac/step', {
+      ...cfg, schema: { querystring: { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' } } } },
+    }, async (req, reply) => {
+      const s = session(req);
+      s.handlers.step(req.query.name);
+      return reply.code(204).send();
+    });
 
-  app.post<{ Querystring: { bytes: number } }>('/agent/v1/:mac/progress', {
-    ...cfg, schema: { querystring: { type: 'object', additionalProperties: false, required: ['bytes'], properties: { bytes: { type: 'integer', minimum: 0 } } } },
-  }, async (req, reply) => {
-    session(req).handlers.progress(req.query.bytes);
-    return reply.code(204).send();
-  });
+    app.post<{ Querystring: { bytes: number } }>('/agent/v1/:mac/progress', {
+      ...cfg, schema: { querystring: { type: 'object', additionalProperties: false, required: ['bytes'], properties: { bytes: { type: 'integer', minimum: 0 } } } },
+    }, async (req, reply) => {
+      session(req).handlers.progress(req.query.bytes);
+      return reply.code(204).send();
+    });
 
-  app.post('/agent/v1/:mac/inventory', cfg, async (req, reply) => {
-    const s = session(req);
-    try {
-      await s.handlers.inventory(parseInventory(req.body, clock()));
-    } catch (e) {
-      if (e instanceof InventoryError) {
-        log.warn({ event: 'agent.inventory-refused', mac: s.mac, operation: s.operationId, err: e.message }, 'inventory refused');
-        return reply.code(400).send({ error: e.message });
+    app.post('/agent/v1/:mac/inventory', cfg, async (req, reply) => {
+      const s = session(req);
+      try {
+        await s.handlers.inventory(parseInventory(req.body, clock()));
+      } catch (e) {
+        if (e instanceof InventoryError) {
+          log.warn({ event: 'agent.inventory-refused', mac: s.mac, operation: s.operationId, err: e.message }, 'inventory refused');
+          return reply.code(400).send({ error: e.message });
+        }
+        throw e;
       }
-      throw e;
-    }
-    return reply.code(204).send();
-  });
+      return reply.code(204).send();
+    });
 
-  app.post('/agent/v1/:mac/done', cfg, async (req, reply) => {
-    const s = session(req);
-    s.handlers.done(req.body ?? {});
-    return text(reply, `then=${s.task.then}\n`);
-  });
+    app.post('/agent/v1/:mac/done', cfg, async (req, reply) => {
+      const s = session(req);
+      s.handlers.done(req.body ?? {});
+      return text(reply, `then=${s.task.then}\n`);
+    });
 
-  app.get('/agent/v1/:mac/image', cfg, async (req, reply) => {
-    const s = session(req);
-    const file = s.task.image && imageSource ? await imageSource(s.task.image.id) : undefined;
-    if (!file) return reply.code(404).send({ error: 'this operation has no image' });
-    return sendFile(req, reply, path.dirname(file), path.basename(file), log, 'agent.image');
-  });
+    app.get('/agent/v1/:mac/image', cfg, async (req, reply) => {
+      const s = session(req);
+      const file = s.task.image && imageSource ? await imageSource(s.task.image.id) : undefined;
+      if (!file) return reply.code(404).send({ error: 'this operation has no image' });
+      return sendFile(req, reply, path.dirname(file), path.basename(file), log, 'agent.image');
+    });
 
-  app.post('/agent/v1/:mac/fail', cfg, async (req, reply) => {
-    const s = session(req);
-    // eslint-disable-next-line no-control-regex
-    s.handlers.failed(String(req.body ?? '').replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 500) || 'the agent failed');
-    return text(reply, 'then=poweroff\n');
+    app.put('/agent/v1/:mac/capture', cfg, async (req, reply) => {
+      const s = session(req);
+      if (!s.handlers.capture) return reply.code(404).send({ error: 'this operation takes no upload' });
+      if (req.headers['content-type'] !== 'application/octet-stream') return reply.code(415).send({ error: 'headers.content-type: send the disk as application/octet-stream' });
+      const len = req.headers['content-length'];
+      try {
+        const info = await s.handlers.capture(req.body as Readable, len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined);
+        log.info({ event: 'agent.captured', mac: s.mac, operation: s.operationId, bytes: info.sizeBytes }, 'disk captured into an image');
+        return reply.code(201).send({ sizeBytes: info.sizeBytes, sha256: info.sha256 });
+      } catch (e) {
+        log.warn({ event: 'agent.capture-failed', mac: s.mac, operation: s.operationId, err: errorMessage(e) }, 'capture upload failed');
+        return reply.code(409).send({ error: errorMessage(e) });
+      }
+    });
+
+    app.post('/agent/v1/:mac/fail', cfg, async (req, reply) => {
+      const s = session(req);
+      // eslint-disable-next-line no-control-regex
+      s.handlers.failed(String(req.body ?? '').replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 500) || 'the agent failed');
+      return text(reply, 'then=poweroff\n');
+    });
   });
 }

@@ -18,13 +18,14 @@
  *   POST   /api/v1/machines/:mac/inspect         → 202 {operation}: boot the agent, collect the inventory
  *   POST   /api/v1/machines/:mac/deploy          {image, disk?} → 202 {operation}: the image onto a local disk
  *   POST   /api/v1/machines/:mac/erase           {disks?, method} → 202 {operation}: discard or zero its disks
+ *   POST   /api/v1/machines/:mac/capture         {image, disk?} → 202 {operation}: a disk into a new image
  *   GET    /api/v1/machines/:mac/inventory       the last inventory (404 before the first inspection)
  *   GET    /api/v1/operations[?mac=&status=]     GET /api/v1/operations/:id
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import { nonUnicastMacReason, tryParseMac, type Mac } from '../../net/mac.js';
-import type { MachineService, MachineSpec } from '../../machines/service.js';
+import { MachineError, type MachineService, type MachineSpec } from '../../machines/service.js';
 import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '../../machines/model.js';
 import type { Operation, Operations } from '../../machines/operations.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
@@ -37,6 +38,7 @@ export interface MachineAgentDeps {
   inspect(mac: Mac, actor: string): Operation;
   deploy(mac: Mac, spec: { image: string; disk?: string }, actor: string): Promise<Operation>;
   erase(mac: Mac, spec: { disks?: 'all' | string[]; method: 'discard' | 'zero' }, actor: string): Operation;
+  capture(mac: Mac, spec: { image: string; disk?: string }, actor: string): Promise<Operation>;
   inventory(mac: Mac): Inventory | undefined;
 }
 
@@ -195,6 +197,13 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     post<{ disks?: 'all' | string[]; method: 'discard' | 'zero' }>('erase',
       { type: 'object', additionalProperties: false, required: ['method'], properties: { method: { enum: ['discard', 'zero'] }, disks: { anyOf: [{ const: 'all' }, { type: 'array', minItems: 1, maxItems: 64, items: DISK }] } } },
       async (m, b, who) => ({ operation: agent.erase(m, b, who) }), 202);
+    post<{ image: string; disk?: string }>('capture',
+      { type: 'object', additionalProperties: false, required: ['image'], properties: { image: { type: 'string', minLength: 1, maxLength: 48 }, disk: DISK } },
+      async (m, b, who) => {
+        const c = checkId(b.image);
+        if (!c.ok) throw new MachineError(m, 'invalid', `image: ${c.reason}`);
+        return { operation: await agent.capture(m, b, who) };
+      }, 202);
     app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/inventory', async (req, reply) => {
       const m = mac(req.params.mac, reply);
       if (!m) return reply;
