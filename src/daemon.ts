@@ -23,9 +23,7 @@ import { deriveConnectionCap, guardConnections, readNofileLimit, sseHeartbeatMs,
 import { formatIpv4, parseIpv4, type Ipv4 } from './net/ipv4.js';
 import { DirectoryProvider } from './tftp/provider.js';
 import { TftpServer } from './tftp/server.js';
-import type { VolumeBackend } from './storage/backend.js';
-import { FileBackend } from './storage/files.js';
-import { LvmBackend } from './storage/lvm.js';
+import { createBackend } from './storage/factory.js';
 import { Tgtd } from './iscsi/tgtd.js';
 import { IscsiReconciler } from './reconcile.js';
 import { DiskService } from './disks/service.js';
@@ -34,7 +32,8 @@ import { ImageService } from './images/service.js';
 import type { HttpDeps } from './http/server.js';
 import { TokenAuth, writeTokenFile } from './http/auth.js';
 import { Operations } from './machines/operations.js';
-import { BmcPool } from './machines/bmc.js';
+import { PowerPool } from './power/pool.js';
+import { createPowerDriver } from './power/drivers.js';
 import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
 import { EventBus } from './events/bus.js';
@@ -59,7 +58,7 @@ import { sessionEvent } from './iscsi/events.js';
 import { AgentSessions } from './agent/sessions.js';
 import { Inventories } from './machines/inventory.js';
 import { inspect } from './machines/inspect.js';
-import { settleInterruptedAgentStates } from './machines/agent-operation.js';
+import { claimAgentStates, settleInterruptedAgentStates } from './machines/agent-operation.js';
 import { deploy } from './machines/deploy.js';
 import { erase } from './machines/erase.js';
 import { capture } from './machines/capture.js';
@@ -93,13 +92,10 @@ type StorageServices = NonNullable<HttpDeps['storage']> & { readonly reconciler:
  * booted from their iSCSI disks keep them across a metalboot restart or upgrade.
  */
 async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number, crashPoint: ((step: string) => void) | undefined): Promise<StorageServices> {
-  const s = config.storage;
-  const backend: VolumeBackend = s.backend === 'lvm'
-    ? new LvmBackend({ vg: s.lvm!.vg, pool: s.lvm!.thinPool, runner: runCommand, thresholdPercent: s.maxPoolPercent })
-    : new FileBackend({ root: s.fileDir, runner: runCommand, thresholdPercent: s.maxPoolPercent });
+  const backend = createBackend(config.storage, { runner: runCommand });
   await backend.init();
-  log.info({ event: 'storage.ready', backend: backend.kind, ...(backend instanceof FileBackend ? { dir: s.fileDir, cloneMode: backend.cloneMode } : { vg: s.lvm!.vg, pool: s.lvm!.thinPool }) },
-    backend instanceof FileBackend && backend.cloneMode === 'copy' ? 'storage ready; this filesystem cannot reflink, so clones are full (sparse) copies' : 'storage ready');
+  const about = backend.describe();
+  log.info({ event: 'storage.ready', backend: backend.kind, ...about.fields }, about.note ? `storage ready; ${about.note}` : 'storage ready');
   const i = config.iscsi;
   const tgtd = new Tgtd({
     runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd, chapSecretsVia: i.chapSecretsVia,
@@ -113,7 +109,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
     onSession: (kind, target, sess) => bus.publish(sessionEvent(kind, target, sess, disks?.macOfTarget(target))),
   });
   disks = new DiskService({
-    backend, store, reconciler, iqnPrefix: i.iqnPrefix, bstype: i.bstype, mutualChap: i.mutualChap, log: ilog, clock,
+    backend, store, reconciler, iqnPrefix: i.iqnPrefix, mutualChap: i.mutualChap, log: ilog, clock,
     ...(crashPoint ? { crashPoint } : {}),
   });
   const recovered = await disks.recover();
@@ -130,9 +126,10 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
 export async function startDaemon(config: Config, log: Logger): Promise<RunningDaemon> {
   const clock = () => Date.now();
   // dataDir holds secrets in clear, the file backend the machines' disks: made root's alone first.
-  await securePrivateDirs(config.dataDir, config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.fileDir : undefined, log);
+  await securePrivateDirs(config.dataDir, config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.dir : undefined, log);
   const store: Store & RecordStore = await openStore(config.dataDir, {
     onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
+    onMigrated: (to, what, records) => log.info({ event: 'store.migrated', to, what, records }, `store migrated to schema ${to}`),
   });
   const stops: (() => Promise<void>)[] = [() => store.close()];
   const stopAll = async () => {
@@ -147,7 +144,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   // Server mode learns addresses from its own ACKs only (events/addresses.ts).
   const addresses = new AddressBook(undefined, config.dhcp.mode !== 'server');
   bus.subscribe((e) => addresses.learn(e));
-  // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
+  // One log line for each event no module logs itself (iSCSI logins, power commands, operations, ...).
   logBusEvents(bus, log);
   // A pool that ran out is an operator's problem: a warning, at most one per subnet per minute.
   warnOnPoolExhaustion(bus, log, clock, 60_000);
@@ -205,10 +202,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const operations = new Operations(store, bus, clock);
     await operations.load();
     const mlog = log.child({ module: 'machines' });
-    const bmcs = new BmcPool(config.ipmi, bus, { debug: (o, m) => mlog.debug(o, m), warn: (o, m) => mlog.warn(o, m) });
-    stops.push(() => bmcs.closeAll());
+    const plog = log.child({ module: 'power' });
+    const power = new PowerPool((s) => createPowerDriver(s, { defaults: config, log: plog }), bus, clock);
+    stops.push(() => power.closeAll());
     const machines = new MachineService({
-      store, bus, bmcs, operations, clock, log: mlog, discover: config.machines.discover,
+      store, bus, power, operations, clock, log: mlog, discover: config.machines.discover,
       ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
       ...(crashPoint ? { crashPoint } : {}),
     });
@@ -218,8 +216,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const sessions = new AgentSessions(clock);
     const inventories = new Inventories(store);
     await inventories.load();
-    const agentDeps = { machines, operations, sessions, inventories, clock, log: mlog, timeoutMs: config.machines.agentTimeoutSec * 1000 };
-    await settleInterruptedAgentStates(machines, operations, mlog);
+    const parts = machines.operationParts();
+    claimAgentStates(parts.claims);
+    const agentDeps = { ...parts, operations, sessions, inventories, clock, log: mlog, timeoutMs: config.machines.agentTimeoutSec * 1000 };
+    await settleInterruptedAgentStates(agentDeps);
     const disks = storage?.disks;
     // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
     const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);

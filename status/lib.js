@@ -98,7 +98,7 @@ export function describeEvent(e) {
     case 'tftp.end': return `${e.client} ${e.file}: ${e.ok ? 'done' : e.declined ? 'size query (options declined)' : `failed: ${e.error ?? ''}`} ${fmtBytes(e.bytes)} in ${fmtDuration(e.durationMs)}${e.retransmits ? `, ${e.retransmits} resent` : ''}`;
     case 'boot.script': return `${e.ip}: ${e.served ? e.action : `refused: ${e.reason ?? ''}`}`;
     case 'iscsi.login': case 'iscsi.logout': return `${e.initiator} → ${e.iqn}${e.address ? ` from ${e.address}` : ''}`;
-    case 'ipmi.command': return `${e.bmc} ${e.command}: ${e.ok ? 'ok' : `error: ${e.error ?? ''}`} (${e.ms} ms)`;
+    case 'power.command': return `${e.driver} ${e.target} ${e.command}: ${e.ok ? 'ok' : `error: ${e.error ?? ''}`} (${e.ms} ms)`;
     case 'machine.state': return `${e.from} → ${e.to}: ${e.reason} (${e.actor})`;
     case 'machine.changed': return `${e.what} (${e.actor})`;
     case 'operation': return `${e.kind} ${e.status}: ${e.step}${e.error ? ` – ${e.error}` : ''}`;

@@ -4,16 +4,18 @@
  * `deprovision`, `checkpoint`, `restore`, `maintenance`.
  */
 import { ApiError, UsageError, type CliIo } from './api-client.js';
+import { BOOT_TARGETS, POWER_ACTIONS } from '../power/driver.js';
 import { COMMON_USAGE, macArg, noMore, openClient, parse, runCli } from './common.js';
 import { waitForOperation } from './operations-command.js';
 import { formatTime, json, printable, type MachineRow, type OperationRow } from './tables.js';
 
-const POWER = ['status', 'on', 'off', 'cycle', 'reset', 'soft'] as const;
-const BOOTDEV = ['pxe', 'disk', 'bios', 'cdrom'] as const;
+const POWER = ['status', ...POWER_ACTIONS] as const;
+/** What the API takes: every driver's boot targets (a driver without one answers 501). */
+const BOOTDEV = BOOT_TARGETS;
 
 export const ACTIONS_USAGE = [
-  '  power MAC [status|on|off|cycle|reset|soft]     through the machine\'s BMC (default status)',
-  '  bootdev MAC pxe|disk|bios|cdrom [--persistent] [--efi]',
+  `  power MAC [${POWER.join('|')}]     through the machine's BMC (default status)`,
+  `  bootdev MAC ${BOOTDEV.join('|')} [--persistent] [--efi]`,
   '  provision MAC [--image I] [--wait [--timeout SECONDS]]   disk, target, sanboot, PXE, power; default timeout 600',
   '  inspect MAC [--wait]                 boot the agent ramdisk, collect the inventory (machines show MAC prints it)',
   '  deploy MAC --image I [--disk NAME|SERIAL] [--wait]   the image onto a local disk (default: the smallest that fits)',

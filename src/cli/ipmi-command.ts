@@ -3,12 +3,12 @@
  * the daemon. The password comes from an environment variable or a file, never from argv (argv is
  * visible to every user in /proc).
  */
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/error.js';
 import { readCipherSuite } from '../config/sections/ipmi.js';
 import { DEFAULT_IPMI } from '../config/defaults.js';
 import { IpmiClient } from '../ipmi/client.js';
+import { BmcUsageError, PASSWORD_OPTIONS, bmcCliFailure, readBmcPassword, tcpPort, wholeNumber } from './bmc-cli.js';
 import { IpmiError } from '../ipmi/errors.js';
 import type { BootDevice, CipherSuiteRecord, DeviceId } from '../ipmi/commands.js';
 
@@ -29,32 +29,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-class UsageError extends Error {}
+class UsageError extends BmcUsageError {}
 
-function posInt(v: string | undefined, name: string, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
-}
-
-async function readPassword(values: { 'password-env'?: string; 'password-file'?: string }, env: NodeJS.ProcessEnv): Promise<Buffer> {
-  const fromEnv = values['password-env'];
-  const fromFile = values['password-file'];
-  if ((fromEnv === undefined) === (fromFile === undefined)) throw new UsageError('give exactly one of --password-env VAR or --password-file FILE');
-  if (fromEnv !== undefined) {
-    const v = env[fromEnv];
-    if (v === undefined) throw new UsageError(`environment variable ${fromEnv} is not set`);
-    return Buffer.from(v, 'utf8');
-  }
-  let text: string;
-  try {
-    text = await readFile(fromFile!, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read password file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
-  // One trailing newline is what `echo pw > file` leaves; it is not part of the password.
-  return Buffer.from(text.replace(/\r?\n$/, ''), 'utf8');
-}
 
 function formatDeviceId(d: DeviceId): string {
   return [
@@ -79,7 +55,7 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
       args: argv, allowPositionals: true, strict: true,
       options: {
         host: { type: 'string' }, port: { type: 'string' }, user: { type: 'string' },
-        'password-env': { type: 'string' }, 'password-file': { type: 'string' },
+        ...PASSWORD_OPTIONS,
         'cipher-suite': { type: 'string' }, privilege: { type: 'string' },
         'timeout-ms': { type: 'string' }, retries: { type: 'string' },
         persistent: { type: 'boolean' }, efi: { type: 'boolean' },
@@ -109,14 +85,15 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
         throw new UsageError(e instanceof ConfigError ? e.message.replace(/^config: /, '') : String(e));
       }
     }
-    const port = posInt(values.port, 'port', 623);
-    if (port < 1 || port > 65535) throw new UsageError(`--port ${port} is out of range 1..65535`);
-    const password = await readPassword(values, io.env);
+    const port = tcpPort(values.port, 623);
+    const password = await readBmcPassword(values, io.env);
     client = new IpmiClient({
       host: values.host, port, username: values.user, password, privilege, cipherSuite,
-      timeoutMs: posInt(values['timeout-ms'], 'timeout-ms', DEFAULT_IPMI.timeoutMs),
-      retries: posInt(values.retries, 'retries', DEFAULT_IPMI.retries),
+      timeoutMs: wholeNumber(values['timeout-ms'], 'timeout-ms', DEFAULT_IPMI.timeoutMs),
+      retries: wholeNumber(values.retries, 'retries', DEFAULT_IPMI.retries),
       keepAliveMs: 0,
+      // One command, then close: nothing to pace (the daemon's per-BMC rate limit is for many callers).
+      maxCommandsPerSecond: 0,
     }, { log: { debug: () => {}, warn: (_o, msg) => io.err(`metalboot: warning: ${msg}\n`) } });
 
     if (verb === 'power') {
@@ -136,15 +113,7 @@ export async function runIpmiCommand(argv: string[], io: CliIo): Promise<number>
     }
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))) {
-      io.err(`metalboot ipmi: ${e.message}\nusage:\n${IPMI_USAGE}\n`);
-      return 2;
-    }
-    if (e instanceof IpmiError) {
-      io.err(`metalboot ipmi: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    return bmcCliFailure(e, 'ipmi', IPMI_USAGE, (s) => io.err(s), (x): x is IpmiError => x instanceof IpmiError);
   } finally {
     await client?.close();
   }

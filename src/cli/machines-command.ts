@@ -2,7 +2,7 @@
  * `metalboot machines …`: list, show, enrol (add), change (set), delete (rm) and the state
  * history (events) of machines, through the daemon's API. The BMC password comes from an
  * environment variable or a file, never from argv, and is never printed (the API returns only
- * `passwordSet`).
+ * `passwordSet`). The --bmc-* options are the IPMI driver's settings (`power: {driver: 'ipmi', …}`).
  */
 import { readFile } from 'node:fs/promises';
 import { BOOT_MODES, MACHINE_STATES } from '../machines/model.js';
@@ -75,7 +75,7 @@ export async function machineSpec(v: SpecValues, env: NodeJS.ProcessEnv, clearab
   if (v['remove-bmc']) {
     if (!clearable) throw new UsageError('--remove-bmc goes with machines set');
     if (anyBmc) throw new UsageError('--remove-bmc and --bmc-* do not go together');
-    spec['bmc'] = null;
+    spec['power'] = null;
   } else if (anyBmc) {
     // The API replaces the BMC settings as a whole: host, user and password together.
     if (!v['bmc-host']) throw new UsageError('--bmc-host is required with the other --bmc-* options');
@@ -87,8 +87,8 @@ export async function machineSpec(v: SpecValues, env: NodeJS.ProcessEnv, clearab
     }
     const cs = oneOf(v['bmc-cipher-suite'], CIPHER_SUITES, '--bmc-cipher-suite');
     const priv = oneOf(v['bmc-privilege'], PRIVILEGES, '--bmc-privilege');
-    spec['bmc'] = {
-      host: v['bmc-host'], port, user: v['bmc-user'], password: await bmcPassword(v, env),
+    spec['power'] = {
+      driver: 'ipmi', host: v['bmc-host'], port, user: v['bmc-user'], password: await bmcPassword(v, env),
       ...(cs !== undefined ? { cipherSuite: cs === '17' || cs === '3' ? Number(cs) : cs } : {}),
       ...(priv ? { privilege: priv } : {}),
     };

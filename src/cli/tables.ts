@@ -60,14 +60,15 @@ export interface MachineRow {
   mac: string; name: string; ip?: string; image?: string; bootMode: string; firmware: string; state: string; stateReason?: string;
   uefiFilename?: string;
   netboot?: { kernel: string; initrd?: string; cmdline?: string };
-  bmc?: { host: string; port: number; user: string; cipherSuite?: string | number; privilege?: string; passwordSet?: boolean };
+  /** The BMC as its power driver's public view (power/drivers.ts): never the password. */
+  power?: { driver: string; host?: string; port?: number; user?: string; passwordSet?: boolean; [field: string]: unknown };
   discovered?: { at: number; arch?: string; vendorClass?: string; uuid?: string; hostname?: string };
   createdAt: number; updatedAt: number;
 }
 
 export function formatMachineTable(rows: readonly MachineRow[]): string {
   return formatTable(['MAC', 'NAME', 'STATE', 'IP', 'IMAGE', 'BOOT', 'FIRMWARE', 'BMC'],
-    rows.map((m) => [m.mac, m.name, m.state, m.ip, m.image, m.bootMode, m.firmware, m.bmc ? `${m.bmc.host}:${m.bmc.port}` : undefined]));
+    rows.map((m) => [m.mac, m.name, m.state, m.ip, m.image, m.bootMode, m.firmware, m.power?.host !== undefined ? `${m.power.host}${m.power.port !== undefined ? `:${m.power.port}` : ''}` : undefined]));
 }
 
 export function formatMachine(m: MachineRow): string {
@@ -77,7 +78,8 @@ export function formatMachine(m: MachineRow): string {
     ['IP', m.ip ?? ''], ['Image', m.image ?? ''], ['Boot mode', m.bootMode], ['Firmware', m.firmware],
     ['UEFI filename', m.uefiFilename],
     ['Netboot', m.netboot ? [m.netboot.kernel, m.netboot.initrd, m.netboot.cmdline].filter(Boolean).join(' ') : undefined],
-    ['BMC', m.bmc ? `${m.bmc.user}@${m.bmc.host}:${m.bmc.port}${m.bmc.cipherSuite !== undefined ? ` cipher suite ${m.bmc.cipherSuite}` : ''}${m.bmc.privilege ? ` ${m.bmc.privilege}` : ''} (password set)` : ''],
+    ['BMC', m.power ? formatPower(m.power) : ''],
+    ['Power driver', m.power?.driver],
     ['Discovered', d ? [formatTime(d.at), d.arch, d.vendorClass, d.uuid && `uuid ${d.uuid}`, d.hostname && `hostname ${d.hostname}`].filter(Boolean).join(', ') : undefined],
     ['Created', formatTime(m.createdAt)], ['Updated', formatTime(m.updatedAt)],
   ]);
@@ -99,6 +101,14 @@ export function formatInventory(i: InventoryRow): string {
   ]) + '\n' + formatTable(['DISK', 'SIZE', 'MODEL', 'SERIAL', 'WWN', 'ROTATIONAL'], i.disks.map((d) => [d.name, formatBytes(d.sizeBytes), d.model, d.serial, d.wwn, d.rotational ? 'yes' : 'no']))
     + '\n' + formatTable(['NIC', 'MAC', 'DRIVER', 'SPEED', 'LINK', 'LLDP'], i.nics.map((n) => [n.name, n.mac, n.driver, n.speedMbps === null ? '' : `${n.speedMbps} Mb/s`, n.link ? 'up' : 'down',
       n.lldp ? `${n.lldp.systemName} ${n.lldp.portId} (${n.lldp.chassisId})` : '']));
+}
+
+/** user@host:port, then the driver's other settings (cipher suite 17, operator, …); the password only as "set". */
+function formatPower(p: NonNullable<MachineRow['power']>): string {
+  const { driver: _d, host, port, user, passwordSet, ...rest } = p;
+  const label: Record<string, string> = { cipherSuite: 'cipher suite ', privilege: '' };
+  const extras = Object.entries(rest).map(([k, v]) => ` ${label[k] ?? `${k} `}${String(v)}`).join('');
+  return `${user !== undefined ? `${user}@` : ''}${host ?? ''}${port !== undefined ? `:${port}` : ''}${extras}${passwordSet ? ' (password set)' : ''}`;
 }
 
 export interface StateEventRow { mac: string; at: number; actor: string; from: string | null; to: string; reason: string }

@@ -8,6 +8,7 @@
  * other events out of the shared ring.
  */
 import type { Mac } from '../net/mac.js';
+import type { PowerErrorKind } from '../power/driver.js';
 
 interface Base {
   /** Epoch ms, set by the bus. */
@@ -27,7 +28,8 @@ export type EventBody =
   | { readonly type: 'tftp.end'; readonly client: string; readonly file: string; readonly ok: boolean; readonly declined?: true; readonly bytes: number; readonly size: number; readonly durationMs: number; readonly retransmits: number; readonly error?: string; readonly mac?: Mac }
   | { readonly type: 'boot.script'; readonly mac: Mac; readonly ip: string; readonly action: string; readonly served: boolean; readonly reason?: string }
   | { readonly type: 'iscsi.login' | 'iscsi.logout'; readonly iqn: string; readonly initiator: string; readonly address?: string; readonly mac?: Mac }
-  | { readonly type: 'ipmi.command'; readonly mac: Mac; readonly bmc: string; readonly command: string; readonly ok: boolean; readonly ms: number; readonly error?: string }
+  /** One command to a machine's BMC through its power driver; `target` names the BMC (host:port, URL), `error` the PowerError kind. */
+  | { readonly type: 'power.command'; readonly mac: Mac; readonly driver: string; readonly target: string; readonly command: string; readonly ok: boolean; readonly ms: number; readonly error?: PowerErrorKind }
   | { readonly type: 'machine.state'; readonly mac: Mac; readonly from: string; readonly to: string; readonly reason: string; readonly actor: string }
   | { readonly type: 'machine.changed'; readonly mac: Mac; readonly what: string; readonly actor: string }
   | { readonly type: 'operation'; readonly id: string; readonly kind: string; readonly mac?: Mac; readonly status: 'running' | 'succeeded' | 'failed'; readonly step: string; readonly error?: string }

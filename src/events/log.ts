@@ -8,7 +8,7 @@
  *
  * Nothing secret rides on these events (addresses, file names, IQNs, BMC host:port, command
  * names, error kinds, operation steps; CHAP secrets are scrubbed from errors in iscsi/tgtd.ts,
- * BMC passwords stay in the IPMI client); the logger redacts secret key names anyway.
+ * BMC passwords stay in the power drivers); the logger redacts secret key names anyway.
  */
 import type { EventBus, EventType, MetalbootEvent } from './bus.js';
 
@@ -17,7 +17,7 @@ export const LOGGED_EVENTS: Readonly<Partial<Record<EventType, string>>> = {
   'tftp.start': 'TFTP transfer started',
   'iscsi.login': 'iSCSI login',
   'iscsi.logout': 'iSCSI logout',
-  'ipmi.command': 'IPMI command',
+  'power.command': 'power command',
   'operation': 'operation progress',
   'machine.changed': 'machine changed',
 };

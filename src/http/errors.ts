@@ -12,16 +12,20 @@ import { AlreadyExistsError, BusyError, InUseError, InvalidNameError, NotFoundEr
 import { ImageFormatError } from '../images/service.js';
 import { ImportPathError } from '../images/import-dir.js';
 import { TgtadmError } from '../iscsi/tgtd.js';
-import { MachineError } from '../machines/service.js';
+import { MachineError } from '../machines/record.js';
 import { TransitionError } from '../machines/model.js';
-import { IpmiAuthError, IpmiError } from '../ipmi/errors.js';
+import { PowerError, type PowerErrorKind } from '../power/driver.js';
+
+/**
+ * The BMC is the gateway here: it refused the credentials (502) or the request (502), did not
+ * answer (504), or has no way to do what was asked (501), whatever protocol the driver speaks.
+ */
+const POWER_STATUS: Readonly<Record<PowerErrorKind, number>> = { auth: 502, refused: 502, unreachable: 504, unsupported: 501 };
 
 export function statusOf(e: unknown): number {
-  if (e instanceof MachineError) return { 'not-found': 404, exists: 409, invalid: 400, conflict: 409, 'no-bmc': 409, 'no-disks': 409 }[e.code];
+  if (e instanceof MachineError) return { 'not-found': 404, exists: 409, invalid: 400, conflict: 409, 'no-power': 409, 'no-disks': 409 }[e.code];
   if (e instanceof TransitionError) return 409;
-  // The BMC refused (502) or did not answer (504): a gateway's errors, not ours.
-  if (e instanceof IpmiAuthError) return 502;
-  if (e instanceof IpmiError) return 504;
+  if (e instanceof PowerError) return POWER_STATUS[e.kind];
   if (e instanceof DiskError) return { 'not-found': 404, exists: 409, busy: 409, invalid: 400, 'image-not-found': 404, 'not-exported': 409 }[e.code];
   // Outside the import directory is a refusal of what the path names (403); the rest are bad input.
   if (e instanceof ImportPathError) return e.problem === 'outside' ? 403 : 400;
@@ -37,7 +41,7 @@ export function statusOf(e: unknown): number {
 export function sendError(reply: FastifyReply, e: unknown, log: Logger, event: string): FastifyReply {
   const status = statusOf(e);
   const known = e instanceof DiskError || e instanceof StorageError || e instanceof IscsiUnavailableError || e instanceof TgtadmError
-    || e instanceof MachineError || e instanceof TransitionError || e instanceof IpmiError;
+    || e instanceof MachineError || e instanceof TransitionError || e instanceof PowerError;
   const message = known || status < 500 ? (e as Error).message : 'internal error';
   if (status >= 500) log.error({ event, err: errorMessage(e) }, 'request failed');
   return reply.code(status).send({ error: message });

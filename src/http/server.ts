@@ -76,7 +76,8 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 
 export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   // removeAdditional off: an unknown body key is a client mistake to report, not to drop.
-  const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false } }, ...timeoutOptions(deps.limits) });
+  // discriminator: one-of schemas told apart by a field (a machine's `power` by `driver`) report the chosen branch's errors.
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false, discriminator: true } }, ...timeoutOptions(deps.limits) });
   const routes: RegisteredRoute[] = [];
   ROUTES.set(app, routes);
   if (deps.limits?.idleTimeoutMs) closeIdleConnections(app, deps.limits.idleTimeoutMs);

@@ -8,12 +8,12 @@ import {
   CC_OK, CHANNEL_THIS, chassisControl, closeSession, decodeResponse, encodeRequest, getBootFlags, getChassisStatus,
   getChannelCipherSuites, getDeviceId, isTransientCompletion, parseCipherSuiteRecords, responseMatches, setBootDevice, setBootInfoAcknowledge,
   setBootOptionsInProgress, setBootValidBitClearing, setSessionPrivilegeLevel,
-  type BootDevice, type BootFlags, type ChassisAction, type ChassisStatus, type CipherSuiteRecord, type Command,
+  type BootDevice, type BootFlags, type ChannelAuthCapabilities, type ChassisAction, type ChassisStatus, type CipherSuiteRecord, type Command,
   type DeviceId, type IpmiRequest,
 } from './commands.js';
 import { PRIV_ADMINISTRATOR, PRIV_OPERATOR } from './rakp.js';
 import { IpmiAuthError, IpmiClosedError, IpmiCompletionError, IpmiError, IpmiProtocolError, IpmiTimeoutError } from './errors.js';
-import { openSession, plainCommand, type CipherSuiteChoice, type Session, type SessionLink } from './session.js';
+import { getAuthCapabilities, openSession, plainCommand, type CipherSuiteChoice, type Session, type SessionLink } from './session.js';
 import { CORRUPT, Transport, openUdpDatagrams, type Datagrams, type RetryPolicy } from './transport.js';
 
 export type IpmiPrivilege = 'administrator' | 'operator';
@@ -158,6 +158,11 @@ export class IpmiClient {
     });
   }
 
+  /** The channel's authentication capabilities, outside any session (`metalboot bmc probe`). */
+  authCapabilities(): Promise<ChannelAuthCapabilities> {
+    return this.serialised(async () => getAuthCapabilities(await this.link(), this.privilege));
+  }
+
   /** Opens the session now (it is otherwise opened by the first command) and says which kind it is. */
   sessionInfo(): Promise<SessionInfo> {
     return this.serialised(async () => {
@@ -177,7 +182,11 @@ export class IpmiClient {
     const last = this.queue.catch(() => undefined);
     this.closed = true;
     this.stopKeepAlive();
-    await Promise.race([last, sleep(this.policy.timeoutMs)]);
+    // Wait for the command in flight, at most one timeout; the timer is cleared either way, so a
+    // one-shot CLI exits as soon as Close Session is answered instead of idling out the timeout.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([last, new Promise<void>((r) => { timer = setTimeout(r, this.policy.timeoutMs); })]);
+    clearTimeout(timer);
     const s = this.session;
     this.session = undefined;
     if (s && this.transport) {

@@ -8,28 +8,27 @@
  * The session ends when the agent reports done or failed (or the operation fails otherwise),
  * whatever the outcome: its token is refused from then on.
  * A machine without a BMC is waited for: someone else powers it on to PXE.
+ * Shaped like provision.ts: it gets the machine parts it needs (records, power verbs, claims,
+ * operations) and holds the machine through MachineClaims while it runs, so reset, deprovision,
+ * restore and delete are refused meanwhile (also after a restart until settled).
  */
 import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
-import type { BootDevice } from '../ipmi/commands.js';
 import type { AgentHandlers, AgentSessions, AgentTask } from '../agent/sessions.js';
 import type { Inventory } from '../agent/inventory.js';
-import { transition, type Machine, type MachineState } from './model.js';
+import type { MachineClaims } from './claims.js';
+import { transition, type MachineState } from './model.js';
 import type { Operation, Operations } from './operations.js';
-import { MachineError } from './service.js';
-
-/** What an agent operation needs of the machines: the record, its state, its BMC. */
-export interface AgentMachines {
-  get(mac: Mac): Machine | undefined;
-  setState(mac: Mac, to: MachineState, reason: string, actor: string): Promise<void>;
-  power(mac: Mac, action: 'on' | 'cycle', actor: string): Promise<void>;
-  powerState(mac: Mac): Promise<'on' | 'off'>;
-  bootdev(mac: Mac, spec: { device: BootDevice; persistent?: boolean; efi?: boolean }, actor: string): Promise<unknown>;
-}
+import type { MachinePower } from './power.js';
+import { MachineError } from './record.js';
+import type { MachineRecords } from './records.js';
 
 export interface AgentOperationDeps {
-  readonly machines: AgentMachines;
+  readonly records: MachineRecords;
+  /** Boot device and power through the machine's power driver (power/pool.ts). */
+  readonly power: MachinePower;
+  readonly claims: MachineClaims;
   readonly operations: Operations;
   readonly sessions: AgentSessions;
   readonly clock: () => number;
@@ -56,12 +55,13 @@ export interface AgentOperationSpec<R> {
 }
 
 export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: AgentOperationSpec<R>, actor: string): Operation {
-  const m = d.machines.get(mac);
-  if (!m) throw new MachineError(mac, 'not-found', 'not known');
+  const m = d.records.require(mac);
   const running = d.sessions.of(mac);
   if (running) throw new MachineError(mac, 'conflict', `cannot ${spec.kind} while operation ${running.operationId} runs on it`);
+  d.claims.refuse(m, spec.kind);
   transition(m, spec.busy, spec.kind);
   const from = m.state;
+  d.claims.claim(mac, spec.kind, spec.busy);
   let op: Operation | undefined;
   op = d.operations.start(spec.kind, mac, async (step) => {
     // start() calls this at once and returns the operation after: its id is known past this await.
@@ -85,14 +85,14 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
       if (silent > d.timeoutMs) settle.fail(new Error(`the agent was silent for ${Math.round(silent / 1000)} s`));
     }, Math.min(1000, d.timeoutMs));
     try {
-      await d.machines.setState(mac, spec.busy, `${spec.kind} (operation ${id})`, actor);
-      const cur = d.machines.get(mac)!;
-      if (spec.powerOn && cur.bmc) {
+      await d.records.setState(mac, spec.busy, `${spec.kind} (operation ${id})`, actor);
+      const cur = d.records.require(mac);
+      if (spec.powerOn && cur.power) {
         stepTo('bootdev');
-        await d.machines.bootdev(mac, { device: 'pxe', efi: cur.firmware === 'uefi' }, actor);
+        await d.power.bootdev(mac, { device: 'pxe', efi: cur.firmware === 'uefi' }, actor);
         stepTo('power');
-        const state = await d.machines.powerState(mac);
-        await d.machines.power(mac, state === 'on' ? 'cycle' : 'on', actor);
+        const state = await d.power.powerState(mac);
+        await d.power.power(mac, state === 'on' ? 'cycle' : 'on', actor);
       }
       stepTo('agent-boot');
       // Silence counts from here: the power steps above may take the BMC's own time.
@@ -102,16 +102,17 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
       // next) gets its usual script, never the agent's again.
       const r = spec.result(agentResult);
       await spec.afterAgent?.(stepTo);
-      await d.machines.setState(mac, spec.end(from), `${spec.kind} done`, actor);
+      await d.records.setState(mac, spec.end(from), `${spec.kind} done`, actor);
       return r;
     } catch (e) {
       const msg = `${spec.kind} failed at step ${at}: ${errorMessage(e)}`;
       d.log.warn({ event: 'agent.operation-failed', mac, operation: id, step: at, err: msg }, msg);
-      await d.machines.setState(mac, 'error', msg, actor).catch(() => undefined);
+      await d.records.setState(mac, 'error', msg, actor).catch(() => undefined);
       throw new Error(msg);
     } finally {
       clearInterval(watchdog);
       d.sessions.end(mac, id);
+      d.claims.release(mac);
     }
   });
   return op;
@@ -119,19 +120,25 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
 
 const BUSY: ReadonlyMap<MachineState, AgentTask['kind']> = new Map([['inspecting', 'inspect'], ['deploying', 'deploy'], ['erasing', 'erase'], ['capturing', 'capture']]);
 
+/** Each agent operation's busy state means it holds the machine (claims.ts), as `provisioning` does. */
+export function claimAgentStates(claims: MachineClaims): void {
+  for (const [state, kind] of BUSY) claims.kind(kind, state);
+}
+
 /**
  * At start: a machine left `inspecting`, `deploying`, `erasing` or `capturing` lost its agent operation with
  * the process (operations.ts lists it as failed, interrupted; its token died with the sessions).
  * It goes to `error` naming that operation, from where it can be inspected, deployed or erased again.
  */
-export async function settleInterruptedAgentStates(machines: { list(): readonly Machine[] } & Pick<AgentMachines, 'setState'>, operations: Operations, log: Logger): Promise<number> {
+export async function settleInterruptedAgentStates(d: Pick<AgentOperationDeps, 'records' | 'operations' | 'log'>): Promise<number> {
+  const { records, operations, log } = d;
   let n = 0;
-  for (const m of machines.list()) {
+  for (const m of [...records.all()]) {
     const kind = BUSY.get(m.state);
     if (!kind) continue;
     const op = operations.interrupted(kind, m.mac)[0];
     const reason = `${kind} interrupted by a daemon restart${op ? ` (operation ${op.id} at step ${op.step})` : ''}`;
-    await machines.setState(m.mac, 'error', reason, 'restart');
+    await records.setState(m.mac, 'error', reason, 'restart');
     log.warn({ event: 'agent.interrupted', mac: m.mac, operation: op?.id, step: op?.step }, reason);
     n++;
   }

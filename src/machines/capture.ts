@@ -9,7 +9,7 @@ import type { Mac } from '../net/mac.js';
 import type { ImageInfo } from '../storage/backend.js';
 import type { Operation } from './operations.js';
 import { startAgentOperation, type AgentOperationDeps } from './agent-operation.js';
-import { MachineError } from './service.js';
+import { MachineError } from './record.js';
 
 export interface CaptureDeps extends AgentOperationDeps {
   readonly images: { get(id: string): Promise<unknown>; importStream(id: string, body: Readable, format: 'raw', sizeBytes: number | undefined): Promise<ImageInfo> };
@@ -22,7 +22,7 @@ export interface CaptureSpec {
 }
 
 export async function capture(d: CaptureDeps, mac: Mac, spec: CaptureSpec, actor: string): Promise<Operation> {
-  if (!d.machines.get(mac)) throw new MachineError(mac, 'not-found', 'not known');
+  d.records.require(mac);
   if ((await d.images.get(spec.image)) !== undefined) throw new MachineError(mac, 'conflict', `image ${spec.image} exists already (capture not started)`);
   let stored: ImageInfo | undefined;
   return startAgentOperation(d, mac, {

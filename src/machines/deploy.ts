@@ -13,7 +13,7 @@ import { chooseDisk } from '../agent/inventory.js';
 import type { Operation } from './operations.js';
 import { startAgentOperation, type AgentOperationDeps } from './agent-operation.js';
 import type { Inventories } from './inventory.js';
-import { MachineError } from './service.js';
+import { MachineError } from './record.js';
 
 export interface DeployDeps extends AgentOperationDeps {
   readonly inventories: Inventories;
@@ -29,8 +29,7 @@ export interface DeploySpec {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function deploy(d: DeployDeps, mac: Mac, spec: DeploySpec, actor: string): Promise<Operation> {
-  const m = d.machines.get(mac);
-  if (!m) throw new MachineError(mac, 'not-found', 'not known');
+  const m = d.records.require(mac);
   const img = await d.images.get(spec.image);
   if (!img || (await d.images.source(spec.image)) === undefined) throw new MachineError(mac, 'not-found', `image ${spec.image}: does not exist or cannot be read for a deploy (deploy not started)`);
   const inv = d.inventories.get(mac);
@@ -40,18 +39,18 @@ export async function deploy(d: DeployDeps, mac: Mac, spec: DeploySpec, actor: s
     if (!disk) throw new MachineError(mac, 'invalid', spec.disk ? `disk ${spec.disk}: not among its disks (${disks})` : `image ${img.id} (${img.sizeBytes} bytes) fits none of its disks (${disks})`);
     if (disk.sizeBytes < img.sizeBytes) throw new MachineError(mac, 'invalid', `image ${img.id} (${img.sizeBytes} bytes) does not fit disk ${disk.name} (${disk.sizeBytes} bytes)`);
   }
-  const bmc = m.bmc !== undefined;
+  const bmc = m.power !== undefined;
   return startAgentOperation(d, mac, {
     kind: 'deploy', busy: 'deploying', end: () => 'deployed', powerOn: true,
     task: { kind: 'deploy', then: bmc ? 'poweroff' : 'reboot', image: { id: img.id, sizeBytes: img.sizeBytes, sha256: img.sha256 }, ...(spec.disk ? { disk: spec.disk } : {}) },
     afterAgent: async (step) => {
       if (!bmc) return;
       step('bootdev-disk');
-      await d.machines.bootdev(mac, { device: 'disk', persistent: true, efi: d.machines.get(mac)?.firmware === 'uefi' }, actor);
+      await d.power.bootdev(mac, { device: 'disk', persistent: true, efi: d.records.get(mac)?.firmware === 'uefi' }, actor);
       step('power-on-disk');
       // The agent powers off once it has its answer: wait for that (bounded), then power on.
-      for (let i = 0; i < 60 && (await d.machines.powerState(mac)) === 'on'; i++) await sleep(1000);
-      await d.machines.power(mac, (await d.machines.powerState(mac)) === 'on' ? 'cycle' : 'on', actor);
+      for (let i = 0; i < 60 && (await d.power.powerState(mac)) === 'on'; i++) await sleep(1000);
+      await d.power.power(mac, (await d.power.powerState(mac)) === 'on' ? 'cycle' : 'on', actor);
     },
     result: (r) => ({ image: img.id, ...(typeof r === 'object' && r ? r : {}) }),
   }, actor);

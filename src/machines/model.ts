@@ -3,6 +3,7 @@
  * which state changes are allowed. Pure; the service records every change as an event.
  */
 import type { Mac } from '../net/mac.js';
+import { publicPowerSettings, type PowerSettings } from '../power/drivers.js';
 
 export const MACHINE_STATES = ['discovered', 'enrolled', 'provisioning', 'ready', 'active', 'error', 'maintenance', 'inspecting', 'deploying', 'deployed', 'erasing', 'capturing'] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
@@ -11,16 +12,6 @@ export const BOOT_MODES = ['sanboot', 'local', 'netboot', 'menu'] as const;
 export type BootMode = (typeof BOOT_MODES)[number];
 
 export type Firmware = 'bios' | 'uefi' | 'unknown';
-
-export interface BmcSettings {
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  /** Write-only through the API; kept in the store for the IPMI client. */
-  readonly password: string;
-  readonly cipherSuite?: 'auto' | 17 | 3 | '1.5';
-  readonly privilege?: 'administrator' | 'operator';
-}
 
 export interface NetbootSettings {
   /** File names under the netboot directory, served over HTTP (with Range). */
@@ -42,7 +33,8 @@ export interface Machine {
   readonly name: string;
   /** Reserved address (DHCP server mode). */
   readonly ip?: string;
-  readonly bmc?: BmcSettings;
+  /** How its BMC is reached (power/drivers.ts); the password is write-only through the API. */
+  readonly power?: PowerSettings;
   readonly image?: string;
   readonly bootMode: BootMode;
   readonly firmware: Firmware;
@@ -109,12 +101,12 @@ export function transition(m: Pick<Machine, 'mac' | 'state'>, to: MachineState, 
   return to;
 }
 
-/** What the API may show: never the BMC password. */
-export function publicMachine(m: Machine): Omit<Machine, 'bmc'> & { bmc?: Omit<BmcSettings, 'password'> & { passwordSet: true } } {
-  const { bmc, ...rest } = m;
-  if (!bmc) return rest;
-  const { password: _p, ...b } = bmc;
-  return { ...rest, bmc: { ...b, passwordSet: true } };
+/** What the API may show: never the BMC password (each driver's public view). */
+export type PublicMachine = Omit<Machine, 'power'> & { power?: object };
+
+export function publicMachine(m: Machine): PublicMachine {
+  const { power, ...rest } = m;
+  return power ? { ...rest, power: publicPowerSettings(power) } : rest;
 }
 
 const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;

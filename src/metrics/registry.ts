@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (prom-client), read from the event bus and from the counters the protocol
  * servers already keep. Nothing here is updated on a packet's hot path: counters the servers keep
- * are read when /metrics is scraped; bus events (IPMI, operations, iSCSI) are counted as they come.
+ * are read when /metrics is scraped; bus events (power commands, operations, iSCSI) are counted as they come.
  *
  * Names and labels are stable (documented for the README):
  *   metalboot_dhcp_received_total                      datagrams received on the DHCP sockets
@@ -18,9 +18,9 @@
  *   metalboot_tftp_bytes_total                         data bytes acknowledged by clients
  *   metalboot_tftp_retransmits_total                   DATA/OACK packets resent
  *   metalboot_tftp_active_transfers                    transfers in progress
- *   metalboot_ipmi_command_duration_seconds{bmc}       histogram of command latency per BMC address
- *   metalboot_ipmi_commands_total{command,result}      result ok|error
- *   metalboot_ipmi_command_errors_total{bmc}           failed commands per BMC address
+ *   metalboot_power_command_duration_seconds{driver,target}   histogram of BMC command latency per BMC
+ *   metalboot_power_commands_total{driver,command,result}     result ok|error
+ *   metalboot_power_command_errors_total{driver,target,kind}  failed commands per BMC; kind auth|unreachable|refused|unsupported|other
  *   metalboot_iscsi_sessions                           open iSCSI sessions (tgtd, last look)
  *   metalboot_iscsi_logins_total, metalboot_iscsi_logouts_total
  *   metalboot_storage_pool_data_percent{backend}       thin pool data% (lvm) or filesystem use% (file); absent without storage
@@ -169,17 +169,18 @@ export class Metrics {
       collect() { this.set(probes.tftp?.transfersInProgress().length ?? 0); },
     });
 
-    // IPMI, operations and iSCSI from the bus
-    const bmcs = new BoundedLabel(1024);
+    // Power commands, operations and iSCSI from the bus
+    const targets = new BoundedLabel(1024);
+    const drivers = new BoundedLabel(16);
     const commands = new BoundedLabel(64);
     const kinds = new BoundedLabel(64);
     const states = new BoundedLabel(64);
-    const ipmiDuration = new Histogram({
-      name: 'metalboot_ipmi_command_duration_seconds', help: 'IPMI command latency per BMC.', labelNames: ['bmc'], registers: [r],
+    const powerDuration = new Histogram({
+      name: 'metalboot_power_command_duration_seconds', help: 'BMC command latency per BMC, through its power driver.', labelNames: ['driver', 'target'], registers: [r],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     });
-    const ipmiCommands = new Counter({ name: 'metalboot_ipmi_commands_total', help: 'IPMI commands by command and result.', labelNames: ['command', 'result'], registers: [r] });
-    const ipmiErrors = new Counter({ name: 'metalboot_ipmi_command_errors_total', help: 'Failed IPMI commands per BMC.', labelNames: ['bmc'], registers: [r] });
+    const powerCommands = new Counter({ name: 'metalboot_power_commands_total', help: 'BMC commands by driver, command and result.', labelNames: ['driver', 'command', 'result'], registers: [r] });
+    const powerErrors = new Counter({ name: 'metalboot_power_command_errors_total', help: 'Failed BMC commands per BMC, by error kind.', labelNames: ['driver', 'target', 'kind'], registers: [r] });
     const operations = new Counter({ name: 'metalboot_operations_total', help: 'Finished operations by kind and result.', labelNames: ['kind', 'result'], registers: [r] });
     const logins = new Counter({ name: 'metalboot_iscsi_logins_total', help: 'iSCSI session logins seen.', registers: [r] });
     const logouts = new Counter({ name: 'metalboot_iscsi_logouts_total', help: 'iSCSI session logouts seen.', registers: [r] });
@@ -188,11 +189,12 @@ export class Metrics {
     const poolExhausted = new Counter({ name: 'metalboot_dhcp_pool_exhausted_total', help: 'DISCOVERs left without an offer because the pool ran out, by subnet.', labelNames: ['subnet'], registers: [r] });
     const onEvent = (e: MetalbootEvent): void => {
       switch (e.type) {
-        case 'ipmi.command': {
-          const bmc = bmcs.value(e.bmc);
-          ipmiDuration.observe({ bmc }, Math.max(0, e.ms) / 1000);
-          ipmiCommands.inc({ command: commands.value(e.command), result: e.ok ? 'ok' : 'error' });
-          if (!e.ok) ipmiErrors.inc({ bmc });
+        case 'power.command': {
+          const driver = drivers.value(e.driver);
+          const target = targets.value(e.target);
+          powerDuration.observe({ driver, target }, Math.max(0, e.ms) / 1000);
+          powerCommands.inc({ driver, command: commands.value(e.command), result: e.ok ? 'ok' : 'error' });
+          if (!e.ok) powerErrors.inc({ driver, target, kind: e.error ?? 'other' });
           break;
         }
         case 'operation':

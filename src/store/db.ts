@@ -15,11 +15,12 @@ import { formatIpv4 } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
 import { tryParseMac } from '../net/mac.js';
 import { GroupCommitter, StoreClosedError, type GroupCommitStats } from './group-commit.js';
+import { MIGRATIONS, type MigrationInput } from './migrations.js';
 
 export { StoreClosedError } from './group-commit.js';
 
 /** The on-disk layout version this code writes and understands. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export type StoreOpenFailure = 'unavailable' | 'newer-schema' | 'bad-meta';
 
@@ -58,6 +59,8 @@ export interface OpenStoreOptions {
   readonly onCorrupt?: (key: string, reason: string) => void;
   /** GroupCommitter cap on ops per batch. */
   readonly maxBatch?: number;
+  /** Called after each migration of an older store (migrations.ts), with the records it rewrote. */
+  readonly onMigrated?: (to: number, what: string, records: number) => void;
 }
 
 type Db = ClassicLevel<string, unknown>;
@@ -112,7 +115,7 @@ export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): P
     throw new StoreOpenError(path, 'unavailable', describeError(err), { cause: err });
   }
   try {
-    await checkSchema(db, path);
+    await checkSchema(db, path, opts);
   } catch (err) {
     await db.close().catch(() => undefined);
     if (err instanceof StoreOpenError) throw err;
@@ -121,7 +124,7 @@ export async function openStore(dataDir: string, opts: OpenStoreOptions = {}): P
   return new LevelStore(db, opts);
 }
 
-async function checkSchema(db: Db, path: string): Promise<void> {
+async function checkSchema(db: Db, path: string, opts: OpenStoreOptions): Promise<void> {
   const meta = db.sublevel<string, unknown>('meta', { valueEncoding: 'json' });
   const version = await meta.get('schemaVersion');
   if (version === undefined) {
@@ -138,6 +141,23 @@ async function checkSchema(db: Db, path: string): Promise<void> {
       'newer-schema',
       `schema version ${version} was written by a newer metalboot (this one understands up to ${SCHEMA_VERSION}); refusing to open`,
     );
+  }
+  const input: MigrationInput = {
+    async *records(kind) {
+      for await (const [key, raw] of db.sublevel<string, string>(kind, { valueEncoding: 'utf8' }).iterator()) {
+        const v = parseRecord(raw);
+        if (typeof v !== 'string') yield { key, value: v };
+      }
+    },
+  };
+  for (const m of MIGRATIONS.filter((x) => x.to > (version as number))) {
+    const puts = await m.run(input);
+    // The records and the version they are at, in one synced batch.
+    await db.batch([
+      ...puts.map((p) => ({ type: 'put' as const, sublevel: db.sublevel<string, unknown>(p.kind, { valueEncoding: 'json' }), key: p.key, value: p.value as unknown })),
+      { type: 'put', sublevel: meta, key: 'schemaVersion', value: m.to },
+    ], { sync: true });
+    opts.onMigrated?.(m.to, m.what, puts.length);
   }
 }
 

@@ -22,7 +22,7 @@ export interface Recorded {
 
 export interface StandInMachine {
   mac: string; name: string; ip?: string; image?: string; bootMode: string; firmware: string; state: string; stateReason?: string;
-  bmc?: { host: string; port: number; user: string; password?: string };
+  power?: { driver: string; host: string; port: number; user: string; password?: string };
   createdAt: number; updatedAt: number;
 }
 
@@ -51,10 +51,10 @@ export interface StandIn {
 
 const T0 = Date.UTC(2026, 10, 22, 8, 0, 0);
 const publicMachine = (m: StandInMachine) => {
-  const { bmc, ...rest } = m;
-  if (!bmc) return rest;
-  const { password: _p, ...b } = bmc;
-  return { ...rest, bmc: { ...b, passwordSet: true } };
+  const { power, ...rest } = m;
+  if (!power) return rest;
+  const { password: _p, ...b } = power;
+  return { ...rest, power: { ...b, passwordSet: true } };
 };
 
 export async function startStandIn(t: { teardown(fn: () => unknown): void }, token: string): Promise<StandIn> {
@@ -117,7 +117,7 @@ export async function startStandIn(t: { teardown(fn: () => unknown): void }, tok
   app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/power', async (req, reply) => {
     const m = needMachine(req.params.mac);
     if (!m) return reply.code(404).send({ error: `machine ${req.params.mac}: not known` });
-    if (!m.bmc) return reply.code(409).send({ error: `machine ${m.mac}: has no BMC configured` });
+    if (!m.power) return reply.code(409).send({ error: `machine ${m.mac}: has no BMC configured` });
     return { power: 'on' };
   });
   app.post<{ Params: { mac: string; what: string }; Body: Record<string, unknown> | undefined }>('/api/v1/machines/:mac/:what', async (req, reply) => {

@@ -62,7 +62,7 @@ t.test('kill -9 at each provision step: the operation stays listed as failed at 
   const imgFile = path.join(lab.dir, 'golden.raw');
   await writeFile(imgFile, randomBytes(4 << 20));
   t.equal((await lab.upload('/api/v1/images/golden', imgFile)).status, 201, 'image uploaded');
-  const enrol = await lab.api('PUT', `/api/v1/machines/${M}`, { name: 'crashy', firmware: 'bios', bmc: { host: '127.0.0.1', port: sim.port, user: sim.user, password: sim.password } });
+  const enrol = await lab.api('PUT', `/api/v1/machines/${M}`, { name: 'crashy', firmware: 'bios', power: { driver: 'ipmi', host: '127.0.0.1', port: sim.port, user: sim.user, password: sim.password } });
   t.equal(enrol.status, 201, enrol.body);
   t.equal((await lab.api('PUT', `/api/v1/machines/${NOBMC}`, { name: 'nobmc', firmware: 'bios' })).status, 201);
 

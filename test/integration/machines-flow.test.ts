@@ -98,6 +98,7 @@ iscsi: { portal: "${SRV_IP}:3260", manageTgtd: true, controlPort: ${controlPort}
   const enrol = await api(srv, 'PUT', `/api/v1/machines/${MAC}`, { name: 'node7', firmware: 'bios', ip: RESERVED_IP, bmc: { host: '127.0.0.1', port: sim.port, user: sim.user, password: BMC_PW } });
   t.equal(enrol.status, 201, enrol.text);
   t.match(enrol.json(), { mac: MAC, name: 'node7', state: 'enrolled', bmc: { host: '127.0.0.1', passwordSet: true } });
+  t.match(enrol.json(), { power: { driver: 'ipmi', host: '127.0.0.1', port: sim.port, passwordSet: true } }, 'enrolled through the bmc alias, shown as power');
   t.notMatch(enrol.text, BMC_PW, 'the BMC password is write-only');
   t.equal((await api(srv, 'POST', `/api/v1/machines/${MAC}/reset`)).status, 409, 'reset before provision: 409 naming the state');
   t.same((await api(srv, 'GET', '/api/v1/reservations')).json().reservations.filter((r: { mac: string }) => r.mac === MAC),

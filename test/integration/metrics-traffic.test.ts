@@ -130,10 +130,10 @@ dhcp:
     const i = r.stdout.lastIndexOf('\n');
     return { status: Number(r.stdout.slice(i + 1)), text: r.stdout.slice(0, i) };
   };
-  const enrol = await api('PUT', `/api/v1/machines/${MAC}`, { name: 'metrics-bmc', bmc: { host: '127.0.0.1', port: sim.port, user: sim.user, password: 'metrics-Pw-1' } });
+  const enrol = await api('PUT', `/api/v1/machines/${MAC}`, { name: 'metrics-bmc', power: { driver: 'ipmi', host: '127.0.0.1', port: sim.port, user: sim.user, password: 'metrics-Pw-1' } });
   t.equal(enrol.status, 201, 'machine with a BMC enrolled');
-  const bmc = `127.0.0.1:${sim.port}`;
-  const durCount = (s: Sample[]) => v(s, 'metalboot_ipmi_command_duration_seconds_count', { bmc });
+  const bmc = { driver: 'ipmi', target: `127.0.0.1:${sim.port}` };
+  const durCount = (s: Sample[]) => v(s, 'metalboot_power_command_duration_seconds_count', bmc);
   const beforeIpmi = await scrape();
   const K = 5;
   for (let i = 0; i < K; i++) {
@@ -141,17 +141,17 @@ dhcp:
     t.equal(r.status, 200, `power status ${i + 1}: ${r.text}`);
   }
   const afterIpmi = await scrape();
-  const ipmiEvents = (JSON.parse(await curl(`${BASE}/status/api/v1/events?type=ipmi.command&mac=${MAC}`)) as { events: { command: string; ok: boolean }[] }).events;
-  t.same(ipmiEvents.map((e) => [e.command, e.ok]), Array(K).fill(['power status', true]), 'one ipmi.command event per call');
+  const ipmiEvents = (JSON.parse(await curl(`${BASE}/status/api/v1/events?type=power.command&mac=${MAC}`)) as { events: { command: string; ok: boolean }[] }).events;
+  t.same(ipmiEvents.map((e) => [e.command, e.ok]), Array(K).fill(['power status', true]), 'one power.command event per call');
   const command = 'power_status'; // label values are sanitised: [A-Za-z0-9_.:/-]
-  t.equal(delta(beforeIpmi, afterIpmi, 'metalboot_ipmi_commands_total', { command, result: 'ok' }), K, `ipmi_commands_total{command="${command}",result="ok"} +${K}`);
-  t.equal(delta(beforeIpmi, afterIpmi, 'metalboot_ipmi_commands_total', { command, result: 'error' }), 0, 'no errors');
-  t.equal(durCount(afterIpmi) - durCount(beforeIpmi), K, `duration histogram count{bmc="${bmc}"} +${K}`);
-  const sum = v(afterIpmi, 'metalboot_ipmi_command_duration_seconds_sum', { bmc }) - v(beforeIpmi, 'metalboot_ipmi_command_duration_seconds_sum', { bmc });
+  t.equal(delta(beforeIpmi, afterIpmi, 'metalboot_power_commands_total', { driver: 'ipmi', command, result: 'ok' }), K, `power_commands_total{driver="ipmi",command="${command}",result="ok"} +${K}`);
+  t.equal(delta(beforeIpmi, afterIpmi, 'metalboot_power_commands_total', { driver: 'ipmi', command, result: 'error' }), 0, 'no errors');
+  t.equal(durCount(afterIpmi) - durCount(beforeIpmi), K, `duration histogram count{target="${bmc.target}"} +${K}`);
+  const sum = v(afterIpmi, 'metalboot_power_command_duration_seconds_sum', bmc) - v(beforeIpmi, 'metalboot_power_command_duration_seconds_sum', bmc);
   t.ok(sum > 0 && sum < K * 5, `latency sum ${sum.toFixed(4)} s`);
-  const inf = v(afterIpmi, 'metalboot_ipmi_command_duration_seconds_bucket', { bmc, le: '+Inf' });
+  const inf = v(afterIpmi, 'metalboot_power_command_duration_seconds_bucket', { ...bmc, le: '+Inf' });
   t.equal(inf, durCount(afterIpmi), 'the +Inf bucket equals the count');
-  t.equal(v(afterIpmi, 'metalboot_ipmi_command_errors_total', { bmc }), 0, 'no errors for the BMC');
+  t.equal(afterIpmi.filter((x) => x.name === 'metalboot_power_command_errors_total' && x.labels['target'] === bmc.target).reduce((n, x) => n + x.value, 0), 0, 'no errors for the BMC (any kind)');
 
   // ---------------------------------------------------------------- syslog: both formats, malformed, oversized, a flood
   const sys = (s: Sample[], result: string) => v(s, 'metalboot_syslog_messages_total', { result });

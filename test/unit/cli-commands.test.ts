@@ -62,7 +62,7 @@ t.test('machines: add, list (table, --state, --json), show, set, events, rm; exi
   t.equal(r.out, `enrolled ${MAC} as web-1 (state enrolled)\n`);
   const put = s.requests.find((q) => q.method === 'PUT')!;
   t.equal(put.url, `/api/v1/machines/${MAC}`, 'the MAC normalised in the URL');
-  t.same(put.body, { name: 'web-1', ip: '10.0.0.5', image: 'golden', firmware: 'uefi', bmc: { host: '10.0.1.5', port: 623, user: 'admin', password: BMC_PW } }, 'the spec as the API takes it');
+  t.same(put.body, { name: 'web-1', ip: '10.0.0.5', image: 'golden', firmware: 'uefi', power: { driver: 'ipmi', host: '10.0.1.5', port: 623, user: 'admin', password: BMC_PW } }, 'the spec as the API takes it');
   t.equal(put.headers.authorization, `Bearer ${TOKEN}`);
 
   r = await run(runMachinesCommand, ['add', MAC, '--name', 'again']);
@@ -84,8 +84,8 @@ t.test('machines: add, list (table, --state, --json), show, set, events, rm; exi
 
   r = await run(runMachinesCommand, ['list', '--json']);
   const list = JSON.parse(r.out);
-  t.match(list, [{ mac: MAC, name: 'web-1', bmc: { host: '10.0.1.5', passwordSet: true } }]);
-  t.notOk('password' in list[0].bmc, 'no password in the JSON either');
+  t.match(list, [{ mac: MAC, name: 'web-1', power: { driver: 'ipmi', host: '10.0.1.5', passwordSet: true } }]);
+  t.notOk('password' in list[0].power, 'no password in the JSON either');
 
   r = await run(runMachinesCommand, ['show', MAC]);
   t.equal(r.code, 0, r.err);
@@ -161,11 +161,11 @@ t.test('machines add with the BMC password from a file (one trailing newline dro
   await writeFile(pwFile, `${BMC_PW}\n`);
   let r = await run(runMachinesCommand, ['add', MAC, '--name', 'db-1', '--bmc-host', 'bmc1', '--bmc-port', '6230', '--bmc-user', 'root', '--bmc-password-file', pwFile, '--bmc-cipher-suite', '17', '--bmc-privilege', 'operator', '--json']);
   t.equal(r.code, 0, r.err);
-  t.same(s.requests.find((q) => q.method === 'PUT')!.body, { name: 'db-1', bmc: { host: 'bmc1', port: 6230, user: 'root', password: BMC_PW, cipherSuite: 17, privilege: 'operator' } });
-  t.match(JSON.parse(r.out), { mac: MAC, bmc: { passwordSet: true } });
+  t.same(s.requests.find((q) => q.method === 'PUT')!.body, { name: 'db-1', power: { driver: 'ipmi', host: 'bmc1', port: 6230, user: 'root', password: BMC_PW, cipherSuite: 17, privilege: 'operator' } });
+  t.match(JSON.parse(r.out), { mac: MAC, power: { passwordSet: true } });
   r = await run(runMachinesCommand, ['set', MAC, '--remove-bmc']);
   t.equal(r.code, 0, r.err);
-  t.same(s.requests.filter((q) => q.method === 'PUT').at(-1)!.body, { bmc: null });
+  t.same(s.requests.filter((q) => q.method === 'PUT').at(-1)!.body, { power: null });
 });
 
 t.test('API address and token: flags > env > config file > defaults; clear errors', async (t) => {
@@ -349,7 +349,7 @@ t.test('power, bootdev, reset, deprovision, checkpoint, restore, maintenance', a
   let r = await run(act('power'), [MAC]);
   t.equal(r.code, 1, 'no BMC: the API\'s 409');
   t.match(r.err, /has no BMC configured \(HTTP 409/);
-  s.machines.get(MAC)!.bmc = { host: '10.0.1.5', port: 623, user: 'admin', password: BMC_PW };
+  s.machines.get(MAC)!.power = { driver: 'ipmi', host: '10.0.1.5', port: 623, user: 'admin', password: BMC_PW };
   r = await run(act('power'), [MAC, 'status']);
   t.equal(r.out, `${MAC}: power on\n`);
   r = await run(act('power'), [MAC, 'cycle']);

@@ -78,5 +78,5 @@ t.test('--follow prints recent events, then live ones as they happen', async (t)
 });
 
 t.test('formatEvent', async (t) => {
-  t.equal(formatEvent({ type: 'ipmi.command', at: 0, seq: 1, mac: A, bmc: '10.0.1.5', ok: false, ms: 3 }), '1970-01-01T00:00:00.000Z ipmi.command 52:54:00:00:00:0a bmc=10.0.1.5 ok=false ms=3');
+  t.equal(formatEvent({ type: 'power.command', at: 0, seq: 1, mac: A, driver: 'ipmi', target: '10.0.1.5', ok: false, ms: 3 }), '1970-01-01T00:00:00.000Z power.command 52:54:00:00:00:0a driver=ipmi target=10.0.1.5 ok=false ms=3');
 });

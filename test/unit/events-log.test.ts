@@ -12,7 +12,7 @@ const LOGGED: EventBody[] = [
   { type: 'tftp.start', client: '10.0.0.9', file: 'undionly.kpxe', size: 70_000, mac: MAC },
   { type: 'iscsi.login', iqn: 'iqn.2026-11.org.metalboot:m1', initiator: 'iqn.x:m1', address: '10.0.0.9', mac: MAC },
   { type: 'iscsi.logout', iqn: 'iqn.2026-11.org.metalboot:m1', initiator: 'iqn.x:m1', mac: MAC },
-  { type: 'ipmi.command', mac: MAC, bmc: '10.0.1.5:623', command: 'power on', ok: false, ms: 12, error: 'timeout' },
+  { type: 'power.command', mac: MAC, driver: 'ipmi', target: '10.0.1.5:623', command: 'power on', ok: false, ms: 12, error: 'unreachable' },
   { type: 'operation', id: 'op-1', kind: 'provision', mac: MAC, status: 'failed', step: 'disk', error: 'pool full' },
   { type: 'machine.changed', mac: MAC, what: 'disk-reset', actor: 'api' },
 ];
@@ -37,7 +37,7 @@ t.test('one info line per event no module logs, named by the bus type, with its 
   t.ok(got.every((l) => l['level'] === 'info'), 'at info, the default level');
   t.match(got[0], { event: 'tftp.start', client: '10.0.0.9', file: 'undionly.kpxe', size: 70_000, mac: MAC, seq: 1 });
   t.match(got[1], { event: 'iscsi.login', iqn: 'iqn.2026-11.org.metalboot:m1', initiator: 'iqn.x:m1', address: '10.0.0.9', mac: MAC });
-  t.match(got[3], { event: 'ipmi.command', bmc: '10.0.1.5:623', command: 'power on', ok: false, ms: 12, error: 'timeout' });
+  t.match(got[3], { event: 'power.command', driver: 'ipmi', target: '10.0.1.5:623', command: 'power on', ok: false, ms: 12, error: 'unreachable' });
   t.match(got[4], { event: 'operation', id: 'op-1', kind: 'provision', status: 'failed', step: 'disk', error: 'pool full' });
   t.ok(got.every((l) => !('type' in l) && !('at' in l)), 'the type is the event name; the line has its own time');
 });
@@ -56,7 +56,7 @@ t.test('every bus type is logged once: by this subscriber or by its module', asy
     'dhcp.offer': 'module', 'dhcp.ack': 'module', 'dhcp.nak': 'module', 'dhcp.decline': 'module', 'dhcp.release': 'module',
     'dhcp.inform': 'module', 'dhcp.proxy-offer': 'module', 'dhcp.proxy-ack': 'module', 'dhcp.ignored': 'module', 'dhcp.no-address': 'module',
     'tftp.start': 'bus', 'tftp.end': 'module', 'boot.script': 'module', 'iscsi.login': 'bus', 'iscsi.logout': 'bus',
-    'ipmi.command': 'bus', 'machine.state': 'module', 'machine.changed': 'bus', 'operation': 'bus', 'syslog': 'module',
+    'power.command': 'bus', 'machine.state': 'module', 'machine.changed': 'bus', 'operation': 'bus', 'syslog': 'module',
   };
   const of = (w: 'bus' | 'module') => Object.keys(WHO).filter((k) => WHO[k as EventType] === w).sort();
   t.same(LOGGED.map((b) => b.type).sort(), of('bus'));

@@ -16,7 +16,8 @@ import { openStore } from '../../src/store/db.js';
 import { EventBus } from '../../src/events/bus.js';
 import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
-import { BmcPool } from '../../src/machines/bmc.js';
+import { PowerPool } from '../../src/power/pool.js';
+import { createPowerDriver } from '../../src/power/drivers.js';
 import { DEFAULT_IPMI } from '../../src/config/defaults.js';
 
 const RW = 'rw-token-0123456789abcdef';
@@ -30,15 +31,15 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   const bus = new EventBus();
   const log = createLogger({ level: 'fatal' });
   const operations = new Operations(store, bus, Date.now);
-  const bmcs = new BmcPool({ ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, bus, { debug() {}, warn() {} });
-  const service = new MachineService({ store, bus, bmcs, operations, clock: Date.now, log, discover: false });
+  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const service = new MachineService({ store, bus, power: pool, operations, clock: Date.now, log, discover: false });
   await service.load();
   const app = buildHttpApp({ log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, machines: { service, operations } });
   const closed = dgram.createSocket('udp4');
   await new Promise<void>((r) => closed.bind(0, '127.0.0.1', r));
   const closedPort = closed.address().port;
   closed.close(); // nothing listens there now: ICMP port unreachable
-  t.teardown(async () => { await app.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
+  t.teardown(async () => { await app.close(); await pool.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
   const bodies: string[] = [];
   const call = async (method: 'GET' | 'PUT' | 'POST' | 'DELETE', url: string, payload?: object, token: string | null = RW) => {
     const r = await app.inject({ method, url, ...(payload !== undefined ? { payload } : {}), headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -77,6 +78,10 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   const created = await call('PUT', `/api/v1/machines/${MAC}`, { name: 'node1', firmware: 'uefi', bmc: { host: '127.0.0.1', port: closedPort, user: 'admin', password: PW } });
   t.equal(created.statusCode, 201, created.body);
   t.match(created.json(), { mac: MAC, name: 'node1', state: 'enrolled', firmware: 'uefi', bmc: { passwordSet: true } });
+  // Enrolled through the deprecated `bmc` alias: stored and shown as `power`, and under `bmc` too while the alias lasts.
+  t.match(created.json(), { power: { driver: 'ipmi', host: '127.0.0.1', port: closedPort, user: 'admin', passwordSet: true } });
+  t.same(created.json().bmc, { host: '127.0.0.1', port: closedPort, user: 'admin', passwordSet: true }, 'the alias view: no driver, no password');
+  t.same(service.get(MAC as never)?.power, { driver: 'ipmi', host: '127.0.0.1', port: closedPort, user: 'admin', password: PW }, 'stored as power');
   const updated = await call('PUT', `/api/v1/machines/${MAC}`, { name: 'node1b' });
   t.equal(updated.statusCode, 200);
   t.equal(updated.json().name, 'node1b');
@@ -89,6 +94,14 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   t.equal(power.statusCode, 504, 'BMC port closed: 504');
   t.match(power.json().error, /connection refused/);
   t.equal((await call('POST', `/api/v1/machines/${MAC}/power`, { action: 'explode' })).statusCode, 400, 'bad action');
+  const http = await call('POST', `/api/v1/machines/${MAC}/bootdev`, { device: 'http', efi: true });
+  t.equal(http.statusCode, 501, 'a boot target the driver cannot set: 501');
+  t.match(http.json().error, /^ipmi BMC 127\.0\.0\.1:\d+: IPMI has no boot device for http boot$/);
+  const viaPower = await call('PUT', `/api/v1/machines/${MAC}`, { power: { driver: 'ipmi', host: '127.0.0.1', port: closedPort, user: 'root', password: PW, cipherSuite: 3 } });
+  t.equal(viaPower.statusCode, 200, viaPower.body);
+  t.match(viaPower.json(), { power: { driver: 'ipmi', user: 'root', cipherSuite: 3, passwordSet: true }, bmc: { user: 'root', cipherSuite: 3 } });
+  const unreachable = await call('GET', `/api/v1/machines/${MAC}/power`);
+  t.equal(unreachable.statusCode, 504, 'the new settings are used: still nothing listens');
   t.equal((await call('POST', `/api/v1/machines/${MAC}/bootdev`, { device: 'floppy' })).statusCode, 400, 'bad device');
   const prov = await call('POST', `/api/v1/machines/${MAC}/provision`, { image: 'img' });
   t.equal(prov.statusCode, 409);

@@ -26,7 +26,8 @@ import { EventBus } from '../../src/events/bus.js';
 import { AddressBook } from '../../src/events/addresses.js';
 import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
-import { BmcPool } from '../../src/machines/bmc.js';
+import { PowerPool } from '../../src/power/pool.js';
+import { createPowerDriver } from '../../src/power/drivers.js';
 import { DEFAULT_IPMI } from '../../src/config/defaults.js';
 import { LeaseTable } from '../../src/leases/table.js';
 import { LeaseService } from '../../src/leases/service.js';
@@ -34,6 +35,7 @@ import { noConflictCheck } from '../../src/net/ping.js';
 import { parseCidr, parseIpv4 } from '../../src/net/ipv4.js';
 import { parseMac, type Mac } from '../../src/net/mac.js';
 import { FileBackend } from '../../src/storage/files.js';
+import { guarded } from '../../src/storage/guarded.js';
 import { DiskService } from '../../src/disks/service.js';
 import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
@@ -84,15 +86,15 @@ async function setup(t: Test, statusPublic = true) {
   const log = createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logged += c.toString(); cb(); } }) });
   const leases = new LeaseService(new LeaseTable({ subnets: [subnet], reservations: [{ mac: parseMac('52:54:00:00:00:0c'), ip: parseIpv4('10.60.0.12') }], offerHoldMs: 30_000, quarantineMs: 600_000 }), store, noConflictCheck, Date.now);
   const operations = new Operations(store, bus, Date.now);
-  const bmcs = new BmcPool({ ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, bus, { debug() {}, warn() {} });
-  const backend = new FileBackend({ root: path.join(dir, 'volumes'), runner: runCommand });
+  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const backend = guarded(new FileBackend({ root: path.join(dir, 'volumes'), runner: runCommand }));
   await backend.init();
   const tgtd = new StandinTgtd();
   const reconciler = tgtd as unknown as IscsiReconciler;
-  const disks = new DiskService({ backend, store, reconciler, iqnPrefix: 'iqn.2026-11.org.metalboot', bstype: 'rdwr', mutualChap: false, log, clock: Date.now });
+  const disks = new DiskService({ backend, store, reconciler, iqnPrefix: 'iqn.2026-11.org.metalboot', mutualChap: false, log, clock: Date.now });
   await disks.recover();
   const images = new ImageService({ backend, imageUsers: (id) => disks.imageUsers(id), runner: runCommand, tmpDir: path.join(dir, 'tmp'), importDir: dir, log });
-  const machines = new MachineService({ store, bus, bmcs, operations, clock: Date.now, log, discover: false, disks, leases });
+  const machines = new MachineService({ store, bus, power: pool, operations, clock: Date.now, log, discover: false, disks, leases });
   await machines.load();
   const history = new MacHistory();
   const detach = history.attach(bus);
@@ -125,7 +127,7 @@ async function setup(t: Test, statusPublic = true) {
     },
   });
   await app.ready();
-  t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
+  t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await pool.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
   const bodies: string[] = [];
   const call = async (method: Method, url: string, payload?: unknown, token: string | null = RW, headers: Record<string, string> = {}) => {
     const r = await app.inject({
@@ -346,9 +348,19 @@ t.test('validation: every route with a MAC, bodies, enums, query strings and con
     ['PUT', m, { bmc: { ...bmc, password: 'x'.repeat(21) } }, 400, /^body\.bmc\.password: must NOT have more than 20 characters/],
     ['PUT', m, { bmc: { host: 'h', user: 'u' } }, 400, /^body\.bmc\.password: must have required property/],
     ['PUT', m, { netboot: { kernel: '../vmlinuz' } }, 400, /netboot\.kernel: a file name/],
+    // power: one schema per driver, picked by `driver`; the record's own rules name the field the same way.
+    ['PUT', m, { power: { driver: 'ipmi', ...bmc, port: 0 } }, 400, /^body\.power\.port: must be >= 1/],
+    ['PUT', m, { power: { driver: 'ipmi', ...bmc, secret: 1 } }, 400, /^body\.power\.secret: unknown field/],
+    ['PUT', m, { power: { driver: 'ipmi', host: 'h', user: 'u' } }, 400, /^body\.power\.password: must have required property/],
+    ['PUT', m, { power: { driver: 'telnet', ...bmc } }, 400, /^body\.power\.driver: must be equal to one of the allowed values \(ipmi\)/],
+    ['PUT', m, { power: { ...bmc } }, 400, /^body\.power\.driver: must have required property/],
+    ['PUT', m, { power: { driver: 'ipmi', ...bmc, host: 'bmc one' } }, 400, /^body\.power\.host: not a host name or address/],
+    ['PUT', m, { power: { driver: 'ipmi', ...bmc, password: 'ü'.repeat(11) } }, 400, /^body\.power\.password: at most 20 bytes/],
+    ['PUT', m, { bmc: { ...bmc, host: 'bmc one' } }, 400, /^body\.bmc\.host: not a host name or address/],
+    ['PUT', m, { bmc, power: { driver: 'ipmi', ...bmc } }, 400, /^body\.bmc: give power or its deprecated alias bmc, not both/],
     ['POST', `${m}/power`, { action: 'explode' }, 400, /^body\.action: must be equal to one of the allowed values/],
     ['POST', `${m}/power`, {}, 400, /^body\.action: must have required property/],
-    ['POST', `${m}/bootdev`, { device: 'floppy' }, 400, /^body\.device: must be equal to one of the allowed values \(pxe, disk, bios, cdrom\)/],
+    ['POST', `${m}/bootdev`, { device: 'floppy' }, 400, /^body\.device: must be equal to one of the allowed values \(pxe, disk, bios, cdrom, http\)/],
     ['POST', `${m}/bootdev`, { device: 'pxe', persistent: 'sometimes' }, 400, /^body\.persistent: must be boolean/],
     ['POST', `${m}/bootdev`, { device: 'pxe', efi: 'maybe' }, 400, /^body\.efi: must be boolean/],
     ['POST', `${m}/maintenance`, { on: 'x' }, 400, /^body\.on: must be boolean/],

@@ -4,9 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { MACHINE_STATES, canTransition, transition, TransitionError, publicMachine, type MachineState, type Machine } from '../../src/machines/model.js';
 import type { Mac } from '../../src/net/mac.js';
-import { MachineService, MachineError } from '../../src/machines/service.js';
+import { MachineService } from '../../src/machines/service.js';
+import { MachineError } from '../../src/machines/record.js';
 import { Operations } from '../../src/machines/operations.js';
-import { BmcPool } from '../../src/machines/bmc.js';
+import { PowerPool } from '../../src/power/pool.js';
+import { createPowerDriver } from '../../src/power/drivers.js';
 import { EventBus } from '../../src/events/bus.js';
 import { openStore } from '../../src/store/db.js';
 import { parseMac } from '../../src/net/mac.js';
@@ -52,7 +54,7 @@ t.test('service: every allowed transition, through the one function all state ch
   const published: string[] = [];
   bus.subscribe((e) => { if (e.type === 'machine.state') published.push(`${e.mac} ${e.from}>${e.to} ${e.actor}`); });
   const log = createLogger({ level: 'fatal' });
-  const mk = () => new MachineService({ store, bus, bmcs: new BmcPool(DEFAULT_IPMI, bus, { debug() {}, warn() {} }), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
+  const mk = () => new MachineService({ store, bus, power: new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI }, log: { debug() {}, warn() {} } }), bus), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
   const svc = mk();
   await svc.load();
   // Shortest path of allowed transitions from enrolled to each state (discovered comes from DHCP).
@@ -117,10 +119,10 @@ t.test('service: every allowed transition, through the one function all state ch
 });
 
 t.test('publicMachine never carries the BMC password', async (t) => {
-  const m: Machine = { mac: parseMac('52:54:00:00:00:02'), name: 'n', bootMode: 'sanboot', firmware: 'bios', state: 'enrolled', createdAt: 0, updatedAt: 0, bmc: { host: '10.0.0.9', port: 623, user: 'admin', password: 'hunter2-bmc' } };
+  const m: Machine = { mac: parseMac('52:54:00:00:00:02'), name: 'n', bootMode: 'sanboot', firmware: 'bios', state: 'enrolled', createdAt: 0, updatedAt: 0, power: { driver: 'ipmi', host: '10.0.0.9', port: 623, user: 'admin', password: 'hunter2-bmc' } };
   const p = publicMachine(m);
   t.notMatch(JSON.stringify(p), 'hunter2-bmc');
-  t.same(p.bmc, { host: '10.0.0.9', port: 623, user: 'admin', passwordSet: true });
+  t.same(p.power, { driver: 'ipmi', host: '10.0.0.9', port: 623, user: 'admin', passwordSet: true });
 });
 
 t.test('service: every change is an event in the store; refused transitions change nothing', async (t) => {
@@ -132,11 +134,11 @@ t.test('service: every change is an event in the store; refused transitions chan
   const seen: string[] = [];
   bus.subscribe((e) => { if (e.type === 'machine.state') seen.push(`${e.from}>${e.to}`); });
   const log = createLogger({ level: 'fatal' });
-  const mk = () => new MachineService({ store, bus, bmcs: new BmcPool(DEFAULT_IPMI, bus, { debug() {}, warn() {} }), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
+  const mk = () => new MachineService({ store, bus, power: new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI }, log: { debug() {}, warn() {} } }), bus), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
   const svc = mk();
   await svc.load();
   const mac = parseMac('52:54:00:00:00:03');
-  await svc.create(mac, { name: 'node3', bmc: { host: '10.0.0.3', port: 623, user: 'admin', password: 'pw' } }, 'test');
+  await svc.create(mac, { name: 'node3', power: { driver: 'ipmi', host: '10.0.0.3', port: 623, user: 'admin', password: 'pw' } }, 'test');
   await svc.setMaintenance(mac, true, 'test');
   await svc.setMaintenance(mac, false, 'test');
   t.same(seen, ['none>enrolled', 'enrolled>maintenance', 'maintenance>enrolled']);
@@ -153,7 +155,7 @@ t.test('service: every change is an event in the store; refused transitions chan
   await again.load();
   t.equal(again.get(mac)!.name, 'node3');
   t.equal(again.events(mac).length, 3, 'history persisted');
-  t.equal(again.get(mac)!.bmc!.password, 'pw', 'the BMC password is kept for the IPMI client');
+  t.equal(again.get(mac)!.power!.password, 'pw', 'the BMC password is kept for the power driver');
   // Discovery: a PXE client nobody enrolled becomes `discovered`; enrolling it keeps what DHCP said.
   const d = parseMac('52:54:00:00:00:04');
   bus.publish({ type: 'dhcp.offer', mac: d, ip: '10.0.0.44', arch: 'efi-x64', vendorClass: 'PXEClient:Arch:00007:UNDI:003016' });

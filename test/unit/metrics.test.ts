@@ -35,8 +35,8 @@ function fixture() {
 
 t.test('metric names and labels, read from counters and the bus; valid exposition text', async (t) => {
   const { bus, probes, metrics, usageCalls } = fixture();
-  bus.publish({ type: 'ipmi.command', mac: MAC, bmc: '10.0.1.5', command: 'chassis.power-on', ok: true, ms: 12 });
-  bus.publish({ type: 'ipmi.command', mac: MAC, bmc: '10.0.1.5', command: 'chassis.power-on', ok: false, ms: 3000, error: 'timeout' });
+  bus.publish({ type: 'power.command', mac: MAC, driver: 'ipmi', target: '10.0.1.5', command: 'chassis.power-on', ok: true, ms: 12 });
+  bus.publish({ type: 'power.command', mac: MAC, driver: 'ipmi', target: '10.0.1.5', command: 'chassis.power-on', ok: false, ms: 3000, error: 'unreachable' });
   bus.publish({ type: 'operation', id: 'o1', kind: 'provision', mac: MAC, status: 'running', step: 'clone' });
   bus.publish({ type: 'operation', id: 'o1', kind: 'provision', mac: MAC, status: 'succeeded', step: 'done' });
   bus.publish({ type: 'operation', id: 'o2', kind: 'reset', mac: MAC, status: 'failed', step: 'x', error: 'e' });
@@ -67,10 +67,10 @@ t.test('metric names and labels, read from counters and the bus; valid expositio
   t.equal(v('metalboot_tftp_errors_total', { kind: 'busy_client' }), 5);
   t.equal(v('metalboot_tftp_errors_total', { kind: 'busy_unknown' }), 6);
   t.equal(v('metalboot_tftp_active_transfers'), 1);
-  t.equal(v('metalboot_ipmi_command_duration_seconds_count', { bmc: '10.0.1.5' }), 2);
-  t.equal(v('metalboot_ipmi_command_duration_seconds_bucket', { bmc: '10.0.1.5', le: '0.025' }), 1);
-  t.equal(v('metalboot_ipmi_command_errors_total', { bmc: '10.0.1.5' }), 1);
-  t.equal(v('metalboot_ipmi_commands_total', { command: 'chassis.power-on', result: 'ok' }), 1);
+  t.equal(v('metalboot_power_command_duration_seconds_count', { driver: 'ipmi', target: '10.0.1.5' }), 2);
+  t.equal(v('metalboot_power_command_duration_seconds_bucket', { driver: 'ipmi', target: '10.0.1.5', le: '0.025' }), 1);
+  t.equal(v('metalboot_power_command_errors_total', { driver: 'ipmi', target: '10.0.1.5', kind: 'unreachable' }), 1);
+  t.equal(v('metalboot_power_commands_total', { driver: 'ipmi', command: 'chassis.power-on', result: 'ok' }), 1);
   t.equal(v('metalboot_operations_total', { kind: 'provision', result: 'succeeded' }), 1);
   t.equal(v('metalboot_operations_total', { kind: 'reset', result: 'failed' }), 1);
   t.equal(v('metalboot_iscsi_sessions'), 2);
@@ -94,7 +94,7 @@ t.test('metric names and labels, read from counters and the bus; valid expositio
   t.equal(v('metalboot_http_request_duration_seconds_count', { method: 'GET', route: '/api/v1/disks/:mac', status: '2xx' }), 1);
   t.equal(v('metalboot_http_request_duration_seconds_count', { method: 'GET', route: 'unmatched', status: '4xx' }), 1);
   t.equal(v('metalboot_http_request_duration_seconds_count', { method: 'OTHER', route: '/x', status: 'other' }), 1);
-  t.equal(types.get('metalboot_ipmi_command_duration_seconds'), 'histogram');
+  t.equal(types.get('metalboot_power_command_duration_seconds'), 'histogram');
   t.equal(types.get('metalboot_dhcp_packets_total'), 'counter');
   t.notMatch(text, /52:54:00/, 'no MAC in any label');
 
@@ -122,13 +122,13 @@ t.test('without sources: every family still renders, empty or zero', async (t) =
 t.test('label values are bounded: hostile BMC names and commands cannot grow the series count', async (t) => {
   const bus = new EventBus(() => 0);
   const m = new Metrics({ bus });
-  for (let i = 0; i < 3000; i++) bus.publish({ type: 'ipmi.command', mac: MAC, bmc: `10.${i >> 8}.${i & 255}.1"\n{x}`, command: `c${i}`, ok: false, ms: 1, error: 'x' });
+  for (let i = 0; i < 3000; i++) bus.publish({ type: 'power.command', mac: MAC, driver: 'ipmi', target: `10.${i >> 8}.${i & 255}.1"\n{x}`, command: `c${i}`, ok: false, ms: 1, error: 'unreachable' });
   const { samples } = parsePromText(await m.render());
-  const bmcs = new Set(samples.filter((s) => s.name === 'metalboot_ipmi_command_errors_total').map((s) => s.labels['bmc']));
+  const bmcs = new Set(samples.filter((s) => s.name === 'metalboot_power_command_errors_total').map((s) => s.labels['target']));
   t.equal(bmcs.size, 1025, '1024 BMCs and "other"');
   t.ok(bmcs.has('other'));
   t.ok([...bmcs].every((b) => /^[A-Za-z0-9_.:/-]+$/.test(b!)), 'sanitised');
-  const cmds = new Set(samples.filter((s) => s.name === 'metalboot_ipmi_commands_total').map((s) => s.labels['command']));
+  const cmds = new Set(samples.filter((s) => s.name === 'metalboot_power_commands_total').map((s) => s.labels['command']));
   t.equal(cmds.size, 65);
   const b = new BoundedLabel(1);
   t.same([b.value('a b'), b.value('c'), b.value('a b'), b.value('')], ['a_b', 'other', 'a_b', 'other']);

@@ -146,7 +146,7 @@ t.test('unrelated and out-of-order events do not reopen earlier steps', async (t
     [2200, { type: 'tftp.start', client: '10.0.0.100', file: 'late.bin', size: 1, mac: MAC }],
     [2300, { type: 'dhcp.ack', ...ipxe, ip: '10.0.0.100' }],
     [2400, { type: 'syslog', mac: MAC, ip: '10.0.0.100', severity: 6, text: 'ipxe: hello' }],
-    [2500, { type: 'ipmi.command', mac: MAC, bmc: '10.0.1.5', command: 'power.status', ok: true, ms: 3 }],
+    [2500, { type: 'power.command', mac: MAC, driver: 'ipmi', target: '10.0.1.5', command: 'power.status', ok: true, ms: 3 }],
   ]);
   const [a] = buildTimeline(ev, { now: 3000 });
   t.same(a!.steps.map((s) => [s.name, s.state]), [['dhcp', 'done'], ['tftp', 'done'], ['script', 'done']]);

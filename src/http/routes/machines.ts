@@ -2,11 +2,13 @@
  * Machines and operations.
  *   GET    /api/v1/machines[?state=]             list
  *   GET    /api/v1/machines/:mac
- *   PUT    /api/v1/machines/:mac                 enrol (create) or update; BMC password write-only
+ *   PUT    /api/v1/machines/:mac                 enrol (create) or update; BMC password write-only;
+ *                                                `power: {driver, …}` (one schema per driver), or the
+ *                                                deprecated alias `bmc: {host, …}` (= power with driver ipmi)
  *   DELETE /api/v1/machines/:mac[?force=true]    refused while a disk is provisioned unless forced
  *   GET    /api/v1/machines/:mac/power           {power: on|off}
  *   POST   /api/v1/machines/:mac/power           {action: on|off|cycle|reset|soft}
- *   POST   /api/v1/machines/:mac/bootdev         {device, persistent?, efi?}
+ *   POST   /api/v1/machines/:mac/bootdev         {device: pxe|disk|bios|cdrom|http, persistent?, efi?} → what the BMC reads back
  *   POST   /api/v1/machines/:mac/provision       {image?} → 202 {operation}; 404 for an image that does not exist
  *   POST   /api/v1/machines/:mac/reset           fresh disk from the image (same target and secret)
  *   POST   /api/v1/machines/:mac/deprovision
@@ -25,9 +27,14 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import type { Mac } from '../../net/mac.js';
-import { MachineError, type MachineService, type MachineSpec } from '../../machines/service.js';
-import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '../../machines/model.js';
-import type { Operation, Operations } from '../../machines/operations.js';
+import type { MachineService } from '../../machines/service.js';
+import { MachineError, type MachineSpec, type PowerSpec } from '../../machines/record.js';
+import { MACHINE_STATES, BOOT_MODES, publicMachine, type Machine, type MachineState, type PublicMachine } from '../../machines/model.js';
+import { BOOT_TARGETS, POWER_ACTIONS, type BootTarget, type PowerAction } from '../../power/driver.js';
+import { POWER_SETTINGS_SCHEMA } from '../../power/drivers.js';
+import { IPMI_DRIVER, IPMI_SETTINGS_PROPERTIES, IPMI_SETTINGS_REQUIRED } from '../../power/ipmi.js';
+import type { Operations } from '../../machines/operations.js';
+import type { Operation } from '../../machines/operations.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
 import { macOr400, macRoute } from '../reply.js';
 import { checkId } from '../../storage/backend.js';
@@ -54,24 +61,44 @@ export interface MachineRouteDeps {
   readonly agent?: MachineAgentDeps;
 }
 
-const NAME = { type: 'string', minLength: 1, maxLength: 63 } as const;
-const BMC = {
-  type: 'object', additionalProperties: false, required: ['host', 'user', 'password'],
-  properties: {
-    host: { type: 'string', minLength: 1, maxLength: 253 }, port: { type: 'integer', minimum: 1, maximum: 65535 },
-    user: { type: 'string', minLength: 1, maxLength: 16 }, password: { type: 'string', maxLength: 20 },
-    cipherSuite: { enum: ['auto', 17, 3, '1.5'] }, privilege: { enum: ['administrator', 'operator'] },
-  },
-} as const;
+/**
+ * Shapes, types, enums and bounds: the first gate. The rules a schema cannot state (a host-name
+ * label, an IPv4 address, image and file names, a driver's own) are machines/record.ts's, answered
+ * as `body.<field>: why` like the schema's.
+ */
 const SPEC = {
   type: 'object', additionalProperties: false,
   properties: {
-    name: NAME, ip: { type: ['string', 'null'], maxLength: 15 }, bmc: { anyOf: [BMC, { type: 'null' }] },
-    image: { type: ['string', 'null'], maxLength: 48 }, bootMode: { enum: [...BOOT_MODES] }, firmware: { enum: ['bios', 'uefi', 'unknown'] },
+    name: { type: 'string' }, ip: { type: ['string', 'null'] },
+    power: { anyOf: [POWER_SETTINGS_SCHEMA, { type: 'null' }] },
+    image: { type: ['string', 'null'] }, bootMode: { enum: [...BOOT_MODES] }, firmware: { enum: ['bios', 'uefi', 'unknown'] },
     uefiFilename: { type: ['string', 'null'], maxLength: 255 },
     netboot: { anyOf: [{ type: 'object', additionalProperties: false, required: ['kernel'], properties: { kernel: { type: 'string', maxLength: 128 }, initrd: { type: 'string', maxLength: 128 }, cmdline: { type: 'string', maxLength: 2048 } } }, { type: 'null' }] },
+    // Deprecated alias (one release): the IPMI settings without `driver`, as before the power seam.
+    bmc: { anyOf: [{ type: 'object', additionalProperties: false, required: [...IPMI_SETTINGS_REQUIRED], properties: IPMI_SETTINGS_PROPERTIES }, { type: 'null' }] },
   },
 } as const;
+
+type SpecBody = Omit<MachineSpec, 'power'> & { power?: PowerSpec | null; bmc?: Omit<PowerSpec, 'driver'> | null };
+
+/** The body as the service's spec: the `bmc` alias becomes `power` with driver ipmi. */
+function specOf(body: SpecBody): { spec: MachineSpec; alias: boolean } | { error: string } {
+  const { bmc, ...rest } = body;
+  if (bmc === undefined) return { spec: rest, alias: false };
+  if (rest.power !== undefined) return { error: 'body.bmc: give power or its deprecated alias bmc, not both' };
+  return { spec: { ...rest, power: bmc === null ? null : { ...bmc, driver: IPMI_DRIVER } }, alias: true };
+}
+
+/**
+ * A machine as the API shows it: no password; while the `bmc` alias lasts, an IPMI machine's
+ * settings are also shown under `bmc` (without `driver`), as clients written before `power` read them.
+ */
+function view(m: Machine): PublicMachine & { bmc?: object } {
+  const p = publicMachine(m);
+  if (m.power?.driver !== IPMI_DRIVER || !p.power) return p;
+  const { driver: _d, ...bmc } = p.power as { driver: string };
+  return { ...p, bmc };
+}
 
 export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   const { machines, log } = d;
@@ -88,19 +115,26 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
 
   app.get<{ Querystring: { state?: MachineState } }>('/api/v1/machines', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { state: { enum: [...MACHINE_STATES] } } } },
-  }, async (req) => ({ machines: machines.list(req.query.state).map(publicMachine) }));
+  }, async (req) => ({ machines: machines.list(req.query.state).map(view) }));
 
   app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac', macRoute(failed, (m, _req, reply) => {
     const x = machines.get(m);
-    return x ? publicMachine(x) : reply.code(404).send({ error: `machine ${m}: not known` });
+    return x ? view(x) : reply.code(404).send({ error: `machine ${m}: not known` });
   }));
 
   // Enrolment only refuses MACs that are no one machine's: such a record can still be read and deleted.
-  app.put<{ Params: { mac: string }; Body: MachineSpec }>('/api/v1/machines/:mac', { ...change, schema: { body: SPEC } }, macRoute(failed, async (m, req, reply) => {
-    if (badImage(req.body.image, reply)) return reply;
-    const existing = machines.get(m);
-    if (!existing || existing.state === 'discovered') return reply.code(201).send(publicMachine(await machines.create(m, req.body, actor(req))));
-    return publicMachine(await machines.update(m, req.body, actor(req)));
+  app.put<{ Params: { mac: string }; Body: SpecBody }>('/api/v1/machines/:mac', { ...change, schema: { body: SPEC } }, macRoute(failed, async (m, req, reply) => {
+    const s = specOf(req.body);
+    if ('error' in s) return reply.code(400).send({ error: s.error });
+    try {
+      const existing = machines.get(m);
+      if (!existing || existing.state === 'discovered') return reply.code(201).send(view(await machines.create(m, s.spec, actor(req))));
+      return view(await machines.update(m, s.spec, actor(req)));
+    } catch (e) {
+      // The record's own rules name the field as the schema does (under the name the client used).
+      if (e instanceof MachineError && e.field) return reply.code(400).send({ error: `body.${s.alias ? e.field.replace(/^power\./, 'bmc.') : e.field}: ${e.reason}` });
+      throw e;
+    }
   }, { unicast: true }));
 
   app.delete<{ Params: { mac: string }; Querystring: { force?: boolean } }>('/api/v1/machines/:mac', {
@@ -119,11 +153,11 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     }));
   };
 
-  post<{ action: 'on' | 'off' | 'cycle' | 'reset' | 'soft' }>('power',
-    { type: 'object', additionalProperties: false, required: ['action'], properties: { action: { enum: ['on', 'off', 'cycle', 'reset', 'soft'] } } },
+  post<{ action: PowerAction }>('power',
+    { type: 'object', additionalProperties: false, required: ['action'], properties: { action: { enum: [...POWER_ACTIONS] } } },
     async (m, b, who) => { await machines.power(m, b.action, who); return { action: b.action }; });
-  post<{ device: 'pxe' | 'disk' | 'bios' | 'cdrom'; persistent?: boolean; efi?: boolean }>('bootdev',
-    { type: 'object', additionalProperties: false, required: ['device'], properties: { device: { enum: ['pxe', 'disk', 'bios', 'cdrom'] }, persistent: { type: 'boolean' }, efi: { type: 'boolean' } } },
+  post<{ device: BootTarget; persistent?: boolean; efi?: boolean }>('bootdev',
+    { type: 'object', additionalProperties: false, required: ['device'], properties: { device: { enum: [...BOOT_TARGETS] }, persistent: { type: 'boolean' }, efi: { type: 'boolean' } } },
     (m, b, who) => machines.bootdev(m, b, who));
   // Not through post(): the image is checked (name, then existence) before any operation starts.
   app.post<{ Params: { mac: string }; Body: { image?: string } | null }>('/api/v1/machines/:mac/provision', {
@@ -136,8 +170,8 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     }
     return reply.code(202).send({ operation: machines.provision(m, req.body?.image, actor(req)) });
   }));
-  post('reset', undefined, async (m, _b, who) => publicMachine(await machines.reset(m, who)));
-  post('deprovision', undefined, async (m, _b, who) => publicMachine(await machines.deprovision(m, who)));
+  post('reset', undefined, async (m, _b, who) => view(await machines.reset(m, who)));
+  post('deprovision', undefined, async (m, _b, who) => view(await machines.deprovision(m, who)));
   post<{ name: string }>('checkpoint',
     { type: 'object', additionalProperties: false, required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 48 } } },
     (m, b) => machines.checkpoint(m, b.name), 201);
@@ -146,7 +180,7 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     (m, b, who) => machines.restore(m, b.checkpoint, who));
   post<{ on: boolean }>('maintenance',
     { type: 'object', additionalProperties: false, required: ['on'], properties: { on: { type: 'boolean' } } },
-    async (m, b, who) => publicMachine(await machines.setMaintenance(m, b.on, who)));
+    async (m, b, who) => view(await machines.setMaintenance(m, b.on, who)));
 
   const agent = d.agent;
   if (agent) {

@@ -1,0 +1,72 @@
+/**
+ * The one list of power drivers: for each name stored in `power.driver`, the JSON schema of its
+ * API settings, their parse into a record, their public view (no password) and the driver itself.
+ * Adding a protocol is its file beside ipmi.ts, one line in DRIVERS and its config section.
+ */
+import type { Config } from '../config/types.js';
+import type { PowerDriver } from './driver.js';
+import { IPMI_SETTINGS_SCHEMA, IpmiPowerDriver, checkIpmiSettings, publicIpmiSettings } from './ipmi.js';
+
+/** The config sections drivers take their defaults from (timeouts, retries, …). */
+export type PowerDefaults = Pick<Config, 'ipmi'>;
+
+export interface PowerLog {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface DriverContext {
+  readonly defaults: PowerDefaults;
+  readonly log: PowerLog;
+}
+
+/** `bad(field, why)` makes the error for one field of the settings (relative: "host", "password"). */
+export type SettingsFault = (field: string, why: string) => Error;
+
+export interface PowerDriverEntry<S extends { readonly driver: string }> {
+  /** The settings' JSON schema (with `driver` as a const): the API's first gate. */
+  readonly schema: object;
+  /** Settings that passed the schema, made a record: defaults filled in, the rules a schema cannot say checked. */
+  parse(raw: never, bad: SettingsFault): S;
+  /** What the API shows: never a password or other credential. */
+  publicView(s: S): object;
+  create(s: S, ctx: DriverContext): PowerDriver;
+}
+
+function entry<S extends { readonly driver: string }, R>(e: { schema: object; parse: (raw: R, bad: SettingsFault) => S; publicView: (s: S) => object; create: (s: S, ctx: DriverContext) => PowerDriver }): PowerDriverEntry<S> {
+  return e as PowerDriverEntry<S>;
+}
+
+const DRIVERS = {
+  ipmi: entry({ schema: IPMI_SETTINGS_SCHEMA, parse: checkIpmiSettings, publicView: publicIpmiSettings, create: (s, c) => new IpmiPowerDriver(s, c.defaults.ipmi, c.log) }),
+};
+
+export type PowerDriverName = keyof typeof DRIVERS;
+export const POWER_DRIVERS = Object.keys(DRIVERS) as PowerDriverName[];
+/** A machine's stored power settings: one of the drivers' records, told apart by `driver`. */
+export type PowerSettings = { [K in PowerDriverName]: (typeof DRIVERS)[K] extends PowerDriverEntry<infer S> ? S : never }[PowerDriverName];
+
+/** The API's schema for `power`: one of the drivers' settings, picked by `driver`. */
+export const POWER_SETTINGS_SCHEMA = {
+  type: 'object', required: ['driver'], properties: { driver: { enum: POWER_DRIVERS } }, discriminator: { propertyName: 'driver' },
+  oneOf: POWER_DRIVERS.map((d) => DRIVERS[d].schema),
+} as const;
+
+function entryOf(driver: string): PowerDriverEntry<PowerSettings> | undefined {
+  return Object.hasOwn(DRIVERS, driver) ? DRIVERS[driver as PowerDriverName] as PowerDriverEntry<PowerSettings> : undefined;
+}
+
+/** Settings that passed POWER_SETTINGS_SCHEMA, as the record to store; a fault names the field. */
+export function parsePowerSettings(raw: { readonly driver: string; readonly [field: string]: unknown }, bad: SettingsFault): PowerSettings {
+  const e = entryOf(raw.driver);
+  if (!e) throw bad('driver', `${JSON.stringify(String(raw.driver).slice(0, 40))} is not a power driver (${POWER_DRIVERS.join(', ')})`);
+  return e.parse(raw as never, bad);
+}
+
+export function publicPowerSettings(s: PowerSettings): object {
+  return entryOf(s.driver)!.publicView(s);
+}
+
+export function createPowerDriver(s: PowerSettings, ctx: DriverContext): PowerDriver {
+  return entryOf(s.driver)!.create(s, ctx);
+}
