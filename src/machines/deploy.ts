@@ -39,12 +39,12 @@ export async function deploy(d: DeployDeps, mac: Mac, spec: DeploySpec, actor: s
     if (!disk) throw new MachineError(mac, 'invalid', spec.disk ? `disk ${spec.disk}: not among its disks (${disks})` : `image ${img.id} (${img.sizeBytes} bytes) fits none of its disks (${disks})`);
     if (disk.sizeBytes < img.sizeBytes) throw new MachineError(mac, 'invalid', `image ${img.id} (${img.sizeBytes} bytes) does not fit disk ${disk.name} (${disk.sizeBytes} bytes)`);
   }
-  const bmc = m.power !== undefined;
+  const powered = m.power !== undefined;
   return startAgentOperation(d, mac, {
     kind: 'deploy', busy: 'deploying', end: () => 'deployed', powerOn: true,
-    task: { kind: 'deploy', then: bmc ? 'poweroff' : 'reboot', image: { id: img.id, sizeBytes: img.sizeBytes, sha256: img.sha256 }, ...(spec.disk ? { disk: spec.disk } : {}) },
+    task: { kind: 'deploy', then: powered ? 'poweroff' : 'reboot', image: { id: img.id, sizeBytes: img.sizeBytes, sha256: img.sha256 }, ...(spec.disk ? { disk: spec.disk } : {}) },
     afterAgent: async (step) => {
-      if (!bmc) return;
+      if (!powered) return;
       step('bootdev-disk');
       await d.power.bootdev(mac, { device: 'disk', persistent: true, efi: d.records.get(mac)?.firmware === 'uefi' }, actor);
       step('power-on-disk');

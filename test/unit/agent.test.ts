@@ -30,6 +30,8 @@ import { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { FileBackend } from '../../src/storage/files.js';
 import { guarded } from '../../src/storage/guarded.js';
+import { LvmBackend } from '../../src/storage/lvm.js';
+import { InvalidNameError } from '../../src/storage/backend.js';
 import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
 import { deploy } from '../../src/machines/deploy.js';
@@ -79,6 +81,20 @@ t.test('disk choice: by name or serial, else the smallest that fits', async (t) 
   t.equal(chooseDisk(inv, 'VSER1', 0)?.name, 'vda', 'by serial');
   t.equal(chooseDisk(inv, 'sda', 0)?.name, 'sda', 'by name');
   t.equal(chooseDisk(inv, 'nvme0n1', 0), undefined, 'unknown disk');
+});
+
+t.test('an image\'s source for a deploy, through the storage guard: the file backend has it, lvm does not (yet)', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-agent-src-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const files = guarded(new FileBackend({ root: dir, runner: runCommand }));
+  await files.init();
+  const bytes = randomBytes(4096);
+  await files.importImage('golden', Readable.from([bytes]), { sizeBytes: bytes.length });
+  t.equal(await files.imageSource?.('golden'), path.join(dir, 'images', 'golden.raw'), 'files: the image file');
+  t.equal(await files.imageSource?.('missing'), undefined, 'files: no such image');
+  await t.rejects(async () => files.imageSource?.('../etc/passwd'), InvalidNameError, 'a bad name never reaches the core');
+  const lvm = guarded(new LvmBackend({ vg: 'vg0', pool: 'pool', runner: async () => { throw new Error('no command expected'); } }));
+  t.equal(await lvm.imageSource?.('golden'), undefined, 'lvm: cannot say, so a deploy from it is refused before it starts');
 });
 
 t.test('sessions: one-time tokens bound to machine and operation', async (t) => {
@@ -171,6 +187,9 @@ t.test('an inspection through the HTTP app: the agent\'s calls with the script\'
   await new Promise((r) => setTimeout(r, 50));
   t.equal(machines.get(MAC)?.state, 'inspecting');
   t.equal((await api('POST', `/api/v1/machines/${MAC}/inspect`)).statusCode, 409, 'one agent operation at a time');
+  const del = await app.inject({ method: 'DELETE', url: `/api/v1/machines/${MAC}?force=true`, headers: { authorization: 'Bearer rw-token-0123456789abcdef' } });
+  t.equal(del.statusCode, 409, 'the inspection holds the machine (claims.ts): delete refused, even forced');
+  t.match(del.json().error, /cannot delete while inspecting \(operation inspect-\S+ is running\)/);
 
   const refusedScript = await app.inject({ method: 'GET', url: `/boot/${MAC}.ipxe`, remoteAddress: '10.9.9.9' });
   t.equal(refusedScript.statusCode, 403, 'the agent script (it carries the token) only for the machine');
