@@ -72,14 +72,24 @@ export function startAgentOperation<R>(d: AgentOperationDeps, mac: Mac, spec: Ag
     let settle!: { ok: (r: unknown) => void; fail: (e: Error) => void };
     const finished = new Promise<unknown>((ok, fail) => { settle = { ok, fail }; });
     finished.catch(() => undefined);
-    const session = d.sessions.open(mac, id, spec.task, {
+    // Until the try below, nothing releases the claim: an open that throws must not keep it.
+    const open = (): ReturnType<AgentSessions['open']> => {
+      try {
+        return d.sessions.open(mac, id, spec.task, handlers);
+      } catch (e) {
+        d.claims.release(mac);
+        throw e;
+      }
+    };
+    const handlers: AgentHandlers = {
       step: stepTo,
       progress: (bytes) => d.log.debug({ event: 'agent.progress', mac, operation: id, bytes }, 'agent progress'),
       inventory: async (inv) => { await spec.onInventory?.(inv); },
       ...(spec.onCapture ? { capture: spec.onCapture } : {}),
       done: (r) => settle.ok(r),
       failed: (msg) => settle.fail(new Error(`the agent failed: ${msg}`)),
-    });
+    };
+    const session = open();
     const watchdog = setInterval(() => {
       const silent = d.clock() - session.lastSeen;
       if (silent > d.timeoutMs) settle.fail(new Error(`the agent was silent for ${Math.round(silent / 1000)} s`));
