@@ -49,4 +49,6 @@ export npm_config_nodedir=$runtime
 npm ci --no-audit --no-fund
 npm run build
 bash scripts/boot-assets.sh
+# The agent ramdisk for inspect/deploy/erase (Debian packages, fetched, never installed; cached).
+bash scripts/agent-ramdisk.sh
 bash scripts/check-tools.sh --scope "$scope" --quiet

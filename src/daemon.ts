@@ -55,9 +55,18 @@ import { securePrivateDirs } from './store/private-files.js';
 import { servedSubnets, sourceClassifier } from './syslog/accept.js';
 import { tftpEvent } from './tftp/events.js';
 import { sessionEvent } from './iscsi/events.js';
+import { AgentSessions } from './agent/sessions.js';
+import { Inventories } from './machines/inventory.js';
+import { inspect } from './machines/inspect.js';
+import { claimAgentStates, settleInterruptedAgentStates } from './machines/agent-operation.js';
+import { deploy } from './machines/deploy.js';
+import { erase } from './machines/erase.js';
+import { capture } from './machines/capture.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
+/** agent-assets/ beside dist/: the agent ramdisk per architecture (scripts/agent-ramdisk.sh). */
+const AGENT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../agent-assets');
 
 export interface RunningDaemon {
   stop(): Promise<void>;
@@ -203,6 +212,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     });
     await machines.load();
     log.info({ event: 'machines.loaded', count: machines.list().length }, 'machines loaded');
+    // Agent operations: the sessions (one-time tokens, memory only) and the inventories (stored).
+    const sessions = new AgentSessions(clock);
+    const inventories = new Inventories(store);
+    await inventories.load();
+    const parts = machines.operationParts();
+    claimAgentStates(parts.claims);
+    const agentDeps = { ...parts, operations, sessions, inventories, clock, log: mlog, timeoutMs: config.machines.agentTimeoutSec * 1000 };
+    await settleInterruptedAgentStates(agentDeps);
     const disks = storage?.disks;
     // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
     const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);
@@ -212,6 +229,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       publicUrl: config.http.publicUrl, unknown: config.machines.unknown, netbootDir: config.machines.netbootDir,
       sanboot: { tries: config.machines.sanbootTries, retryDelaySec: config.machines.sanbootRetryDelaySec, fallback: config.machines.sanbootFallback },
       machine: (mac) => machines.get(mac),
+      agent: {
+        sessions, dir: config.machines.agentDir ?? AGENT_ASSETS_DIR, lldpSec: config.machines.agentLldpSec,
+        inventoried: (mac) => inventories.get(mac) !== undefined,
+        // The DHCP observer records a PXE client as discovered before its iPXE asks for a script.
+        autoInspect: (mac) => {
+          if (!machines.get(mac)) throw new Error('not recorded as discovered (machines.discover is off)');
+          inspect(agentDeps, mac, 'machines.unknown', { powerOn: false });
+        },
+      },
       ...(disks ? { disk: (mac: Mac) => disks.get(mac), portal: config.iscsi.portal } : {}),
       ipOf: who.ipOf,
       // Who may have a machine's CHAP secrets: the lease table (server) or the proxy ACK (proxy),
@@ -255,6 +281,19 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       bootMedia: (r) => buildBootMedium({ run: runCommand, assetsDir: BOOT_ASSETS_DIR }, renderMediaScript(config.http.publicUrl, r.network)),
       ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, boot,
       machines: { service: machines, operations, timeline: (mac: Mac) => model.timeline(mac) },
+      agent: {
+        sessions, inspect: (mac, actor) => inspect(agentDeps, mac, actor), inventory: (mac) => inventories.get(mac),
+        deploy: async (mac, spec, actor) => {
+          if (!storage) throw new Error('deploy needs the image store (iscsi.enabled: false)');
+          return deploy({ ...agentDeps, images: storage.images }, mac, spec, actor);
+        },
+        erase: (mac, spec, actor) => erase(agentDeps, mac, spec, actor),
+        capture: async (mac, spec, actor) => {
+          if (!storage) throw new Error('capture needs the image store (iscsi.enabled: false)');
+          return capture({ ...agentDeps, images: storage.images }, mac, spec, actor);
+        },
+        ...(storage ? { imageSource: (id: string) => storage!.images.source(id) } : {}),
+      },
       limits: config.http.limits,
     });
     // HTTP connections may never take the fds TFTP (two sockets and a file per transfer), the store

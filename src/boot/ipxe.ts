@@ -115,6 +115,29 @@ export function renderNetbootScript(s: NetbootScript): string {
   ].join('\n');
 }
 
+export interface AgentScript {
+  readonly mac: Mac;
+  /** metalboot's base URL: the agent's endpoints are under it, and the ramdisk is served from it. */
+  readonly publicUrl: string;
+  readonly kernelUrl: string;
+  readonly initrdUrl: string;
+  /** The agent operation's one-time token (agent/sessions.ts): this script is a secret. */
+  readonly token: string;
+  /** The serial console of this architecture (ttyS0, ttyAMA0). */
+  readonly console: string;
+  readonly lldpSec: number;
+}
+
+/**
+ * Boots the agent ramdisk over HTTP (kernel + initrd, not TFTP). `quiet` keeps the kernel from
+ * printing its command line, and with it the token, on the console.
+ */
+export function renderAgentScript(s: AgentScript): string {
+  const cmdline = `quiet console=tty0 console=${s.console},115200n8 mb.url=${s.publicUrl} mb.mac=${s.mac} mb.token=${s.token} mb.lldp=${Math.max(0, Math.floor(s.lldpSec))}`;
+  return renderNetbootScript({ mac: s.mac, kernelUrl: s.kernelUrl, initrdUrl: s.initrdUrl, cmdline })
+    .replace('boots a kernel over HTTP', 'boots the metalboot agent');
+}
+
 /** Kernel command lines need spaces and a few more characters, never iPXE's own syntax. */
 function safeCmdline(c: string): string {
   if (!/^[A-Za-z0-9._:\-/=+~@, "']*$/.test(c) || c.length > 2048) throw new ScriptValueError('cmdline');

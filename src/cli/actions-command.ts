@@ -1,7 +1,7 @@
 /**
- * The verbs that act on one machine through the daemon: `power`, `bootdev`, `provision`
- * (202 → an operation; `--wait` follows its steps), `reset`, `deprovision`, `checkpoint`,
- * `restore`, `maintenance`.
+ * The verbs that act on one machine through the daemon: `power`, `bootdev`, `provision`,
+ * `inspect`, `deploy`, `erase` (202 → an operation; `--wait` follows its steps), `reset`,
+ * `deprovision`, `checkpoint`, `restore`, `maintenance`.
  */
 import { ApiError, UsageError, type CliIo } from './api-client.js';
 import { BOOT_TARGETS, POWER_ACTIONS } from '../power/driver.js';
@@ -17,6 +17,10 @@ export const ACTIONS_USAGE = [
   `  power MAC [${POWER.join('|')}]     through the machine's BMC (default status)`,
   `  bootdev MAC ${BOOTDEV.join('|')} [--persistent] [--efi]`,
   '  provision MAC [--image I] [--wait [--timeout SECONDS]]   disk, target, sanboot, PXE, power; default timeout 600',
+  '  inspect MAC [--wait]                 boot the agent ramdisk, collect the inventory (machines show MAC prints it)',
+  '  deploy MAC --image I [--disk NAME|SERIAL] [--wait]   the image onto a local disk (default: the smallest that fits)',
+  '  erase MAC --method discard|zero [--disks all|NAME,…] [--wait]',
+  '  capture MAC --image NEW [--disk NAME|SERIAL] [--wait]   a local disk into a new image',
   '  reset MAC                            fresh disk from its image (same target and secret)',
   '  deprovision MAC                      remove the disk; back to enrolled',
   '  checkpoint MAC NAME',
@@ -24,7 +28,9 @@ export const ACTIONS_USAGE = [
   '  maintenance MAC on|off',
 ].join('\n');
 
-export const ACTION_COMMANDS = ['power', 'bootdev', 'provision', 'reset', 'deprovision', 'checkpoint', 'restore', 'maintenance'] as const;
+export const ACTION_COMMANDS = ['power', 'bootdev', 'provision', 'inspect', 'deploy', 'erase', 'capture', 'reset', 'deprovision', 'checkpoint', 'restore', 'maintenance'] as const;
+/** The verbs that start an operation (202), which --wait follows. */
+const OPERATION_COMMANDS: readonly string[] = ['provision', 'inspect', 'deploy', 'erase', 'capture'];
 export type ActionCommand = (typeof ACTION_COMMANDS)[number];
 
 function seconds(v: string | undefined, dflt: number): number {
@@ -38,10 +44,14 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
   return runCli(io, cmd, usage, async () => {
     const { values, positionals } = parse(argv, {
       persistent: { type: 'boolean' }, efi: { type: 'boolean' }, image: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' },
+      disk: { type: 'string' }, disks: { type: 'string' }, method: { type: 'string' },
     });
     if ((values.persistent || values.efi) && cmd !== 'bootdev') throw new UsageError('--persistent and --efi go with bootdev');
-    if ((values.image !== undefined || values.wait) && cmd !== 'provision') throw new UsageError('--image and --wait go with provision');
-    if (values.timeout !== undefined && !(cmd === 'provision' && values.wait)) throw new UsageError('--timeout goes with provision --wait');
+    if (values.image !== undefined && cmd !== 'provision' && cmd !== 'deploy' && cmd !== 'capture') throw new UsageError('--image goes with provision, deploy and capture');
+    if (values.disk !== undefined && cmd !== 'deploy' && cmd !== 'capture') throw new UsageError('--disk goes with deploy and capture');
+    if ((values.disks !== undefined || values.method !== undefined) && cmd !== 'erase') throw new UsageError('--disks and --method go with erase');
+    if (values.wait && !OPERATION_COMMANDS.includes(cmd)) throw new UsageError(`--wait goes with ${OPERATION_COMMANDS.join(', ')}`);
+    if (values.timeout !== undefined && !values.wait) throw new UsageError('--timeout goes with --wait');
     const mac = macArg(positionals[0]);
     const args = positionals.slice(1);
     const base = `/api/v1/machines/${mac}`;
@@ -71,27 +81,43 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
         out(values.json ? json(r) : `${mac}: boot device ${printable(r.device)}${r.persistent ? ' (persistent)' : ''}${r.efi ? ' (EFI)' : ''}\n`);
         return 0;
       }
-      case 'provision': {
+      case 'provision':
+      case 'inspect':
+      case 'deploy':
+      case 'erase':
+      case 'capture': {
         noMore(args);
         const timeoutS = seconds(values.timeout, 600);
         if (values.image === '') throw new UsageError('--image needs an image ID');
+        let body: object = {};
+        if (cmd === 'provision' && values.image !== undefined) body = { image: values.image };
+        if (cmd === 'deploy' || cmd === 'capture') {
+          if (!values.image) throw new UsageError(`${cmd} needs --image`);
+          body = { image: values.image, ...(values.disk ? { disk: values.disk } : {}) };
+        }
+        if (cmd === 'erase') {
+          if (values.method !== 'discard' && values.method !== 'zero') throw new UsageError('erase needs --method discard or --method zero');
+          body = { method: values.method, ...(values.disks && values.disks !== 'all' ? { disks: values.disks.split(',') } : {}) };
+        }
         const api = await openClient(values, io);
-        const r = await api.post<{ operation: OperationRow }>(`${base}/provision`, { body: values.image !== undefined ? { image: values.image } : {} });
+        const r = await api.post<{ operation: OperationRow }>(`${base}/${cmd}`, { body });
         const op = r.operation;
+        const doing = { provision: 'provisioning', inspect: 'inspecting', deploy: 'deploying to', erase: 'erasing', capture: 'capturing' }[cmd];
         if (!values.wait) {
-          out(values.json ? json(op) : `provisioning ${mac}: operation ${op.id}\n`);
+          out(values.json ? json(op) : `${doing} ${mac}: operation ${op.id}\n`);
           return 0;
         }
         // With --json, stdout is the final operation only; the steps go to stderr.
         const say = values.json ? io.err : out;
-        say(`provisioning ${mac}: operation ${op.id}\n`);
+        say(`${doing} ${mac}: operation ${op.id}\n`);
         const done = await waitForOperation(api, op, {
           timeoutMs: timeoutS * 1000, intervalMs: io.pollIntervalMs ?? 500,
           onStep: (s) => say(`  ${formatTime(s.at)}  ${printable(s.step)}\n`),
         });
         if (values.json) out(json(done));
         if (done.status !== 'succeeded') throw new ApiError(`operation ${done.id} ${done.status}: ${printable(done.error ?? 'no reason given')}`);
-        if (!values.json) out(`${mac}: provisioned (operation ${done.id} succeeded)\n`);
+        const did = { provision: 'provisioned', inspect: 'inspected', deploy: 'deployed', erase: 'erased', capture: 'captured' }[cmd];
+        if (!values.json) out(`${mac}: ${did} (operation ${done.id} succeeded)\n`);
         return 0;
       }
       case 'reset':

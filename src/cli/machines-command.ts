@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { BOOT_MODES, MACHINE_STATES } from '../machines/model.js';
 import { UsageError, ApiStatusError, type CliIo, type ApiClient } from './api-client.js';
 import { COMMON_USAGE, macArg, noMore, oneOf, openClient, parse, runCli } from './common.js';
-import { formatEventTable, formatMachine, formatMachineTable, json, type MachineRow, type StateEventRow } from './tables.js';
+import { formatEventTable, formatInventory, formatMachine, formatMachineTable, json, type InventoryRow, type MachineRow, type StateEventRow } from './tables.js';
 
 const FIRMWARE = ['bios', 'uefi'] as const;
 const CIPHER_SUITES = ['auto', '17', '3', '1.5'] as const;
@@ -130,7 +130,12 @@ export async function runMachinesCommand(argv: string[], io: CliIo): Promise<num
         noMore(args.slice(1));
         const api = await openClient(values, io);
         const m = await api.get<MachineRow>(`/api/v1/machines/${mac}`);
-        out(values.json ? json(m) : formatMachine(m));
+        // The inventory of its last inspection, when there is one (404 before the first).
+        const inv = await api.get<InventoryRow>(`/api/v1/machines/${mac}/inventory`).catch((e: unknown) => {
+          if (e instanceof ApiStatusError && e.status === 404) return undefined;
+          throw e;
+        });
+        out(values.json ? json(inv ? { ...m, inventory: inv } : m) : formatMachine(m) + (inv ? formatInventory(inv) : ''));
         return 0;
       }
       case 'add':

@@ -85,6 +85,24 @@ export function formatMachine(m: MachineRow): string {
   ]);
 }
 
+export interface InventoryRow {
+  collectedAt: number; firmware: string;
+  system: { manufacturer: string; product: string; serial: string; uuid: string };
+  cpu: { arch: string; model: string; cores: number; threads: number }; memoryBytes: number;
+  disks: { name: string; sizeBytes: number; model: string; serial: string; wwn: string; rotational: boolean }[];
+  nics: { mac: string; name: string; driver: string; speedMbps: number | null; link: boolean; lldp?: { chassisId: string; portId: string; systemName: string } }[];
+}
+
+/** The inventory under a machine's fields (`machines show`). */
+export function formatInventory(i: InventoryRow): string {
+  return `\nInventory (${formatTime(i.collectedAt)}):\n` + formatFields([
+    ['Firmware', i.firmware], ['System', [i.system.manufacturer, i.system.product, i.system.serial && `serial ${i.system.serial}`, i.system.uuid && `uuid ${i.system.uuid}`].filter(Boolean).join(', ')],
+    ['CPU', `${i.cpu.arch}, ${i.cpu.model || 'model unknown'}, ${i.cpu.cores} cores, ${i.cpu.threads} threads`], ['Memory', formatBytes(i.memoryBytes)],
+  ]) + '\n' + formatTable(['DISK', 'SIZE', 'MODEL', 'SERIAL', 'WWN', 'ROTATIONAL'], i.disks.map((d) => [d.name, formatBytes(d.sizeBytes), d.model, d.serial, d.wwn, d.rotational ? 'yes' : 'no']))
+    + '\n' + formatTable(['NIC', 'MAC', 'DRIVER', 'SPEED', 'LINK', 'LLDP'], i.nics.map((n) => [n.name, n.mac, n.driver, n.speedMbps === null ? '' : `${n.speedMbps} Mb/s`, n.link ? 'up' : 'down',
+      n.lldp ? `${n.lldp.systemName} ${n.lldp.portId} (${n.lldp.chassisId})` : '']));
+}
+
 /** user@host:port, then the driver's other settings (cipher suite 17, operator, …); the password only as "set". */
 function formatPower(p: NonNullable<MachineRow['power']>): string {
   const { driver: _d, host, port, user, passwordSet, ...rest } = p;

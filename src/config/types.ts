@@ -190,8 +190,11 @@ export interface IscsiConfig {
 }
 
 export interface MachinesConfig {
-  /** What a MAC metalboot has no machine for boots: nothing (`ignore`), a `menu`, or its `local` disk. */
-  readonly unknown: 'ignore' | 'menu' | 'local';
+  /**
+   * What a MAC metalboot has no machine for boots: nothing (`ignore`), a `menu`, its `local` disk,
+   * or the agent to be inspected (`inspect`: it then stays `discovered`, with its inventory).
+   */
+  readonly unknown: 'ignore' | 'menu' | 'local' | 'inspect';
   /** Record unknown PXE clients as `discovered` machines. */
   readonly discover: boolean;
   /** sanboot attempts before the fallback, and the pause between them. */
@@ -205,6 +208,12 @@ export interface MachinesConfig {
    * fetch its sanboot script (boot/script-access.ts).
    */
   readonly proxyBootWindowSec: number;
+  /** The agent ramdisk's directory (<arch>/vmlinuz, <arch>/initrd.img); default agent-assets/ beside dist/. */
+  readonly agentDir?: string;
+  /** An agent operation whose agent says nothing for this long fails. */
+  readonly agentTimeoutSec: number;
+  /** How long the agent listens for LLDP frames on each NIC during an inspection. */
+  readonly agentLldpSec: number;
 }
 
 /** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */

@@ -13,13 +13,15 @@
  *              is on (the routes exist only then; checked again here)
  *   api-read   any valid token, read-only or read-write
  *   api-write  the read-write token; a read-only one gets 403
+ *   agent      the one-time token of a running agent operation, for the machine the path names
+ *              (agent/sessions.ts); the API tokens open nothing here
  * A route under /api/ that declares nothing is api-read (GET/HEAD) or api-write (any other
  * method); any other route that declares nothing has no access and every request to it is
  * refused (500), so a route added later without a thought about access fails closed.
  */
 import type { RouteOptions } from 'fastify';
 
-export const ACCESS_KINDS = ['public', 'status', 'api-read', 'api-write'] as const;
+export const ACCESS_KINDS = ['public', 'status', 'api-read', 'api-write', 'agent'] as const;
 export type RouteAccess = (typeof ACCESS_KINDS)[number];
 
 /** Methods that change nothing (RFC 9110 §9.2.1): the only ones a read-only token or no token may use. */
@@ -56,7 +58,7 @@ export function accessFor(method: string, url: string, declared: unknown): Route
     if (!safe && access !== 'api-write') throw new RouteAccessError(method, url, 'a write needs api-write');
     return access;
   }
-  if (declared !== undefined && !safe && declared !== 'api-write') throw new RouteAccessError(method, url, `a ${method} route cannot be ${declared}`);
+  if (declared !== undefined && !safe && declared !== 'api-write' && declared !== 'agent') throw new RouteAccessError(method, url, `a ${method} route cannot be ${declared}`);
   return declared;
 }
 

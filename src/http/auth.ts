@@ -117,7 +117,12 @@ export async function writeTokenFile(file: string, token = newToken()): Promise<
  * request that matched no route answers 401 without a token when its path looks like /api (so
  * probing does not map the API), else it goes on to the plain 404, which carries no data.
  */
-export function authorize(auth: ApiAuth, o: { readonly statusPublic: boolean; readonly onUndeclared?: (method: string, url: string) => void }) {
+export function authorize(auth: ApiAuth, o: {
+  readonly statusPublic: boolean;
+  readonly onUndeclared?: (method: string, url: string) => void;
+  /** Routes declared `agent`: whether the request carries a running agent operation's token for the machine it names. */
+  readonly agent?: (req: FastifyRequest) => boolean;
+}) {
   const unauthorized = (reply: FastifyReply) => reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong API token (Authorization: Bearer <token>)' });
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const granted = auth.check(req.headers.authorization);
@@ -127,6 +132,10 @@ export function authorize(auth: ApiAuth, o: { readonly statusPublic: boolean; re
     }
     const access = matchedAccess(req.routeOptions.config);
     if (access === 'public' || (access === 'status' && o.statusPublic)) return;
+    if (access === 'agent') {
+      if (!o.agent?.(req)) await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing, wrong or expired agent token' });
+      return;
+    }
     if (access === undefined) {
       o.onUndeclared?.(req.method, String(req.routeOptions.url));
       await reply.code(500).send({ error: 'internal error: this route declares no access' });

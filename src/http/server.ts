@@ -29,6 +29,9 @@ import type { EventBus } from '../events/bus.js';
 import { statusRoutes, type StatusRouteOptions } from './routes/status.js';
 import { metricsRoutes } from './routes/metrics.js';
 import type { Metrics } from '../metrics/registry.js';
+import { agentAccess, agentRoutes } from './routes/agent.js';
+import type { AgentSessions } from '../agent/sessions.js';
+import type { MachineAgentDeps } from './routes/machines.js';
 
 
 export interface HttpDeps {
@@ -46,6 +49,8 @@ export interface HttpDeps {
   /** What /boot/<mac>.ipxe needs (machines, disks, addresses, policy); defaults to the unknown-machine script. */
   readonly boot?: Omit<BootRouteDeps, 'log' | 'bus'>;
   readonly machines?: { readonly service: MachineService; readonly operations: Operations; readonly timeline?: (mac: Mac) => unknown[] };
+  /** Agent operations (inspect, deploy, capture, erase) and the agent's own endpoints; absent when they are off. */
+  readonly agent?: MachineAgentDeps & { readonly sessions: AgentSessions; readonly imageSource?: (id: string) => Promise<string | undefined> };
   /** Status page and event stream (their model and streams, built by the composition root), and /metrics; absent in narrow tests. */
   readonly status?: Omit<StatusRouteOptions, 'auth'> & { readonly metrics?: Metrics };
   /** Absent when iSCSI is disabled. */
@@ -110,6 +115,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
   app.addHook('onRequest', authorize(deps.auth, {
     statusPublic: deps.status?.public ?? false,
     onUndeclared: (method, url) => deps.log.error({ event: 'http.route-undeclared', method, url }, 'route declares no access: refused'),
+    ...(deps.agent ? { agent: agentAccess(deps.agent.sessions, deps.log) } : {}),
   }));
   if (deps.status?.metrics) metricsRoutes(app, deps.status.metrics);
   if (deps.status) statusRoutes(app, { ...deps.status, auth: deps.auth });
@@ -130,8 +136,10 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
       machineRoutes(api, {
         machines: deps.machines.service, operations: deps.machines.operations, auth: deps.auth, log: deps.log,
         ...(deps.machines.timeline ? { timeline: deps.machines.timeline } : {}), ...(deps.storage ? { images: deps.storage.images } : {}),
+        ...(deps.agent ? { agent: deps.agent } : {}),
       });
     }
+    if (deps.agent) agentRoutes(api, deps.log, deps.clock, deps.agent.imageSource);
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
     if (deps.bootMedia) bootMediaRoutes(api, { log: deps.log, build: deps.bootMedia });
     if (deps.storage) {

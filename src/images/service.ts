@@ -57,6 +57,11 @@ export class ImageService {
     return (await this.o.backend.listImages()).map((i) => ({ ...i, usedBy: this.o.imageUsers(i.id) }));
   }
 
+  /** Where the image's bytes are read from (agent deploy), or undefined (no such image, or a backend that cannot say). */
+  async source(id: string): Promise<string | undefined> {
+    return this.o.backend.imageSource?.(id);
+  }
+
   async get(id: string): Promise<ImageView | undefined> {
     const i = await this.o.backend.getImage(id);
     return i && { ...i, usedBy: this.o.imageUsers(id) };

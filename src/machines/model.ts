@@ -5,7 +5,7 @@
 import type { Mac } from '../net/mac.js';
 import { publicPowerSettings, type PowerSettings } from '../power/drivers.js';
 
-export const MACHINE_STATES = ['discovered', 'enrolled', 'provisioning', 'ready', 'active', 'error', 'maintenance'] as const;
+export const MACHINE_STATES = ['discovered', 'enrolled', 'provisioning', 'ready', 'active', 'error', 'maintenance', 'inspecting', 'deploying', 'deployed', 'erasing', 'capturing'] as const;
 export type MachineState = (typeof MACHINE_STATES)[number];
 
 export const BOOT_MODES = ['sanboot', 'local', 'netboot', 'menu'] as const;
@@ -63,15 +63,25 @@ export interface StateEvent {
  * entered from anywhere and left only towards `enrolled` (or back to `ready` when the disk is fine).
  * `provisioning` ends only as its operation ends (`ready` or `error`): deprovisioning under a
  * running provision would pull the disk from under it, so that is refused (not `enrolled`).
+ * `inspecting` (the agent ramdisk collects the inventory) starts from a machine that boots nothing
+ * of metalboot's yet and ends where it started (`discovered`, `enrolled`, `deployed`), or in `error`.
+ * `deploying` (the agent writes an image to a local disk) ends `deployed` (the machine boots its
+ * local disk) or `error`; `erasing` ends `enrolled` (nothing of ours is on its disks) or `error`;
+ * `capturing` (a disk uploaded into a new image) ends where it started, or `error`.
  */
 const ALLOWED: Readonly<Record<MachineState, readonly MachineState[]>> = {
-  discovered: ['enrolled', 'maintenance', 'error'],
-  enrolled: ['provisioning', 'maintenance', 'error'],
+  discovered: ['enrolled', 'inspecting', 'maintenance', 'error'],
+  enrolled: ['provisioning', 'inspecting', 'deploying', 'erasing', 'capturing', 'maintenance', 'error'],
   provisioning: ['ready', 'error'],
   ready: ['active', 'provisioning', 'enrolled', 'maintenance', 'error'],
   active: ['ready', 'provisioning', 'maintenance', 'error'],
-  error: ['enrolled', 'provisioning', 'maintenance'],
+  error: ['enrolled', 'provisioning', 'inspecting', 'deploying', 'erasing', 'capturing', 'maintenance'],
   maintenance: ['enrolled', 'ready'],
+  inspecting: ['discovered', 'enrolled', 'deployed', 'error'],
+  deploying: ['deployed', 'error'],
+  deployed: ['enrolled', 'inspecting', 'deploying', 'erasing', 'capturing', 'maintenance', 'error'],
+  erasing: ['enrolled', 'error'],
+  capturing: ['enrolled', 'deployed', 'error'],
 };
 
 export function canTransition(from: MachineState, to: MachineState): boolean {

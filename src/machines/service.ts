@@ -62,6 +62,15 @@ export class MachineService {
     watchNetwork({ ...this.o, records: this.records });
   }
 
+  /**
+   * What an operation module beside provision.ts needs of the machines (the agent operations,
+   * agent-operation.ts): the records, the power verbs, the claims. The same instances this
+   * service uses, so a claim made there is refused here.
+   */
+  operationParts(): { readonly records: MachineRecords; readonly power: MachinePower; readonly claims: MachineClaims } {
+    return { records: this.records, power: this.power_, claims: this.claims };
+  }
+
   // ---------------------------------------------------------------- queries
 
   list(state?: MachineState): Machine[] {

@@ -94,6 +94,12 @@ export interface VolumeBackend {
   /** Refused with InUseError while any disk cloned from it exists. */
   removeImage(id: string): Promise<void>;
   setImageReadOnly(id: string): Promise<void>;
+  /**
+   * Where an image's bytes can be read (a file or a block device), for the agent's deploy
+   * download; undefined when there is no such image. Backends that cannot say leave it out:
+   * the file backend has it, the lvm backend does not yet (a deploy from it is refused before it starts).
+   */
+  imageSource?(id: string): Promise<string | undefined>;
 
   /** Refused with PoolFullError when usage is above the threshold. */
   clone(imageId: string, diskId: string): Promise<DiskInfo>;

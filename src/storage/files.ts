@@ -350,6 +350,10 @@ export class FileBackend implements BackendCore {
     return path.join(this.root, d);
   }
 
+  async imageSource(id: string): Promise<string | undefined> {
+    return (await this.getImage(id)) ? this.imagePath(id) : undefined;
+  }
+
   private imagePath(id: string): string {
     return path.join(this.dir('images'), `${id}.raw`);
   }

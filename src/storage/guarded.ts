@@ -62,6 +62,12 @@ class GuardedBackend implements VolumeBackend {
     return this.core.getImage(id);
   }
 
+  /** Where the core can say (files: the image's file); undefined otherwise (lvm has no imageSource yet). */
+  async imageSource(id: string): Promise<string | undefined> {
+    validateId('image', id, 'source');
+    return this.core.imageSource?.(id);
+  }
+
   async removeImage(id: string): Promise<void> {
     validateId('image', id, 'remove');
     return this.queue.run(() => this.core.removeImage(id));

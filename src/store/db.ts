@@ -66,7 +66,7 @@ export interface OpenStoreOptions {
 type Db = ClassicLevel<string, unknown>;
 
 /** Collections the services keep beside leases, each its own sublevel. */
-export const RECORD_KINDS = ['images', 'disks', 'ops', 'machines', 'machine-events', 'operations'] as const;
+export const RECORD_KINDS = ['images', 'disks', 'ops', 'machines', 'machine-events', 'operations', 'inventories'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 type Sub = 'leases' | 'reservations' | RecordKind;

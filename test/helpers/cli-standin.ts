@@ -43,6 +43,9 @@ export interface StandIn {
   readonly operations: Map<string, StandInOperation>;
   /** How the next provision ends: with success, a failure, or never (stays running). */
   provisionOutcome: 'succeeded' | 'failed' | 'never';
+  /** Inventories by MAC (GET .../inventory); an inspect that succeeds stores `nextInventory`. */
+  readonly inventories: Map<string, unknown>;
+  nextInventory?: unknown;
   token: string;
 }
 
@@ -57,7 +60,7 @@ const publicMachine = (m: StandInMachine) => {
 export async function startStandIn(t: { teardown(fn: () => unknown): void }, token: string): Promise<StandIn> {
   const app = Fastify({ logger: false });
   const s: StandIn = {
-    api: '', app, requests: [], machines: new Map(), images: new Map(), operations: new Map(), provisionOutcome: 'succeeded', token,
+    api: '', app, requests: [], machines: new Map(), images: new Map(), operations: new Map(), provisionOutcome: 'succeeded', token, inventories: new Map(),
   };
   let clock = T0;
   const now = () => (clock += 1000);
@@ -97,6 +100,11 @@ export async function startStandIn(t: { teardown(fn: () => unknown): void }, tok
     s.machines.delete(req.params.mac);
     return reply.code(204).send();
   });
+  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/inventory', async (req, reply) => {
+    const m = needMachine(req.params.mac);
+    if (!m) return reply.code(404).send({ error: `machine ${req.params.mac}: not known` });
+    return s.inventories.get(m.mac) ?? reply.code(404).send({ error: `machine ${m.mac}: not inspected yet` });
+  });
   app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/events', async (req, reply) => {
     const m = s.machines.get(req.params.mac);
     if (!m) return reply.code(404).send({ error: `machine ${req.params.mac}: not known` });
@@ -132,6 +140,19 @@ export async function startStandIn(t: { teardown(fn: () => unknown): void }, tok
         const { pending: _p, finalStatus: _f, ...view } = op;
         return reply.code(202).send({ operation: view });
       }
+      case 'inspect':
+      case 'deploy':
+      case 'erase':
+      case 'capture': {
+        const kind = req.params.what;
+        const id = `${kind}-${(clock++).toString(36)}-abc123`;
+        const pending = { inspect: ['bootdev', 'power', 'agent-boot', 'agent-booted', 'inventory'], deploy: ['agent-boot', 'discard', 'write', 'verify'], erase: ['agent-boot', 'erase'], capture: ['agent-boot', 'upload', 'verify'] }[kind]!;
+        const op: StandInOperation = { id, kind, mac: m.mac, status: 'running', step: 'queued', steps: [{ step: 'queued', at: now() }], startedAt: clock, pending, finalStatus: 'succeeded' };
+        s.operations.set(id, op);
+        m.state = { inspect: 'inspecting', deploy: 'deploying', erase: 'erasing', capture: 'capturing' }[kind]!;
+        const { pending: _p, finalStatus: _f, ...view } = op;
+        return reply.code(202).send({ operation: view });
+      }
       case 'reset': return publicMachine(m);
       case 'deprovision': m.state = 'enrolled'; return publicMachine(m);
       case 'checkpoint': return reply.code(201).send({ name: b['name'] });
@@ -156,7 +177,11 @@ export async function startStandIn(t: { teardown(fn: () => unknown): void }, tok
       o.status = o.finalStatus;
       o.finishedAt = now();
       const m = o.mac ? s.machines.get(o.mac) : undefined;
-      if (o.status === 'succeeded') { o.step = 'done'; if (m) m.state = 'ready'; }
+      if (o.status === 'succeeded') {
+        o.step = 'done';
+        if (m) m.state = o.kind === 'provision' ? 'ready' : o.kind === 'deploy' ? 'deployed' : 'enrolled';
+        if (m && o.kind === 'inspect' && s.nextInventory) s.inventories.set(m.mac, s.nextInventory);
+      }
       else { o.error = 'BMC 10.0.1.5:623: no answer after 3 tries'; if (m) m.state = 'error'; }
     }
     return opView(o);

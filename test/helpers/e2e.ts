@@ -167,6 +167,16 @@ ${o.extraYaml ?? ''}`;
     return r;
   }
 
+  /** Polls GET /api/v1/operations/:id until it is no longer running (or the time is up); returns it. */
+  async waitOperation(id: string, timeoutMs: number): Promise<{ status: string; steps: { step: string }[]; error?: string; result?: any }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const op = (await this.api('GET', `/api/v1/operations/${id}`)).json();
+      if (op.status !== 'running' || Date.now() > deadline) return op;
+      await sleep(500);
+    }
+  }
+
   /** POST .../provision and poll the operation until it ends; returns it. */
   async provision(m: E2eMachine, image = 'golden', timeoutMs = 60_000): Promise<{ status: string; steps: { step: string }[]; error?: string }> {
     const r = await this.api('POST', `/api/v1/machines/${m.mac}/provision`, { image });
@@ -196,8 +206,8 @@ ${o.extraYaml ?? ''}`;
   }
 
   /** Starts the machine's ipmi_sim BMC and tells metalboot about it (PUT machine {bmc}). */
-  async attachBmc(m: E2eMachine): Promise<BmcHandle> {
-    const bmc = await this.lab.startBmc(m.name, m.mac, m.fw, m.bmcPort, BMC_USER, BMC_PASS);
+  async attachBmc(m: E2eMachine, vmEnv: Record<string, string> = {}): Promise<BmcHandle> {
+    const bmc = await this.lab.startBmc(m.name, m.mac, m.fw, m.bmcPort, BMC_USER, BMC_PASS, vmEnv);
     const r = await this.api('PUT', `/api/v1/machines/${m.mac}`, { bmc: { host: '127.0.0.1', port: m.bmcPort, user: BMC_USER, password: BMC_PASS } });
     if (r.status !== 200) throw new Error(`set BMC of ${m.name}: ${r.status} ${r.body}`);
     return bmc;

@@ -110,9 +110,10 @@ export class Lab {
   }
 
   /** An ipmi_sim BMC for VM name in this lab (lab-bmc start); stopped by destroy(). */
-  async startBmc(name: string, mac: string, fw: Firmware, port: number, user = 'admin', password = 'smoke-pw'): Promise<BmcHandle> {
+  async startBmc(name: string, mac: string, fw: Firmware, port: number, user = 'admin', password = 'smoke-pw', vmEnv: Record<string, string> = {}): Promise<BmcHandle> {
     this.bmcs.push(name);
-    await this.script('lab-bmc', ['start', name, mac, fw, String(port)], 20_000, { LAB_BMC_USER: user, LAB_BMC_PASS: password });
+    // vmEnv (LAB_MEM, LAB_QEMU_EXTRA, …) reaches lab-vm through ipmi_sim's power hook.
+    await this.script('lab-bmc', ['start', name, mac, fw, String(port)], 20_000, { ...vmEnv, LAB_BMC_USER: user, LAB_BMC_PASS: password });
     return { name, port, user, password };
   }
 

@@ -426,3 +426,52 @@ t.test('token rotate writes a new token (0600) and prints none; show-path follow
   r = await run(runTokenCommand, ['rotate', '--file', path.join(dir, 'no', 'such', '\0bad')]);
   t.equal(r.code, 1, 'an unwritable file: exit 1');
 });
+
+t.test('inspect, deploy, erase: 202 → operation; --wait follows the steps; machines show prints the inventory; usage mistakes exit 2', async (t) => {
+  const { s, run } = await setup(t);
+  s.machines.set(MAC, { mac: MAC, name: 'box', bootMode: 'sanboot', firmware: 'bios', state: 'enrolled', createdAt: 0, updatedAt: 0 });
+  s.nextInventory = {
+    collectedAt: Date.UTC(2026, 10, 22, 9, 0, 0), firmware: 'bios', system: { manufacturer: 'Acme', product: 'Box9', serial: 'SN1', uuid: 'u-1' },
+    cpu: { arch: 'x86_64', model: 'Xeon', cores: 4, threads: 8 }, memoryBytes: 8 * 2 ** 30,
+    disks: [{ name: 'sda', sizeBytes: 480 * 1e9, model: 'SSD\u001b[31m', serial: 'S1', wwn: '0x5000c500a1b2c3d4', rotational: false }],
+    nics: [{ mac: MAC, name: 'eth0', driver: 'igb', speedMbps: 1000, link: true, lldp: { chassisId: '02:00:5e:10:20:30', portId: 'swp7', systemName: 'sw1' } }],
+  };
+  let r = await run(runMachinesCommand, ['show', MAC]);
+  t.equal(r.code, 0, r.err);
+  t.notMatch(r.out, /Inventory/, 'not inspected: no inventory section');
+  r = await run((a, io) => runActionCommand('inspect', a, io), [MAC, '--wait']);
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /^inspecting 52:54:00:00:00:0a: operation inspect-\S+\n(.*\n)*.*agent-booted\n(.*\n)*52:54:00:00:00:0a: inspected \(operation inspect-\S+ succeeded\)\n$/);
+  t.same(s.requests.find((q) => q.url.endsWith('/inspect'))!.body, {}, 'inspect sends no options');
+  r = await run(runMachinesCommand, ['show', MAC]);
+  t.match(r.out, /Inventory \(/);
+  t.match(r.out, /CPU:\s+x86_64, Xeon, 4 cores, 8 threads/);
+  t.match(r.out, /Memory:\s+8.0 GiB/);
+  t.match(r.out, /sda\s+\S+.*S1\s+0x5000c500a1b2c3d4\s+no/);
+  t.match(r.out, /eth0\s+52:54:00:00:00:0a\s+igb\s+1000 Mb\/s\s+up\s+sw1 swp7 \(02:00:5e:10:20:30\)/);
+  t.notMatch(r.out, /\u001b/, 'no terminal escapes from what the machine reported');
+  r = await run(runMachinesCommand, ['show', MAC, '--json']);
+  t.equal(JSON.parse(r.out).inventory.system.serial, 'SN1', '--json carries the inventory');
+
+  r = await run((a, io) => runActionCommand('deploy', a, io), [MAC, '--image', 'golden', '--disk', 'S1']);
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /^deploying to 52:54:00:00:00:0a: operation deploy-/);
+  t.same(s.requests.find((q) => q.url.endsWith('/deploy'))!.body, { image: 'golden', disk: 'S1' });
+  r = await run((a, io) => runActionCommand('erase', a, io), [MAC, '--method', 'zero', '--disks', 'sda,sdb', '--wait']);
+  t.equal(r.code, 0, r.err);
+  t.same(s.requests.find((q) => q.url.endsWith('/erase'))!.body, { method: 'zero', disks: ['sda', 'sdb'] });
+  t.match(r.out, /erased \(operation erase-\S+ succeeded\)/);
+  r = await run((a, io) => runActionCommand('capture', a, io), [MAC, '--image', 'backup-1', '--disk', 'sda', '--wait']);
+  t.equal(r.code, 0, r.err);
+  t.same(s.requests.find((q) => q.url.endsWith('/capture'))!.body, { image: 'backup-1', disk: 'sda' });
+  t.match(r.out, /^capturing 52:54:00:00:00:0a: operation capture-\S+\n(.*\n)*.*upload\n(.*\n)*52:54:00:00:00:0a: captured \(operation capture-\S+ succeeded\)\n$/);
+  for (const [cmd, argv, why] of [
+    ['deploy', [MAC], /deploy needs --image/], ['erase', [MAC], /erase needs --method/], ['erase', [MAC, '--method', 'shred'], /erase needs --method/],
+    ['inspect', [MAC, '--image', 'x'], /--image goes with provision, deploy and capture/], ['capture', [MAC], /capture needs --image/], ['power', [MAC, 'on', '--wait'], /--wait goes with/],
+    ['inspect', [MAC, '--disk', 'sda'], /--disk goes with deploy and capture/],
+  ] as const) {
+    r = await run((a, io) => runActionCommand(cmd, a, io), [...argv]);
+    t.equal(r.code, 2, `${cmd} ${argv.join(' ')}: exit 2`);
+    t.match(r.err, why);
+  }
+});

@@ -445,9 +445,9 @@ t.test('storage and iscsi: each mistake is named precisely', async (t) => {
 });
 
 t.test('machines: defaults; mistakes named', async (t) => {
-  t.same(parseConfig(MIN, env).machines, { unknown: 'ignore', discover: true, sanbootTries: 3, sanbootRetryDelaySec: 5, sanbootFallback: 'exit', netbootDir: '/var/lib/metalboot/netboot', proxyBootWindowSec: 600 });
+  t.same(parseConfig(MIN, env).machines, { unknown: 'ignore', discover: true, sanbootTries: 3, sanbootRetryDelaySec: 5, sanbootFallback: 'exit', netbootDir: '/var/lib/metalboot/netboot', proxyBootWindowSec: 600, agentTimeoutSec: 600, agentLldpSec: 31 });
   t.equal(parseConfig(`${MIN}machines: { unknown: menu }\n`, env).machines.unknown, 'menu');
-  t.equal(errorOf(`${MIN}machines: { unknown: pxe }\n`).message, 'config: machines.unknown: expected one of ignore, menu, local, got string "pxe"');
+  t.equal(errorOf(`${MIN}machines: { unknown: pxe }\n`).message, 'config: machines.unknown: expected one of ignore, menu, local, inspect, got string "pxe"');
   t.equal(errorOf(`${MIN}machines: { sanbootTries: 0 }\n`).message, 'config: machines.sanbootTries: 0 is out of range 1..100');
   t.equal(parseConfig(MIN.replace('http: { publicUrl: "http://10.99.0.1:8080" }', 'http: { publicUrl: "http://10.99.0.1:8080", readOnlyTokenFile: /etc/metalboot/ro-token }'), env).http.readOnlyTokenFile, '/etc/metalboot/ro-token');
 });

@@ -43,6 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { buildBootMedium } from '../../src/boot/media-build.js';
 import { renderMediaScript } from '../../src/boot/media.js';
 import type { IscsiReconciler, ReconcileResult } from '../../src/reconcile.js';
+import { AgentSessions } from '../../src/agent/sessions.js';
 import type { TgtSession, TgtTarget } from '../../src/iscsi/tgtadm.js';
 import { MacHistory } from '../../src/status/history.js';
 import { Metrics } from '../../src/metrics/registry.js';
@@ -112,6 +113,10 @@ async function setup(t: Test, statusPublic = true) {
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
     storage: { images, disks, portal: { host: '127.0.0.1', port: 3260 } },
+    agent: {
+      sessions: new AgentSessions(Date.now), inventory: () => undefined,
+      inspect: () => { throw new Error('no agent here'); }, deploy: async () => { throw new Error('no agent here'); }, erase: () => { throw new Error('no agent here'); }, capture: async () => { throw new Error('no agent here'); },
+    },
     // The real boot medium from the checkout's boot-assets/ (scripts/boot-assets.sh), as the daemon
     // builds it; built once per request kind, since the walk below asks for it hundreds of times.
     bootMedia: (r) => {
@@ -154,11 +159,14 @@ const BODIES: Record<string, unknown> = {
   'POST /api/v1/disks/:mac/restore': { checkpoint: 'c1' },
   'PUT /api/v1/reservations/:mac': { ip: '10.60.0.50' },
   'POST /api/v1/images/:id/import': { path: '/nonexistent/x.raw' },
+  'POST /api/v1/machines/:mac/deploy': { image: 'img' },
+  'POST /api/v1/machines/:mac/erase': { method: 'zero' },
+  'POST /api/v1/machines/:mac/capture': { image: 'img' },
 };
 
 /** Outside /api, documented as needing no token (README "HTTP"): anything else outside /api fails here. */
 const PUBLIC = [/^\/healthz$/, /^\/metrics$/, /^\/docs(\/openapi\.json)?$/, /^\/$/, /^\/machines\/:mac$/, /^\/status\/(app\.js|lib\.js|style\.css)$/,
-  /^\/status\/api\/v1\//, /^\/boot\/:file$/, /^\/boot\/files\/:name$/, /^\/boot-assets\/:name$/];
+  /^\/status\/api\/v1\//, /^\/boot\/:file$/, /^\/boot\/files\/:name$/, /^\/boot-assets\/:name$/, /^\/boot\/agent\/:arch\/:name$/];
 
 t.test('every registered route: /api needs a token (401 without, 401 wrong), writes refuse a read-only token (403); only the documented routes are public', async (t) => {
   const { app, call } = await setup(t);
@@ -170,7 +178,7 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
     'GET /api/v1/status/machines/:mac', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
   // Fail closed: every route declares its access (a route added without one answers 500).
   for (const r of routes) t.ok(r.access, `${r.method} ${r.url} declares its access (${r.access})`);
-  let api = 0, writes = 0;
+  let api = 0, writes = 0, agent = 0;
   for (const r of routes) {
     const method = r.method as Method;
     const url = concrete(r.url);
@@ -193,12 +201,17 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
         // Even a body the schema would refuse: the token is judged first.
         t.equal((await call(method, url, { bogus: 1 }, RO)).statusCode, 403, `${r.method} ${r.url}: 403 before validation`);
       }
+    } else if (r.access === 'agent') {
+      // The agent's endpoints open only to a running agent operation's token: neither no token nor the API tokens.
+      agent++;
+      for (const tok of [null, RW, RO]) t.equal((await call(method, url, body, tok)).statusCode, 401, `${r.method} ${r.url}: 401 with ${tok === null ? 'no token' : tok === RW ? 'the read-write API token' : 'the read-only API token'}`);
     } else {
       t.ok(PUBLIC.some((re) => re.test(r.url)), `${r.method} ${r.url} is outside /api: it must be a documented public route`);
       if (!stream) t.not((await call(method, url, body, null)).statusCode, 401, `${r.method} ${r.url}: answers without a token`);
     }
   }
   t.ok(api >= 50 && writes >= 20, `${api} /api routes (with HEAD twins), ${writes} writes walked`);
+  t.ok(agent >= 6, `${agent} agent routes walked`);
   t.equal((await call('GET', '/healthz', undefined, null)).statusCode, 200, 'GET /healthz: 200 without a token');
   t.equal((await call('GET', '/api/v1/nope', undefined, null)).statusCode, 401, 'an unknown /api path: 401 first, not a 404 that maps the API');
 });

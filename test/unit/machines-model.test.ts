@@ -22,18 +22,26 @@ t.test('transition table: what the issue says, and every refusal names the curre
   const mac = parseMac('52:54:00:00:00:01');
   const into = (to: MachineState) => ALL.filter((f) => canTransition(f, to));
   const outOf = (from: MachineState) => ALL.filter((to) => canTransition(from, to));
-  // Stated from the design (issue 6, model.ts), not copied from the table.
-  t.same(into('discovered'), [], 'nothing becomes discovered: only a PXE sighting creates it');
+  // Stated from the design (issue 6, model.ts; the agent operations' states from issue 16), not copied from the table.
+  t.same(into('discovered'), ['inspecting'], 'nothing becomes discovered: only a PXE sighting creates it (an inspection of a discovered machine ends where it started)');
   t.same(into('ready'), ['provisioning', 'active', 'maintenance'], 'ready only through provisioning (or back: the session ended, or from maintenance with the disk)');
   t.same(into('active'), ['ready'], 'active only when a ready machine\'s session is seen');
   t.same(outOf('active'), ['provisioning', 'ready', 'error', 'maintenance'], 'active falls back to ready, or is re-provisioned, fails or is taken out');
   t.same(outOf('provisioning'), ['ready', 'error'], 'provisioning ends as its operation ends: never enrolled under it (no deprovision)');
   t.same(into('provisioning'), ['enrolled', 'ready', 'active', 'error'], 'provision from enrolled, or again from ready, active, error');
   t.same(outOf('maintenance'), ['enrolled', 'ready'], 'maintenance is left towards enrolled or ready');
-  t.same(outOf('error'), ['enrolled', 'provisioning', 'maintenance'], 'error is left towards enrolled, a new provision or maintenance');
+  t.same(outOf('error'), ['enrolled', 'provisioning', 'maintenance', 'inspecting', 'deploying', 'erasing', 'capturing'], 'error is left towards enrolled, a new provision or maintenance, or a new agent operation');
+  // The agent operations (issue 16): each busy state ends as its operation ends.
+  t.same(outOf('inspecting'), ['discovered', 'enrolled', 'error', 'deployed'], 'inspecting ends where it started, or in error');
+  t.same(outOf('deploying'), ['error', 'deployed'], 'deploying ends deployed or in error');
+  t.same(outOf('erasing'), ['enrolled', 'error'], 'erasing ends enrolled (nothing of ours on its disks) or in error');
+  t.same(outOf('capturing'), ['enrolled', 'error', 'deployed'], 'capturing ends where it started, or in error');
+  t.same(into('deployed'), ['inspecting', 'deploying', 'capturing'], 'deployed only through a deploy (or back from an inspection or capture of a deployed machine)');
+  const busy: readonly MachineState[] = ['provisioning', 'inspecting', 'deploying', 'erasing', 'capturing'];
   for (const s of ALL) {
     if (s !== 'maintenance' && s !== 'error') t.ok(canTransition(s, 'error'), `${s} → error`);
-    if (s !== 'maintenance' && s !== 'provisioning') t.ok(canTransition(s, 'maintenance'), `${s} → maintenance`);
+    if (s !== 'maintenance' && !busy.includes(s)) t.ok(canTransition(s, 'maintenance'), `${s} → maintenance`);
+    if (busy.includes(s)) t.notOk(canTransition(s, 'maintenance'), `${s} → maintenance is refused: its operation runs`);
     t.notOk(canTransition(s, s), `${s} → ${s} is not a transition`);
   }
   let allowed = 0;
@@ -42,7 +50,7 @@ t.test('transition table: what the issue says, and every refusal names the curre
     t.throws(() => transition({ mac, state: from }, to, 'do it'), new TransitionError(mac, from, to, 'do it'));
     try { transition({ mac, state: from }, to, 'do it'); } catch (e) { t.equal((e as Error).message, `machine ${mac}: cannot do it while ${from}`); }
   }
-  t.equal(allowed, 22);
+  t.equal(allowed, 49, '22 of issue 6, 27 of the agent operations');
 });
 
 t.test('service: every allowed transition, through the one function all state changes go through, stores an event (time, actor, from, to, reason); every other is refused and stores nothing', async (t) => {
@@ -104,7 +112,7 @@ t.test('service: every allowed transition, through the one function all state ch
       t.equal(svc.events(mac).length, before, `${from} → ${to}: no event`);
     }
   }
-  t.equal(stored, 22, 'all 22 allowed transitions recorded');
+  t.equal(stored, 49, 'all 49 allowed transitions recorded');
   // In the store, not only in memory: a fresh service reads back every event (a machine left in
   // provisioning gets one more, provisioning → error: its operation died with the old service).
   const again = mk();

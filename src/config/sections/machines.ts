@@ -1,13 +1,14 @@
-/** The `machines` section: how unknown machines are treated and how SAN boots are tried. */
+/** The `machines` section: how unknown machines are treated, how SAN boots are tried, the agent's settings. */
 import { bool, int, mapping, oneOf, opt, readAbsolutePath, underDataDir } from '../readers.js';
 import type { MachinesConfig } from '../types.js';
 
 export function readMachines(v: unknown, path: string, dataDir: string): MachinesConfig {
-  const m = mapping(v, path, ['unknown', 'discover', 'sanbootTries', 'sanbootRetryDelaySec', 'sanbootFallback', 'netbootDir', 'proxyBootWindowSec']);
+  const m = mapping(v, path, ['unknown', 'discover', 'sanbootTries', 'sanbootRetryDelaySec', 'sanbootFallback', 'netbootDir', 'proxyBootWindowSec', 'agentDir', 'agentTimeoutSec', 'agentLldpSec']);
+  const agentDir = opt(m, 'agentDir', path, readAbsolutePath);
   return {
     // Machines metalboot does not know go straight on to their next boot device (they are still
     // recorded as discovered); a menu would hold every stray PXE client for its timeout.
-    unknown: opt(m, 'unknown', path, (x, p) => oneOf(x, p, ['ignore', 'menu', 'local'] as const)) ?? 'ignore',
+    unknown: opt(m, 'unknown', path, (x, p) => oneOf(x, p, ['ignore', 'menu', 'local', 'inspect'] as const)) ?? 'ignore',
     discover: opt(m, 'discover', path, bool) ?? true,
     sanbootTries: opt(m, 'sanbootTries', path, (x, p) => int(x, p, [1, 100])) ?? 3,
     sanbootRetryDelaySec: opt(m, 'sanbootRetryDelaySec', path, (x, p) => int(x, p, [1, 600])) ?? 5,
@@ -16,5 +17,10 @@ export function readMachines(v: unknown, path: string, dataDir: string): Machine
     // Ten minutes covers a slow firmware from its ProxyDHCP offer to iPXE's script fetch, and the menu's
     // 'sanboot' choice; a later boot does a new ProxyDHCP exchange and opens a new window.
     proxyBootWindowSec: opt(m, 'proxyBootWindowSec', path, (x, p) => int(x, p, [10, 86_400])) ?? 600,
+    ...(agentDir !== undefined ? { agentDir } : {}),
+    // Ten minutes: power-on, firmware, the ramdisk's download and an inspection's LLDP wait fit.
+    agentTimeoutSec: opt(m, 'agentTimeoutSec', path, (x, p) => int(x, p, [10, 86_400])) ?? 600,
+    // LLDP's default transmit interval is 30 s (IEEE 802.1AB msgTxInterval): one frame fits.
+    agentLldpSec: opt(m, 'agentLldpSec', path, (x, p) => int(x, p, [0, 300])) ?? 31,
   };
 }

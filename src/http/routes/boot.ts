@@ -6,9 +6,14 @@
  *   GET /boot/<mac>.menu.ipxe   the machine's menu
  *   GET /boot/files/<name>      netboot kernels and initrds (Range supported), regular files that
  *                               resolve inside netbootDir (fs/under-root.ts; symlinks out are 404)
- * All public (config.access): firmware and iPXE present no token.
+ *   GET /boot/agent/<arch>/vmlinuz|initrd.img   the agent ramdisk (agent-assets/, Range supported)
+ * A machine with an agent operation running (inspect, deploy, erase) gets the agent script: the
+ * ramdisk with the operation's one-time token on its command line, served only to the machine
+ * itself (the same rule as a sanboot script). All public (config.access): firmware and iPXE
+ * present no token.
  */
-import { openUnderRoot } from '../../fs/under-root.js';
+import { errorMessage } from '../../errors/message.js';
+import { sendFile } from '../send-file.js';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
 import { tryParseMac, type Mac } from '../../net/mac.js';
@@ -19,8 +24,9 @@ import type { DiskRecord } from '../../disks/record.js';
 import type { HostPort } from '../../config/types.js';
 import { bootActionFor, type UnknownPolicy } from '../../boot/policy.js';
 import type { ScriptAccess } from '../../boot/script-access.js';
+import type { AgentSessions } from '../../agent/sessions.js';
 import {
-  renderLocalScript, renderMenuScript, renderNetbootScript, renderSanbootScript, renderUnknownMachineScript, renderWaitScript, type SanbootFallback,
+  renderAgentScript, renderLocalScript, renderMenuScript, renderNetbootScript, renderSanbootScript, renderUnknownMachineScript, renderWaitScript, type SanbootFallback,
 } from '../../boot/ipxe.js';
 
 export interface BootRouteDeps {
@@ -38,6 +44,23 @@ export interface BootRouteDeps {
   readonly sanboot: { readonly tries: number; readonly retryDelaySec: number; readonly fallback: SanbootFallback };
   /** Directory of netboot kernels and initrds. */
   readonly netbootDir?: string;
+  /** The agent ramdisk: absent when agent operations are off. */
+  readonly agent?: BootAgentDeps;
+}
+
+export interface BootAgentDeps {
+  readonly sessions: AgentSessions;
+  /** agent-assets/: one directory per architecture (x86_64, aarch64) with vmlinuz and initrd.img. */
+  readonly dir: string;
+  readonly lldpSec: number;
+  readonly inventoried: (mac: Mac) => boolean;
+  /** machines.unknown: inspect: starts the inspection of a discovered machine booting now (throws when it cannot). */
+  readonly autoInspect: (mac: Mac) => void;
+}
+
+/** The agent ramdisk's architecture for a machine, from what its firmware said in DHCP (option 93). */
+function agentArch(m: Machine | undefined): { dir: string; console: string } {
+  return /arm64/.test(m?.discovered?.arch ?? '') ? { dir: 'aarch64', console: 'ttyAMA0' } : { dir: 'x86_64', console: 'ttyS0' };
 }
 
 const FILE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -54,7 +77,8 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
     const disk = d.disk?.(mac);
     const menuUrl = `${d.publicUrl}/boot/${mac}.menu.ipxe`;
     const selfUrl = `${d.publicUrl}/boot/${mac}.ipxe`;
-    let action = bootActionFor(machine, disk, d.unknown);
+    const agentState = { running: d.agent?.sessions.of(mac) !== undefined, inventoried: d.agent?.inventoried(mac) ?? false };
+    let action = bootActionFor(machine, disk, d.unknown, agentState);
     if (m![2] && machine) action = disk ? { kind: 'menu', machine, disk } : { kind: 'menu', machine };
     const served = (kind: string, ok = true, reason?: string) => {
       d.bus?.publish({ type: 'boot.script', mac, ip: from, action: kind, served: ok, ...(reason ? { reason } : {}) });
@@ -101,43 +125,45 @@ export function bootRoutes(app: FastifyInstance, d: BootRouteDeps): void {
       case 'none':
         served('none');
         return script(reply, renderUnknownMachineScript(mac));
+      case 'inspect':
+      case 'agent': {
+        const ag = d.agent;
+        if (!ag) { served(action.kind, false, 'agent operations are off'); return script(reply, renderUnknownMachineScript(mac)); }
+        if (action.kind === 'inspect') {
+          try {
+            ag.autoInspect(mac);
+          } catch (e) {
+            served('inspect', false, errorMessage(e));
+            return script(reply, renderUnknownMachineScript(mac));
+          }
+        }
+        // The token is a secret: the same rule as a sanboot script's CHAP secrets.
+        const access = d.scriptAccess ? await d.scriptAccess(mac, from) : { ok: false as const, reason: 'no access policy configured' };
+        if (!access.ok) {
+          served('agent', false, access.reason);
+          return reply.code(403).type('text/plain').send('forbidden\n');
+        }
+        const token = ag.sessions.mintToken(mac);
+        if (!token) { served('agent', false, 'the agent operation ended'); return script(reply, renderUnknownMachineScript(mac)); }
+        const arch = agentArch(d.machine?.(mac));
+        served('agent');
+        return script(reply, renderAgentScript({
+          mac, publicUrl: d.publicUrl, token, console: arch.console, lldpSec: ag.lldpSec,
+          kernelUrl: `${d.publicUrl}/boot/agent/${arch.dir}/vmlinuz`, initrdUrl: `${d.publicUrl}/boot/agent/${arch.dir}/initrd.img`,
+        }));
+      }
     }
+  });
+
+  app.get<{ Params: { arch: string; name: string } }>('/boot/agent/:arch/:name', { config: { access: 'public' } }, async (req, reply) => {
+    const { arch, name } = req.params;
+    if (!d.agent || !/^(x86_64|aarch64)$/.test(arch) || !/^(vmlinuz|initrd\.img)$/.test(name)) return reply.code(404).send({ error: 'not found' });
+    return sendFile(req, reply, `${d.agent.dir}/${arch}`, name, d.log, 'http.agent-file');
   });
 
   app.get<{ Params: { name: string } }>('/boot/files/:name', { config: { access: 'public' } }, async (req, reply) => {
     const { name } = req.params;
     if (!d.netbootDir || !FILE_RE.test(name) || name.includes('..')) return reply.code(404).send({ error: 'not found' });
-    // Opened once, checked on the descriptor, then streamed from it: what is sent is what was checked.
-    const opened = await openUnderRoot(d.netbootDir, name);
-    if (!opened.ok) {
-      if (opened.kind === 'refused') d.log.warn({ event: 'http.netboot-file-refused', file: name, from: unmapIpv4(req.ip), reason: opened.reason }, 'netboot file refused');
-      return reply.code(404).send({ error: 'not found' });
-    }
-    const { file: fh, stat: st } = opened;
-    reply.header('accept-ranges', 'bytes').type('application/octet-stream');
-    const range = req.headers.range;
-    if (range !== undefined) {
-      // RFC 9110 §14.1.2/§14.2: one byte range. A syntactically invalid one (several ranges, or
-      // last < first) is ignored and the file served whole ("MAY ignore"); a valid one that starts
-      // beyond the end, or a zero-length suffix, is unsatisfiable: 416 with `bytes */size` (§15.5.17).
-      const r = /^bytes=(\d*)-(\d*)$/.exec(range);
-      const first = r?.[1] ? Number(r[1]) : undefined;
-      const last = r?.[2] ? Number(r[2]) : undefined;
-      const valid = r !== null && (first !== undefined || last !== undefined) && !(first !== undefined && last !== undefined && last < first);
-      if (valid) {
-        // "-N" is the last N bytes; "N-" runs to the end; a last-pos past the end is clipped.
-        const start = first ?? Math.max(0, st.size - last!);
-        const end = first === undefined || last === undefined ? st.size - 1 : Math.min(last, st.size - 1);
-        if (start >= st.size || (first === undefined && last === 0)) {
-          await fh.close();
-          return reply.code(416).header('content-range', `bytes */${st.size}`).send();
-        }
-        d.log.debug({ event: 'http.netboot-file', file: name, from: unmapIpv4(req.ip), bytes: end - start + 1, range: `${start}-${end}` }, 'netboot file range served');
-        return reply.code(206).header('content-range', `bytes ${start}-${end}/${st.size}`).header('content-length', end - start + 1)
-          .send(fh.createReadStream({ start, end }));
-      }
-    }
-    d.log.info({ event: 'http.netboot-file', file: name, from: unmapIpv4(req.ip), bytes: st.size }, 'netboot file served');
-    return reply.header('content-length', st.size).send(fh.createReadStream());
+    return sendFile(req, reply, d.netbootDir, name, d.log, 'http.netboot-file');
   });
 }

@@ -17,6 +17,11 @@
  *   POST   /api/v1/machines/:mac/maintenance     {on: boolean}
  *   GET    /api/v1/machines/:mac/events          state history
  *   GET    /api/v1/machines/:mac/timeline        last boots, step by step
+ *   POST   /api/v1/machines/:mac/inspect         → 202 {operation}: boot the agent, collect the inventory
+ *   POST   /api/v1/machines/:mac/deploy          {image, disk?} → 202 {operation}: the image onto a local disk
+ *   POST   /api/v1/machines/:mac/erase           {disks?, method} → 202 {operation}: discard or zero its disks
+ *   POST   /api/v1/machines/:mac/capture         {image, disk?} → 202 {operation}: a disk into a new image
+ *   GET    /api/v1/machines/:mac/inventory       the last inventory (404 before the first inspection)
  *   GET    /api/v1/operations[?mac=&status=]     GET /api/v1/operations/:id
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -29,9 +34,20 @@ import { BOOT_TARGETS, POWER_ACTIONS, type BootTarget, type PowerAction } from '
 import { POWER_SETTINGS_SCHEMA } from '../../power/drivers.js';
 import { IPMI_DRIVER, IPMI_SETTINGS_PROPERTIES, IPMI_SETTINGS_REQUIRED } from '../../power/ipmi.js';
 import type { Operations } from '../../machines/operations.js';
+import type { Operation } from '../../machines/operations.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
 import { macOr400, macRoute } from '../reply.js';
 import { checkId } from '../../storage/backend.js';
+import type { Inventory } from '../../agent/inventory.js';
+
+/** Agent operations (absent when machines.agent is off). */
+export interface MachineAgentDeps {
+  inspect(mac: Mac, actor: string): Operation;
+  deploy(mac: Mac, spec: { image: string; disk?: string }, actor: string): Promise<Operation>;
+  erase(mac: Mac, spec: { disks?: 'all' | string[]; method: 'discard' | 'zero' }, actor: string): Operation;
+  capture(mac: Mac, spec: { image: string; disk?: string }, actor: string): Promise<Operation>;
+  inventory(mac: Mac): Inventory | undefined;
+}
 
 export interface MachineRouteDeps {
   readonly machines: MachineService;
@@ -42,6 +58,7 @@ export interface MachineRouteDeps {
   readonly log: Logger;
   /** Image lookup, so provision refuses an unknown image before it starts (absent when iSCSI is off). */
   readonly images?: { get(id: string): Promise<unknown> };
+  readonly agent?: MachineAgentDeps;
 }
 
 /**
@@ -164,6 +181,29 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   post<{ on: boolean }>('maintenance',
     { type: 'object', additionalProperties: false, required: ['on'], properties: { on: { type: 'boolean' } } },
     async (m, b, who) => view(await machines.setMaintenance(m, b.on, who)));
+
+  const agent = d.agent;
+  if (agent) {
+    post('inspect', undefined, async (m, _b, who) => ({ operation: agent.inspect(m, who) }), 202);
+    const DISK = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' } as const;
+    post<{ image: string; disk?: string }>('deploy',
+      { type: 'object', additionalProperties: false, required: ['image'], properties: { image: { type: 'string', minLength: 1, maxLength: 48 }, disk: DISK } },
+      async (m, b, who) => ({ operation: await agent.deploy(m, b, who) }), 202);
+    post<{ disks?: 'all' | string[]; method: 'discard' | 'zero' }>('erase',
+      { type: 'object', additionalProperties: false, required: ['method'], properties: { method: { enum: ['discard', 'zero'] }, disks: { anyOf: [{ const: 'all' }, { type: 'array', minItems: 1, maxItems: 64, items: DISK }] } } },
+      async (m, b, who) => ({ operation: agent.erase(m, b, who) }), 202);
+    post<{ image: string; disk?: string }>('capture',
+      { type: 'object', additionalProperties: false, required: ['image'], properties: { image: { type: 'string', minLength: 1, maxLength: 48 }, disk: DISK } },
+      async (m, b, who) => {
+        const c = checkId(b.image);
+        if (!c.ok) throw new MachineError(m, 'invalid', `image: ${c.reason}`);
+        return { operation: await agent.capture(m, b, who) };
+      }, 202);
+    app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/inventory', macRoute(failed, (m, _req, reply) => {
+      if (!machines.get(m)) return reply.code(404).send({ error: `machine ${m}: not known` });
+      return agent.inventory(m) ?? reply.code(404).send({ error: `machine ${m}: not inspected yet` });
+    }));
+  }
 
   app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/events', macRoute(failed, (m) => ({ events: machines.events(m) })));
 
