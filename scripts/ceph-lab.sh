@@ -58,7 +58,7 @@ pids_of_cluster() {
   # Our daemons only: those started with this cluster's conf file (pid files may be gone after a crash).
   local p
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-c $CONF "; then echo "${p#/proc/}"; fi
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "-c $CONF "; then echo "${p#/proc/}"; fi
   done
 }
 

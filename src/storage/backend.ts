@@ -35,8 +35,8 @@ export interface CheckpointInfo {
 }
 
 export interface Usage {
-  readonly backend: 'lvm' | 'file';
-  /** Thin pool data% (lvm) or filesystem used% (file), 0..100. */
+  readonly backend: 'lvm' | 'file' | 'rbd';
+  /** Thin pool data% (lvm), filesystem used% (file) or pool used% / quota (rbd), 0..100. */
   readonly dataPercent: number;
   /** Thin pool metadata% (lvm only). */
   readonly metadataPercent?: number;
@@ -58,11 +58,11 @@ export interface ImportOptions {
 
 export interface RestoreResult {
   /** How the disk got the checkpoint's content back (for the log). */
-  readonly method: 'merge' | 'snapshot' | 'reflink' | 'copy';
+  readonly method: 'merge' | 'snapshot' | 'reflink' | 'copy' | 'rollback';
 }
 
 export interface VolumeBackend {
-  readonly kind: 'lvm' | 'file';
+  readonly kind: 'lvm' | 'file' | 'rbd';
 
   /** Checks the pool/directory and probes capabilities; call once before anything else. */
   init(): Promise<void>;
