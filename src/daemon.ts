@@ -2,6 +2,7 @@
  * The composition root: builds every service from the config, starts the
  * edges, and stops them in reverse order. Nothing else constructs services.
  */
+import { errorMessage } from './errors/message.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -165,7 +166,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   const stops: (() => Promise<void>)[] = [() => store.close()];
   const stopAll = async () => {
     for (const s of stops.splice(0).reverse()) {
-      try { await s(); } catch (e) { log.error({ event: 'daemon.stop-error', err: e instanceof Error ? e.message : String(e) }, 'error while stopping'); }
+      try { await s(); } catch (e) { log.error({ event: 'daemon.stop-error', err: errorMessage(e) }, 'error while stopping'); }
     }
   };
 
@@ -385,7 +386,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       try {
         await provider.check();
       } catch (e) {
-        throw new Error(`tftp.root ${root}: ${e instanceof Error ? e.message : String(e)}`);
+        throw new Error(`tftp.root ${root}: ${errorMessage(e)}`);
       }
       const tftp = new TftpServer({
         config: config.tftp, provider, log: log.child({ module: 'tftp' }),

@@ -4,6 +4,7 @@
  * each provisioning step, and periodically, so a restarted or tampered tgtd is repaired within one
  * check interval. Targets that are not ours (another IQN prefix) are never touched.
  */
+import { errorMessage } from './errors/message.js';
 import type { Logger } from './log.js';
 import { ApplyPlanError, applyPlan, diffTargets, type DesiredAccount, type DesiredTarget, type PlanOp } from './iscsi/plan.js';
 import type { TgtSession, TgtTarget } from './iscsi/tgtadm.js';
@@ -38,7 +39,7 @@ export interface ReconcilerOptions {
 
 export class IscsiUnavailableError extends Error {
   constructor(cause: unknown) {
-    super(`tgtd is not available: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`tgtd is not available: ${errorMessage(cause)}`, { cause });
     this.name = 'IscsiUnavailableError';
   }
 }
@@ -180,7 +181,7 @@ export class IscsiReconciler {
       if (e instanceof ApplyPlanError) throw e;
       // One line when tgtd goes away, not one per check.
       if (!this.failing) {
-        log.error({ event: 'iscsi.unavailable', reason, err: e instanceof Error ? e.message : String(e) }, 'cannot reconcile tgtd');
+        log.error({ event: 'iscsi.unavailable', reason, err: errorMessage(e) }, 'cannot reconcile tgtd');
       }
       this.failing = true;
       if ((e instanceof TgtadmError && (e.kind === 'not-running' || e.kind === 'spawn' || e.kind === 'timeout')) || e instanceof TgtdStartError) throw new IscsiUnavailableError(e);

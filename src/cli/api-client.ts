@@ -18,11 +18,11 @@ import { parseTokenText, TokenFileError } from '../http/auth.js';
 export const DEFAULT_API = 'http://127.0.0.1:8080';
 export const DEFAULT_TOKEN_FILE = '/var/lib/metalboot/api-token';
 /** Per request (BMC calls through the daemon retry for a while, so not too short). */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 /** An upload is aborted when no byte has moved for this long. */
-export const DEFAULT_UPLOAD_IDLE_MS = 60_000;
+const DEFAULT_UPLOAD_IDLE_MS = 60_000;
 /** After the last byte of an upload, the daemon finishes the import (hash, qcow2 conversion). */
-export const DEFAULT_UPLOAD_FINISH_MS = 600_000;
+const DEFAULT_UPLOAD_FINISH_MS = 600_000;
 
 /** What the CLI reads and writes; tests pass their own. */
 export interface CliIo {
@@ -100,13 +100,13 @@ export function describeToken(t: TokenSource): string {
   return `token file ${t.file} (${why})`;
 }
 
-export function defaultConfigFiles(env: NodeJS.ProcessEnv): string[] {
+function defaultConfigFiles(env: NodeJS.ProcessEnv): string[] {
   const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : env.HOME ? path.join(env.HOME, '.config') : undefined;
   return [...(base ? [path.join(base, 'metalboot', 'cli.yaml')] : []), '/etc/metalboot/cli.yaml'];
 }
 
 /** The first config file that exists, parsed: `api:` and `tokenFile:`, nothing else. */
-export async function loadCliConfig(files: readonly string[]): Promise<CliConfig | undefined> {
+async function loadCliConfig(files: readonly string[]): Promise<CliConfig | undefined> {
   for (const file of files) {
     let text: string;
     try {
@@ -141,7 +141,7 @@ export async function loadCliConfig(files: readonly string[]): Promise<CliConfig
 }
 
 /** "http://host:port[/prefix]" without a trailing slash; http and https only, no credentials. */
-export function normaliseApiUrl(raw: string): string {
+function normaliseApiUrl(raw: string): string {
   let u: URL;
   try {
     u = new URL(raw);

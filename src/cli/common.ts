@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { tryParseMac } from '../net/mac.js';
 import { ApiClient, ApiError, CliConfigError, UsageError, type CliIo } from './api-client.js';
 
-export const COMMON_OPTIONS = {
+const COMMON_OPTIONS = {
   api: { type: 'string' },
   'token-file': { type: 'string' },
   json: { type: 'boolean' },
@@ -54,7 +54,7 @@ export function oneOf<T extends string>(v: string | undefined, allowed: readonly
   return v as T;
 }
 
-export function isParseArgsError(e: unknown): e is TypeError {
+function isParseArgsError(e: unknown): e is TypeError {
   return e instanceof TypeError && typeof (e as { code?: unknown }).code === 'string' && (e as unknown as { code: string }).code.startsWith('ERR_PARSE_ARGS');
 }
 

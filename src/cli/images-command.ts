@@ -24,7 +24,7 @@ function idArg(raw: string | undefined): string {
   return raw;
 }
 
-export function formatImage(i: ImageRow): string {
+function formatImage(i: ImageRow): string {
   return formatFields([['ID', i.id], ['Size', `${formatBytes(i.sizeBytes)} (${i.sizeBytes} bytes)`], ['SHA256', i.sha256], ['Read-only', i.readOnly ? 'yes' : 'no']]);
 }
 

@@ -5,7 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, readCipherSuite } from '../config/load.js';
+import { ConfigError } from '../config/error.js';
+import { readCipherSuite } from '../config/sections/ipmi.js';
 import { DEFAULT_IPMI } from '../config/defaults.js';
 import { IpmiClient } from '../ipmi/client.js';
 import { IpmiError } from '../ipmi/errors.js';
@@ -55,7 +56,7 @@ async function readPassword(values: { 'password-env'?: string; 'password-file'?:
   return Buffer.from(text.replace(/\r?\n$/, ''), 'utf8');
 }
 
-export function formatDeviceId(d: DeviceId): string {
+function formatDeviceId(d: DeviceId): string {
   return [
     `Device ID            : ${d.deviceId}`,
     `Device Revision      : ${d.deviceRevision}`,
@@ -66,7 +67,7 @@ export function formatDeviceId(d: DeviceId): string {
   ].join('\n');
 }
 
-export function formatCipherSuites(r: readonly CipherSuiteRecord[] | null): string {
+function formatCipherSuites(r: readonly CipherSuiteRecord[] | null): string {
   if (r === null) return 'Cipher Suites        : not reported (the BMC does not answer Get Channel Cipher Suites)';
   return `Cipher Suites        : ${r.map((s) => s.id).join(', ')}`;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** metalboot: the admin CLI. It talks to a running daemon over its HTTP API, or (ipmi) straight to a BMC. */
+import { errorMessage } from '../errors/message.js';
 import { packageVersion } from '../version.js';
 import { IPMI_USAGE, runIpmiCommand } from './ipmi-command.js';
 import { EVENTS_USAGE, runEventsCommand } from './events-command.js';
@@ -49,7 +50,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         return 2;
     }
   } catch (e) {
-    io.err(`metalboot: ${e instanceof Error ? e.message : String(e)}\n`);
+    io.err(`metalboot: ${errorMessage(e)}\n`);
     return 1;
   }
 }

@@ -7,6 +7,7 @@
  * (every listener up, tgtd reconciled once), STOPPING=1 when a stop signal
  * arrives, and WATCHDOG=1 at half of WatchdogSec= when the unit sets one.
  */
+import { errorMessage } from '../errors/message.js';
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG_PATH, loadConfigFile, ConfigError } from '../config/load.js';
 import { LOG_LEVELS } from '../config/defaults.js';
@@ -38,7 +39,7 @@ async function main(): Promise<number> {
       strict: true,
     }).values;
   } catch (e) {
-    process.stderr.write(`metalbootd: ${e instanceof Error ? e.message : String(e)}\n${usage()}`);
+    process.stderr.write(`metalbootd: ${errorMessage(e)}\n${usage()}`);
     return 2;
   }
   if (args.help) { process.stdout.write(usage()); return 0; }
@@ -53,7 +54,7 @@ async function main(): Promise<number> {
   try {
     config = await loadConfigFile(args.config!);
   } catch (e) {
-    const msg = e instanceof ConfigError ? e.message : `config: ${args.config}: ${e instanceof Error ? e.message : String(e)}`;
+    const msg = e instanceof ConfigError ? e.message : `config: ${args.config}: ${errorMessage(e)}`;
     process.stderr.write(`metalbootd: ${msg}\n`);
     return 2;
   }
@@ -71,7 +72,7 @@ async function main(): Promise<number> {
     process.exit(1);
   });
   process.on('unhandledRejection', (e) => {
-    log.fatal({ event: 'daemon.crash', err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection');
+    log.fatal({ event: 'daemon.crash', err: errorMessage(e) }, 'unhandled rejection');
     process.exit(1);
   });
 
@@ -79,7 +80,7 @@ async function main(): Promise<number> {
   try {
     daemon = await startDaemon(config, log);
   } catch (e) {
-    const err = e instanceof Error ? e.message : String(e);
+    const err = errorMessage(e);
     log.fatal({ event: 'daemon.start-failed', err }, 'start failed');
     systemd.stopWatchdog();
     systemd.status(`start failed: ${err}`);
@@ -98,7 +99,7 @@ async function main(): Promise<number> {
       log.info({ event: 'daemon.stopping', signal: sig }, 'stopping');
       systemd.stopping();
       daemon.stop().then(resolve, (e: unknown) => {
-        log.error({ event: 'daemon.stop-error', err: e instanceof Error ? e.message : String(e) }, 'error while stopping');
+        log.error({ event: 'daemon.stop-error', err: errorMessage(e) }, 'error while stopping');
         resolve();
       });
     };
@@ -111,6 +112,6 @@ async function main(): Promise<number> {
 }
 
 main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  process.stderr.write(`metalbootd: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.stderr.write(`metalbootd: ${errorMessage(e)}\n`);
   process.exitCode = 1;
 });

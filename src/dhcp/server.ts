@@ -4,6 +4,7 @@
  * Nothing thrown by a packet escapes a socket handler: malformed input is
  * dropped and counted, handler failures are logged and counted.
  */
+import { errorMessage } from '../errors/message.js';
 import type dgram from 'node:dgram';
 import type { DhcpConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
@@ -104,7 +105,7 @@ export class DhcpServer {
     // instead of becoming an unhandled rejection.
     work.then((o) => this.finish(sock, o, client)).catch((e: unknown) => {
       this.counters.errors++;
-      this.deps.log.error({ event: 'dhcp.error', mac: client.mac, type: messageTypeName(client.messageType), err: e instanceof Error ? e.message : String(e) }, 'DHCP request failed');
+      this.deps.log.error({ event: 'dhcp.error', mac: client.mac, type: messageTypeName(client.messageType), err: errorMessage(e) }, 'DHCP request failed');
     }).finally(() => {
       this.inFlight--;
       if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
@@ -118,7 +119,7 @@ export class DhcpServer {
       this.deps.onOutcome?.(o, client);
     } catch (e) {
       this.counters.errors++;
-      this.deps.log.error({ event: 'dhcp.hook-error', err: e instanceof Error ? e.message : String(e) }, 'outcome hook failed');
+      this.deps.log.error({ event: 'dhcp.hook-error', err: errorMessage(e) }, 'outcome hook failed');
     }
     const log = this.deps.log;
     // Built only when it will be written: at thousands of packets per second

@@ -10,6 +10,7 @@
  * written is rolled back (the machine ends cleanly unprovisioned); after it, the record stands
  * and the next reconcile exports it (the machine ends provisioned).
  */
+import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { RecordStore } from '../store/db.js';
@@ -165,7 +166,7 @@ export class DiskService {
       await b.checkpoint(r.diskId, name);
       this.o.log.warn({ event: 'disks.checkpoint-retaken', mac: r.mac, name }, 'checkpoint consumed by an interrupted restore taken again');
     } catch (e) {
-      this.o.log.error({ event: 'disks.checkpoint-lost', mac: r.mac, name, err: e instanceof Error ? e.message : String(e) },
+      this.o.log.error({ event: 'disks.checkpoint-lost', mac: r.mac, name, err: errorMessage(e) },
         'checkpoint consumed by an interrupted restore could not be taken again');
     }
   }
@@ -423,7 +424,7 @@ export class DiskService {
       await this.o.reconciler.reconcile(op.kind).catch(() => undefined);
     } catch (e) {
       this.detached.add(op.mac);
-      this.o.log.error({ event: 'disks.op-stuck', op: op.kind, mac: op.mac, err: e instanceof Error ? e.message : String(e) },
+      this.o.log.error({ event: 'disks.op-stuck', op: op.kind, mac: op.mac, err: errorMessage(e) },
         `${op.kind} failed and could not be undone; retried at the next start`);
     }
   }

@@ -23,7 +23,7 @@ export const ACCESS_KINDS = ['public', 'status', 'api-read', 'api-write'] as con
 export type RouteAccess = (typeof ACCESS_KINDS)[number];
 
 /** Methods that change nothing (RFC 9110 §9.2.1): the only ones a read-only token or no token may use. */
-export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
 
 export class RouteAccessError extends Error {
   constructor(readonly method: string, readonly url: string, reason: string) {
@@ -37,7 +37,7 @@ function isAccess(x: unknown): x is RouteAccess {
 }
 
 /** Whether a route pattern lies under the token-protected API. */
-export function isApiPattern(url: string): boolean {
+function isApiPattern(url: string): boolean {
   return url === '/api' || url.startsWith('/api/');
 }
 

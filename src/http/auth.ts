@@ -96,7 +96,7 @@ export function staticAuth(rw: string, ro?: string): ApiAuth {
   return { check: (authorization) => accessOf(authorization, rw, ro) };
 }
 
-export function newToken(): string {
+function newToken(): string {
   return randomBytes(24).toString('base64url');
 }
 

@@ -3,6 +3,7 @@
  * refusal the same way: a status that says what kind of problem it is, and the error's own
  * message (which names the thing that failed and never carries a secret).
  */
+import { errorMessage } from '../errors/message.js';
 import type { FastifyReply } from 'fastify';
 import type { Logger } from '../log.js';
 import { DiskError } from '../disks/service.js';
@@ -38,6 +39,6 @@ export function sendError(reply: FastifyReply, e: unknown, log: Logger, event: s
   const known = e instanceof DiskError || e instanceof StorageError || e instanceof IscsiUnavailableError || e instanceof TgtadmError
     || e instanceof MachineError || e instanceof TransitionError || e instanceof IpmiError;
   const message = known || status < 500 ? (e as Error).message : 'internal error';
-  if (status >= 500) log.error({ event, err: e instanceof Error ? e.message : String(e) }, 'request failed');
+  if (status >= 500) log.error({ event, err: errorMessage(e) }, 'request failed');
   return reply.code(status).send({ error: message });
 }

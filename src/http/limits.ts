@@ -66,7 +66,7 @@ export interface ConnectionCap {
 }
 
 /** Fds one HTTP connection may hold: its socket, and the file a download streams from. */
-export const FDS_PER_CONNECTION = 2;
+const FDS_PER_CONNECTION = 2;
 
 /**
  * min(configured, (soft RLIMIT_NOFILE − reserve) / FDS_PER_CONNECTION), never below

@@ -8,12 +8,12 @@ import {
   CC_OK, CHANNEL_THIS, chassisControl, closeSession, decodeResponse, encodeRequest, getBootFlags, getChassisStatus,
   getChannelCipherSuites, getDeviceId, isTransientCompletion, parseCipherSuiteRecords, responseMatches, setBootDevice, setBootInfoAcknowledge,
   setBootOptionsInProgress, setBootValidBitClearing, setSessionPrivilegeLevel,
-  type BootDevice, type BootFlags, type ChannelAuthCapabilities, type ChassisAction, type ChassisStatus, type CipherSuiteRecord, type Command,
+  type BootDevice, type BootFlags, type ChassisAction, type ChassisStatus, type CipherSuiteRecord, type Command,
   type DeviceId, type IpmiRequest,
 } from './commands.js';
 import { PRIV_ADMINISTRATOR, PRIV_OPERATOR } from './rakp.js';
 import { IpmiAuthError, IpmiClosedError, IpmiCompletionError, IpmiError, IpmiProtocolError, IpmiTimeoutError } from './errors.js';
-import { getAuthCapabilities, openSession, plainCommand, type CipherSuiteChoice, type Session, type SessionLink } from './session.js';
+import { openSession, plainCommand, type CipherSuiteChoice, type Session, type SessionLink } from './session.js';
 import { CORRUPT, Transport, openUdpDatagrams, type Datagrams, type RetryPolicy } from './transport.js';
 
 export type IpmiPrivilege = 'administrator' | 'operator';
@@ -124,11 +124,6 @@ export class IpmiClient {
       await this.optional('Set System Boot Options (set complete)', setBootOptionsInProgress('complete'));
       return this.inSession('Get System Boot Options (boot flags)', getBootFlags());
     });
-  }
-
-  /** The channel's authentication capabilities (outside any session). */
-  authCapabilities(): Promise<ChannelAuthCapabilities> {
-    return this.serialised(async () => getAuthCapabilities(await this.link(), this.privilege));
   }
 
   /**

@@ -118,13 +118,6 @@ export class Transport {
     throw new IpmiTimeoutError(this.bmc, what, policy.retries + 1, Date.now() - started, unmatched);
   }
 
-  /** Sends without waiting for an answer (Close Session on shutdown). */
-  sendOnly(datagram: Buffer): void {
-    if (this.closed) return;
-    this.stats.sent++;
-    this.io.send(datagram);
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -20,6 +20,7 @@
  * the plan can see; a caller rotating a secret lists the user in
  * `recreateAccounts`.
  */
+import { errorMessage } from '../errors/message.js';
 import { checkIscsiName } from './iqn.js';
 import {
   checkAddressRule, checkBackingPath, checkIqnArg, checkLun, checkSecret, checkTid, checkUser, dataLuns, TID_MAX,
@@ -82,7 +83,7 @@ export function checkDesired(desired: readonly DesiredTarget[], accounts: readon
   const seen = new Set<string>();
   for (const d of desired) {
     const guard = (f: () => unknown): void => {
-      try { f(); } catch (e) { throw new PlanError(d.iqn, e instanceof Error ? e.message : String(e)); }
+      try { f(); } catch (e) { throw new PlanError(d.iqn, errorMessage(e)); }
     };
     guard(() => checkIqnArg('targetname', d.iqn));
     if (seen.has(d.iqn)) throw new PlanError(d.iqn, 'listed twice');
@@ -109,7 +110,7 @@ export function checkDesired(desired: readonly DesiredTarget[], accounts: readon
   }
   const users = new Set<string>();
   for (const a of accounts) {
-    try { checkUser(a.user); checkSecret(a.secret); } catch (e) { throw new PlanError(`account ${a.user}`, e instanceof Error ? e.message : String(e)); }
+    try { checkUser(a.user); checkSecret(a.secret); } catch (e) { throw new PlanError(`account ${a.user}`, errorMessage(e)); }
     if (users.has(a.user)) throw new PlanError(`account ${a.user}`, 'listed twice');
     users.add(a.user);
   }
@@ -346,7 +347,7 @@ export async function applyPlan(tgtd: PlanRunner, ops: readonly PlanOp[]): Promi
       ran++;
     } catch (e) {
       if (op.op === 'lun-readonly' && op.readonly) await tgtd.run({ op: 'delete-lun', tid: op.tid, lun: op.lun }).catch(() => undefined);
-      let error = e instanceof Error ? e.message : String(e);
+      let error = errorMessage(e);
       if (op.op === 'new-account') error = error.split(op.secret).join('<redacted>');
       failures.push({ target, step, why: o.why, error });
       if (tid !== undefined) failedTids.add(tid);

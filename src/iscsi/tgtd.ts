@@ -19,6 +19,7 @@
  * --force, then asks it to exit (`--mode sys --op delete`); SIGKILL through
  * the pid file is the last resort.
  */
+import { errorMessage } from '../errors/message.js';
 import { readFile } from 'node:fs/promises';
 import { CommandError, type Runner } from '../exec/run.js';
 import { encodeNewAccountRequest, TgtdIpcError, tgtdRequest, tgtSocketPath } from './tgtd-ipc.js';
@@ -101,7 +102,7 @@ export class Tgtd {
         const kind = e.reason === 'timeout' ? 'timeout' : e.reason === 'spawn' ? 'spawn' : classifyTgtadmFailure(e.code, e.stderr);
         throw new TgtadmError(op.op, kind, redactArgv(argv), e.reason, e.code, scrub(e.stderr));
       }
-      throw new TgtadmError(op.op, 'other', redactArgv(argv), 'spawn', undefined, scrub(e instanceof Error ? e.message : String(e)));
+      throw new TgtadmError(op.op, 'other', redactArgv(argv), 'spawn', undefined, scrub(errorMessage(e)));
     }
   }
 
@@ -116,7 +117,7 @@ export class Tgtd {
       return await tgtdRequest(tgtSocketPath(this.controlPort, this.opts.socketBase), this.controlPort, request, this.timeoutMs);
     } catch (e) {
       const argv = redactArgv(tgtadmArgv({ op: 'new-account', user, secret }, { controlPort: this.controlPort }));
-      const msg = (e instanceof Error ? e.message : String(e)).split(secret).join(REDACTED);
+      const msg = errorMessage(e).split(secret).join(REDACTED);
       if (e instanceof TgtdIpcError && e.reason === 'timeout') throw new TgtadmError('new-account', 'timeout', argv, 'timeout', undefined, msg);
       if (e instanceof TgtdIpcError && e.reason === 'connect') throw new TgtadmError('new-account', 'not-running', argv, 'exit', 107, `tgtadm: can't connect: ${msg}`);
       throw new TgtadmError('new-account', classifyTgtadmFailure(22, msg), argv, 'exit', 22, `tgtadm: ${msg}`);
@@ -235,7 +236,7 @@ export class Tgtd {
     try {
       await this.opts.runner(argv, { timeoutMs: this.timeoutMs });
     } catch (e) {
-      throw new TgtdStartError(this.controlPort, e instanceof Error ? e.message : String(e));
+      throw new TgtdStartError(this.controlPort, errorMessage(e));
     }
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 5000);
     while (!(await this.isRunning())) {

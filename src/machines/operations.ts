@@ -5,6 +5,7 @@
  * daemon died under (kill -9, power loss) is listed as failed at the step it had reached instead of
  * vanishing. Steps are published on the bus.
  */
+import { errorMessage } from '../errors/message.js';
 import { randomBytes } from 'node:crypto';
 import type { EventBus } from '../events/bus.js';
 import type { Mac } from '../net/mac.js';
@@ -120,7 +121,7 @@ export class Operations {
     const finish = async (err: unknown, result?: unknown) => {
       op = err === undefined
         ? { ...op, status: 'succeeded', step: 'done', finishedAt: this.clock(), ...(result !== undefined ? { result } : {}) }
-        : { ...op, status: 'failed', finishedAt: this.clock(), error: err instanceof Error ? err.message : String(err) };
+        : { ...op, status: 'failed', finishedAt: this.clock(), error: errorMessage(err) };
       this.put(op);
       this.bus.publish({ type: 'operation', id, kind, ...(mac ? { mac } : {}), status: op.status, step: op.step, ...(op.error ? { error: op.error } : {}) });
       await persist(op);

@@ -4,6 +4,7 @@
  * state change goes through model.ts's transition table and is stored with an event (time,
  * actor, from, to, reason) in the same synced write as the machine.
  */
+import { errorMessage } from '../errors/message.js';
 import type { EventBus, MetalbootEvent } from '../events/bus.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
@@ -255,7 +256,7 @@ export class MachineService {
         await this.setState(mac, 'ready', 'disk and target ready', actor);
         return { image: img, targetIqn: disks.get(mac)?.targetIqn };
       } catch (e) {
-        await this.setState(mac, 'error', e instanceof Error ? e.message : String(e), actor).catch(() => undefined);
+        await this.setState(mac, 'error', errorMessage(e), actor).catch(() => undefined);
         throw e;
       } finally {
         this.provisioningNow.delete(mac);

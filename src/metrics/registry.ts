@@ -109,7 +109,7 @@ export class Metrics {
   private readonly unsubscribe: (() => void) | undefined;
   private sse: () => { clients: number; dropped: number } = () => ({ clients: 0, dropped: 0 });
 
-  constructor(private readonly o: MetricsOptions = {}) {
+  constructor(o: MetricsOptions = {}) {
     const r = this.registry;
     const probes = o.probes ?? {};
     const clock = o.clock ?? Date.now;

@@ -5,6 +5,7 @@
  * ping_group sysctl, and iputils already handles both; probes are rare (only
  * addresses never leased before) and bounded in number at once.
  */
+import { errorMessage } from '../errors/message.js';
 import type { Ipv4 } from './ipv4.js';
 import { formatIpv4 } from './ipv4.js';
 import { CommandError, type Runner } from '../exec/run.js';
@@ -26,7 +27,7 @@ export async function assertPingAvailable(run: Runner): Promise<void> {
   try {
     await run(['ping', '-V'], { timeoutMs: 5000 });
   } catch (e) {
-    throw new PingUnavailableError(e instanceof Error ? e.message : String(e));
+    throw new PingUnavailableError(errorMessage(e));
   }
 }
 

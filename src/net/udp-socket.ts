@@ -2,6 +2,7 @@
  * UDP sockets bound to one interface: the fd is opened by the native helper
  * (native/netsock.c, SO_BINDTODEVICE before bind) and handed to node:dgram.
  */
+import { errorMessage } from '../errors/message.js';
 import dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -34,7 +35,7 @@ export function loadAddon(): NetsockAddon {
 
 export class SocketOpenError extends Error {
   constructor(readonly what: string, cause: unknown) {
-    super(`cannot open ${what}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`cannot open ${what}: ${errorMessage(cause)}`, { cause });
     this.name = 'SocketOpenError';
   }
 }

@@ -23,7 +23,7 @@
  */
 import type { MetalbootEvent } from '../events/bus.js';
 
-export const STEP_NAMES = ['dhcp', 'tftp', 'script', 'iscsi', 'active'] as const;
+const STEP_NAMES = ['dhcp', 'tftp', 'script', 'iscsi', 'active'] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 export type StepState = 'done' | 'running' | 'failed';
 export type AttemptState = 'running' | 'active' | 'failed' | 'interrupted';

@@ -9,6 +9,7 @@
  * operation, so an API handler can map it to a status code without parsing
  * messages, and a log line says which disk was refused and why.
  */
+import { errorMessage } from '../errors/message.js';
 import type { Readable } from 'node:stream';
 
 export interface ImageInfo {
@@ -209,7 +210,7 @@ export class SizeError extends StorageError {
 /** An external command or a system call failed; `cause` has the CommandError or errno error. */
 export class BackendError extends StorageError {
   constructor(volume: string, op: string, cause: unknown) {
-    super(volume, op, cause instanceof Error ? cause.message : String(cause), { cause });
+    super(volume, op, errorMessage(cause), { cause });
     this.name = 'BackendError';
   }
 }

@@ -13,6 +13,7 @@
  * elsewhere (/etc/passwd 0600 would lock every user out). It does not cross into another file
  * system (like find -xdev): a separately mounted storage directory is walked as its own root.
  */
+import { errorMessage } from '../errors/message.js';
 import { constants } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -134,5 +135,5 @@ async function fix(fh: FileHandle, p: string, mode: number, res: { tightened: Ti
 
 function errText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
-  return code ?? (e instanceof Error ? e.message : String(e));
+  return code ?? errorMessage(e);
 }

@@ -28,7 +28,7 @@
 export const MAX_DATAGRAM = 2048;
 
 /** RFC 5424 §6.2.1: PRI = facility × 8 + severity, facility 0..23. */
-export const MAX_PRI = 191;
+const MAX_PRI = 191;
 
 export type SyslogFormat = '3164' | '5424';
 
@@ -57,8 +57,6 @@ export interface ParseOptions {
   /** Largest datagram accepted, in bytes; default MAX_DATAGRAM. */
   readonly maxBytes?: number;
 }
-
-export const SEVERITY_NAMES = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'] as const;
 
 const fail = (reason: ParseFailure, detail: string): ParseResult => ({ ok: false, reason, detail });
 

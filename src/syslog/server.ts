@@ -13,6 +13,7 @@
  * socket handler: a throwing or rejecting onMessage is logged and counted in
  * handlerErrors (the message still counts as accepted).
  */
+import { errorMessage } from '../errors/message.js';
 import dgram from 'node:dgram';
 import type { Logger } from '../log.js';
 import { MAX_DATAGRAM, parseSyslog, type SyslogMessage } from './message.js';
@@ -173,6 +174,6 @@ export class SyslogServer {
 
   private handlerFailed(e: unknown, from: SyslogSource): void {
     this.counters.handlerErrors++;
-    this.opts.log.error({ event: 'syslog.handler-error', from: from.address, err: e instanceof Error ? e.message : String(e) }, 'syslog message handler failed');
+    this.opts.log.error({ event: 'syslog.handler-error', from: from.address, err: errorMessage(e) }, 'syslog message handler failed');
   }
 }

@@ -13,6 +13,7 @@
  * process.env once read, so commands the daemon runs (tgtd, lvm, qemu-img)
  * never inherit them and cannot speak for the daemon.
  */
+import { errorMessage } from '../errors/message.js';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,7 +114,7 @@ export class SystemdNotifier {
       this.log?.debug({ event: 'systemd.notify', state: state.split('\n')[0] }, 'notified systemd');
       return true;
     } catch (e) {
-      const err = e instanceof Error ? e.message : String(e);
+      const err = errorMessage(e);
       const code = (e as { code?: unknown }).code;
       // One warning per distinct failure: a missing socket must not flood the log every watchdog tick.
       const k = `${String(code)}:${err}`;

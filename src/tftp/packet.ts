@@ -162,8 +162,3 @@ export function writeDataHeader(buf: Buffer, at: number, block: number): void {
   buf.writeUInt16BE(OP_DATA, at);
   buf.writeUInt16BE(block & 0xffff, at + 2);
 }
-
-export function errorName(code: number): string {
-  return ['undefined', 'file not found', 'access violation', 'disk full', 'illegal operation',
-    'unknown transfer ID', 'file exists', 'no such user', 'option negotiation'][code] ?? `code ${code}`;
-}

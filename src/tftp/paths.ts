@@ -10,7 +10,7 @@
  */
 
 /** Longer names are refused; PXE file fields are 128 bytes, Linux names 255. */
-export const MAX_NAME_BYTES = 255;
+const MAX_NAME_BYTES = 255;
 
 export type NameCheck = { ok: true } | { ok: false; reason: string };
 

@@ -3,7 +3,7 @@
  * an ACK arrives, a timer fires, a window of blocks has been read), actions
  * out (send the OACK, read blocks, send DATA from a window slot, arm or
  * cancel the timer, finish). No I/O, no clock, no timers: the caller passes
- * `now` and carries the actions out (tftp/server.ts), so every rule here is
+ * `now` and carries the actions out (tftp/session.ts), so every rule here is
  * unit-testable with a fake clock.
  *
  * Rules:
@@ -27,14 +27,14 @@
 import { ERR_UNDEFINED, type TftpOption } from './packet.js';
 
 /** RFC 2348's bounds. */
-export const MIN_BLKSIZE = 8;
+const MIN_BLKSIZE = 8;
 export const MAX_BLKSIZE = 65_464;
 /** RFC 1350's block size when no blksize is negotiated. */
-export const DEFAULT_BLKSIZE = 512;
+const DEFAULT_BLKSIZE = 512;
 /** Retransmission timeout floor: below this, scheduling jitter on a busy host looks like loss. */
 export const MIN_RTO_MS = 40;
 /** The first retransmission timeout, before any round trip was measured. */
-export const INITIAL_RTO_MS = 250;
+const INITIAL_RTO_MS = 250;
 
 export interface TransferLimits {
   /** Largest blksize granted (config, already capped by the interface MTU). */

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfigFile, parseConfig, type ConfigEnv } from '../../src/config/load.js';
 import { parseIpv4 as ip, parseCidr } from '../../src/net/ipv4.js';
 import { DEFAULT_HTTP_LIMITS } from '../../src/config/defaults.js';
+import { CommandError, type Runner } from '../../src/exec/run.js';
+import { systemConfigEnv } from '../../src/config/env.js';
 
 /** A host with br0 at 10.99.0.1 and eth1 without an address. */
 const env: ConfigEnv = {
@@ -471,4 +473,29 @@ t.test('images.importDir: defaults into dataDir; relative or / refused', async (
   t.equal(errorOf(`${MIN}images: { importDir: golden }\n`).message, 'config: images.importDir: "golden" must be an absolute path');
   t.equal(errorOf(`${MIN}images: { importDir: /. }\n`).message, 'config: images.importDir: must not be /');
   t.equal(errorOf(`${MIN}images: { dir: /srv }\n`).message, 'config: images.dir: unknown key');
+});
+
+t.test('systemConfigEnv asks the kernel through the command runner, once', async (t) => {
+  const calls: (readonly string[])[] = [];
+  // Stands in for `ip` on a host with an interface this one does not have (a bridge with no carrier yet).
+  const run: Runner = async (argv) => {
+    calls.push(argv);
+    return { code: 0, stderr: '', stdout: JSON.stringify([
+      { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1' }] },
+      { ifname: 'mbtest-br9', addr_info: [{ family: 'inet', local: '10.98.0.1' }, { family: 'inet', local: '10.98.0.2' }] },
+      { ifname: 'mbtest-bad', addr_info: [{ family: 'inet', local: 'not-an-address' }] },
+    ]) };
+  };
+  const e = await systemConfigEnv(run);
+  t.same(calls, [['ip', '-j', '-4', 'addr', 'show']]);
+  t.equal(e.interfaceAddress('mbtest-br9'), ip('10.98.0.1'), 'the first IPv4 address of an interface os.networkInterfaces() does not list');
+  t.equal(e.interfaceAddress('mbtest-bad'), undefined);
+  t.equal(e.interfaceAddress('lo'), ip('127.0.0.1'));
+  t.equal(e.interfaceExists('lo'), true);
+  t.equal(e.interfaceExists('nosuchif0'), false);
+  t.equal(calls.length, 1, 'lookups after the snapshot run nothing');
+
+  const failing = await systemConfigEnv(async (argv) => { throw new CommandError(argv, 'spawn', undefined, 'ENOENT'); });
+  t.equal(failing.interfaceAddress('mbtest-br9'), undefined, 'no ip: no kernel addresses, no error');
+  t.equal(failing.interfaceAddress('lo'), ip('127.0.0.1'), 'networkInterfaces() still answers');
 });

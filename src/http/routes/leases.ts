@@ -13,7 +13,7 @@ export interface LeaseView {
   vendorClass: string | null;
 }
 
-export function leaseView(l: Lease, now: number): LeaseView {
+function leaseView(l: Lease, now: number): LeaseView {
   return {
     mac: l.mac ?? null,
     ip: formatIpv4(l.ip),
