@@ -44,6 +44,11 @@ export interface Usage {
   readonly totalBytes: number;
   /** Percent above which clone, checkpoint and import are refused. */
   readonly thresholdPercent: number;
+  /**
+   * The storage cluster's own health where it has one (rbd: HEALTH_OK, HEALTH_WARN, HEALTH_ERR and
+   * the names of its checks, e.g. "HEALTH_WARN OSD_DOWN"); shown, never a reason to refuse.
+   */
+  readonly health?: string;
 }
 
 export interface ImportOptions {

@@ -315,12 +315,13 @@ export class RbdBackend implements VolumeBackend {
    * replication included).
    */
   async usage(): Promise<Usage> {
+    const h = await this.health().then((x) => [x.status, ...Object.keys(x.checks)].join(' '), () => 'unknown (ceph health failed)');
     const q = parseQuota(await this.ceph(['osd', 'pool', 'get-quota', this.opts.pool]));
     if (q.maxBytes > 0) {
-      return { backend: 'rbd', dataPercent: (q.bytes / q.maxBytes) * 100, totalBytes: q.maxBytes, thresholdPercent: this.threshold };
+      return { backend: 'rbd', dataPercent: (q.bytes / q.maxBytes) * 100, totalBytes: q.maxBytes, thresholdPercent: this.threshold, health: h };
     }
     const p = parsePoolDf(await this.ceph(['df']), this.opts.pool);
-    return { backend: 'rbd', dataPercent: p.percentUsed * 100, totalBytes: p.stored + p.maxAvail, thresholdPercent: this.threshold };
+    return { backend: 'rbd', dataPercent: p.percentUsed * 100, totalBytes: p.stored + p.maxAvail, thresholdPercent: this.threshold, health: h };
   }
 
   /** The cluster's health (HEALTH_OK, HEALTH_WARN, HEALTH_ERR) and its checks, for the status page and the reconcile. */

@@ -85,19 +85,20 @@ t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_
     t.same((e as InUseError).users, ['node-1']);
     await backend.removeImage('golden-f');
     t.same((await backend.listImages()).map((i) => i.id), ['golden']);
-    // A watcher as tgtd's librbd holds one: rbd bench keeps the image open while it runs.
+    // A watcher, as tgtd's librbd registers one: `rbd watch` holds it until it reads a newline.
     const { spawn } = await import('node:child_process');
-    const holder = spawn('rbd', ['-c', ceph.conf, '--id', 'admin', 'bench', '--io-type', 'read', '--io-threads', '1', '--io-size', '4K', '--io-total', '64G', '--io-pattern', 'rand', 'metalboot/mbd-node-1'], { stdio: 'ignore' });
+    const holder = spawn('rbd', ['-c', ceph.conf, '--id', 'admin', 'watch', 'metalboot/mbd-node-1'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const watchers = async (): Promise<number> => JSON.parse(await ceph.admin(['rbd', 'status', '--format', 'json', 'metalboot/mbd-node-1'])).watchers.length;
     try {
-      let busy: unknown;
-      for (let i = 0; i < 40 && !(busy instanceof BusyError); i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        busy = await backend.reset('node-1').then(() => undefined, (x: unknown) => x);
-      }
-      t.type(busy, BusyError, 'reset refused while the image is open');
+      for (let i = 0; i < 40 && (await watchers()) === 0; i++) await new Promise((r) => setTimeout(r, 250));
+      await t.rejects(backend.reset('node-1'), BusyError, 'reset refused while the image is open');
+      await t.rejects(backend.restore('node-1', 'c1'), BusyError, 'restore too');
     } finally {
+      holder.stdin.end('\n');
+      await new Promise((r) => { holder.on('exit', r); setTimeout(r, 5000); });
       holder.kill('SIGKILL');
     }
+    t.equal(await watchers(), 0, 'the watcher left');
   });
 
   await t.test('usage: the pool\'s share of the cluster, or its quota', async (t) => {
@@ -113,18 +114,34 @@ t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_
     t.match(h.status, /^HEALTH_(OK|WARN)$/);
   });
 
+  await t.test('one OSD stopped: disks still read and written (replica 2), health says HEALTH_WARN', async (t) => {
+    t.match((await backend.usage()).health, /^HEALTH_OK/);
+    await ceph.stopOsd(2);
+    let u = await backend.usage();
+    for (let i = 0; i < 40 && !/OSD_DOWN/.test(u.health ?? ''); i++) { await new Promise((r) => setTimeout(r, 500)); u = await backend.usage(); }
+    t.match(u.health, /^HEALTH_WARN .*OSD_DOWN/, `usage().health: ${u.health}`);
+    const d = await backend.clone('golden', 'node-3');
+    await ceph.admin(['rbd', 'bench', '--io-type', 'write', '--io-size', '64K', '--io-total', '2M', '--io-pattern', 'rand', 'metalboot/mbd-node-3'], 120_000);
+    t.not(await exported(ceph, 'metalboot/mbd-node-3'), sha(image), 'written and read back with an OSD down');
+    await backend.removeDisk(d.id);
+    await ceph.startOsd(2);
+  });
+
   await t.test('after a crash: staging images removed, a rollback cut short finished', async (t) => {
     // What a kill -9 in the middle of an import or a clone leaves: a staging image with a snapshot.
     await ceph.admin(['rbd', 'clone', 'metalboot/mbi-golden@golden', 'metalboot/mbt-node-2.1.1']);
     await ceph.admin(['rbd', 'snap', 'create', 'metalboot/mbt-node-2.1.1@mb_base']);
     // A reset killed during its rollback: the marker is set, the disk half written.
+    await ceph.admin(['rbd', 'bench', '--io-type', 'write', '--io-size', '64K', '--io-total', '1M', '--io-pattern', 'rand', 'metalboot/mbd-node-1']);
+    t.not(await exported(ceph, 'metalboot/mbd-node-1'), sha(image));
     await ceph.admin(['rbd', 'image-meta', 'set', 'metalboot/mbd-node-1', 'metalboot.rollback', 'mb_base']);
     const fresh = new RbdBackend({ pool: ceph.pool, cephConf: ceph.conf, user: ceph.user, keyring: ceph.keyring, runner: ceph.runner });
     await fresh.init();
     const names = JSON.parse(await ceph.admin(['rbd', 'ls', '--format', 'json', 'metalboot'])) as string[];
     t.same(names.sort(), ['mbd-node-1', 'mbi-golden'], 'the staging clone is gone');
     t.equal(await exported(ceph, 'metalboot/mbd-node-1'), sha(image), 'the interrupted reset was finished');
-    t.same(JSON.parse(await ceph.admin(['rbd', 'image-meta', 'list', '--format', 'json', 'metalboot/mbd-node-1']) || '{}'), {}, 'marker removed');
+    const meta = (await ceph.admin(['rbd', 'image-meta', 'list', '--format', 'json', 'metalboot/mbd-node-1'])).trim();
+    t.same(meta === '' ? {} : JSON.parse(meta), {}, 'marker removed');
     await fresh.removeDisk('node-1');
     await fresh.removeImage('golden');
     t.same(await fresh.listImages(), []);
