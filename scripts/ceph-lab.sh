@@ -45,6 +45,15 @@ DIR=$(realpath -m "$DIR")
 CONF=$DIR/ceph.conf
 
 log() { echo "ceph-lab: $*" >&2; }
+# The daemons outlive this script: they must not inherit its open files beyond stdio, above all a
+# lock a caller holds (`flock LOCK scripts/ceph-lab.sh start` would stay locked until stop).
+close_fds() {
+  local fd
+  for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2 && fd != 255)) && eval "exec $fd>&-" 2>/dev/null || true
+  done
+}
 trap 'log "failed at line $LINENO (exit $?); logs in $DIR/log"' ERR
 # Runs a daemon or client in the cluster's namespace (if any).
 inns() {
@@ -222,6 +231,7 @@ start_cluster() {
   echo "$CONF"
 }
 
+case "$cmd" in start|start-osd) close_fds ;; esac
 case "$cmd" in
   start) start_cluster ;;
   stop) stop_cluster ;;

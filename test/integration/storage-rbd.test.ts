@@ -141,7 +141,7 @@ t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_
     t.same(names.sort(), ['mbd-node-1', 'mbi-golden'], 'the staging clone is gone');
     t.equal(await exported(ceph, 'metalboot/mbd-node-1'), sha(image), 'the interrupted reset was finished');
     const meta = (await ceph.admin(['rbd', 'image-meta', 'list', '--format', 'json', 'metalboot/mbd-node-1'])).trim();
-    t.same(meta === '' ? {} : JSON.parse(meta), {}, 'marker removed');
+    t.same(meta === '' ? {} : JSON.parse(meta), {}, `marker removed (image-meta: ${meta})`);
     await fresh.removeDisk('node-1');
     await fresh.removeImage('golden');
     t.same(await fresh.listImages(), []);
