@@ -15,10 +15,10 @@ import { LeaseService } from './leases/service.js';
 import { PingProber, assertPingAvailable, noConflictCheck } from './net/ping.js';
 import { runCommand } from './exec/run.js';
 import { DhcpServer } from './dhcp/server.js';
-import { messageTypeName } from './dhcp/options.js';
+import { dhcpEvent, proxyReplyMac } from './dhcp/events.js';
 import { buildHttpApp, listen } from './http/server.js';
-import { deriveConnectionCap, guardConnections, readNofileLimit, type ConnectionGuard } from './http/limits.js';
-import { formatIpv4 } from './net/ipv4.js';
+import { deriveConnectionCap, guardConnections, readNofileLimit, sseHeartbeatMs, type ConnectionGuard } from './http/limits.js';
+import { formatIpv4, parseIpv4, type Ipv4 } from './net/ipv4.js';
 import { DirectoryProvider } from './tftp/provider.js';
 import { TftpServer } from './tftp/server.js';
 import type { VolumeBackend } from './storage/backend.js';
@@ -35,45 +35,28 @@ import { Operations } from './machines/operations.js';
 import { BmcPool } from './machines/bmc.js';
 import { MachineService } from './machines/service.js';
 import type { Mac } from './net/mac.js';
-import { buildTimeline } from './status/timeline.js';
-import { EventBus, type DhcpEventType, type EventBody } from './events/bus.js';
+import { EventBus } from './events/bus.js';
 import { AddressBook } from './events/addresses.js';
-import { ProxyReplies, scriptAccess } from './boot/script-access.js';
+import { attribution } from './events/attribution.js';
+import { ProxyReplies, scriptAccessPolicy } from './boot/script-access.js';
 import { readNeighbour } from './net/neighbours.js';
-import { PoolExhaustionWarnings } from './dhcp/pool-exhausted.js';
+import { warnOnPoolExhaustion } from './dhcp/pool-exhausted.js';
 import { logBusEvents } from './events/log.js';
-import { parseIpv4, prefixToMask, tryParseIpv4, type Ipv4 } from './net/ipv4.js';
+import { interfaceSubnets } from './net/interfaces.js';
 import { Metrics, poolLeaseCounts } from './metrics/registry.js';
 import { MacHistory } from './status/history.js';
+import { StatusModel, storageSources } from './status/snapshot.js';
 import type { DaemonProbes } from './status/types.js';
+import { EventStreams } from './http/routes/events.js';
 import { SyslogServer } from './syslog/server.js';
-import { tightenTree } from './store/private-files.js';
-import { isInside } from './images/import-dir.js';
-import { RereadSubnets, sourceClassifier, type SubnetSource } from './syslog/accept.js';
-import { networkInterfaces } from 'node:os';
-import type { Cidr } from './net/ipv4.js';
+import { syslogPublisher } from './syslog/events.js';
+import { securePrivateDirs } from './store/private-files.js';
+import { servedSubnets, sourceClassifier } from './syslog/accept.js';
+import { tftpEvent } from './tftp/events.js';
+import { sessionEvent } from './iscsi/events.js';
 
 /** boot-assets/ beside dist/ (dist/src/daemon.js -> <root>/boot-assets). */
 const BOOT_ASSETS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../boot-assets');
-
-/**
- * The subnets metalboot serves, for syslog.acceptFrom `served`: the configured DHCP subnets in
- * server mode (a relay's subnet is one of them); in proxy mode the DHCP interface's own IPv4
- * subnets, where the clients whose PXE requests it answers live.
- */
-function servedSubnets(config: Config, clock: () => number): readonly Cidr[] | SubnetSource {
-  if (config.dhcp.mode === 'server') return config.dhcp.subnets.map((s) => s.cidr);
-  if (config.dhcp.mode === 'off') return [];
-  // The interface may get (or change) its address after the start: read again on a miss.
-  return new RereadSubnets(() => interfaceSubnets(config.dhcp.interface), clock);
-}
-
-function interfaceSubnets(iface: string): Cidr[] {
-  return (networkInterfaces()[iface] ?? []).filter((a) => a.family === 'IPv4' && a.cidr).map((a) => {
-    const prefix = Number(a.cidr!.split('/')[1]);
-    return { network: ((parseIpv4(a.address) & prefixToMask(prefix)) >>> 0) as Ipv4, prefix };
-  });
-}
 
 export interface RunningDaemon {
   stop(): Promise<void>;
@@ -91,11 +74,14 @@ function crashPointFromEnv(log: Logger): ((step: string) => void) | undefined {
   return (step) => { if (step === at) process.kill(process.pid, 'SIGKILL'); };
 }
 
+/** What the HTTP edge gets of storage, and the reconciler the root stops and the metrics read. */
+type StorageServices = NonNullable<HttpDeps['storage']> & { readonly reconciler: IscsiReconciler };
+
 /**
  * Storage, tgtd and the disk service. tgtd is left running when the daemon stops: machines
  * booted from their iSCSI disks keep them across a metalboot restart or upgrade.
  */
-async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number, crashPoint: ((step: string) => void) | undefined): Promise<NonNullable<HttpDeps['storage']>> {
+async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number, crashPoint: ((step: string) => void) | undefined): Promise<StorageServices> {
   const s = config.storage;
   const backend: VolumeBackend = s.backend === 'lvm'
     ? new LvmBackend({ vg: s.lvm!.vg, pool: s.lvm!.thinPool, runner: runCommand, thresholdPercent: s.maxPoolPercent })
@@ -113,11 +99,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
   const reconciler = new IscsiReconciler({
     tgtd, manageTgtd: i.manageTgtd, iqnPrefix: i.iqnPrefix, userPrefix: CHAP_USER_PREFIX,
     desired: () => disks!.desired(), intervalMs: i.checkIntervalMs, log: ilog,
-    onSession: (kind, target, sess) => {
-      const mac = disks?.list().find((r) => r.targetIqn === target)?.mac;
-      const address = sess.connections[0]?.address;
-      bus.publish({ type: kind === 'login' ? 'iscsi.login' : 'iscsi.logout', iqn: target, initiator: sess.initiator, ...(address ? { address } : {}), ...(mac ? { mac } : {}) });
-    },
+    onSession: (kind, target, sess) => bus.publish(sessionEvent(kind, target, sess, disks?.macOfTarget(target))),
   });
   disks = new DiskService({
     backend, store, reconciler, iqnPrefix: i.iqnPrefix, bstype: i.bstype, mutualChap: i.mutualChap, log: ilog, clock,
@@ -131,35 +113,13 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
   // Created private; an existing directory's mode is the admin's (files are only read from it).
   await mkdir(config.images.importDir, { recursive: true, mode: 0o700 });
   const images = new ImageService({ backend, imageUsers: (id) => disks!.imageUsers(id), runner: runCommand, tmpDir: path.join(config.dataDir, 'tmp'), importDir: config.images.importDir, log });
-  return { images, disks, backend, reconciler, portal: i.portal };
-}
-
-/**
- * dataDir holds BMC passwords, CHAP secrets and the API token in clear, and the file backend the
- * machines' disks: whatever an older version or another umask left readable to group or other
- * is made root's alone before anything is opened, one warning naming what was changed.
- */
-async function securePrivateDirs(config: Config, log: Logger): Promise<void> {
-  const walked = [await tightenTree(config.dataDir)];
-  // A storage directory elsewhere, or mounted below dataDir (not walked with it), is walked as its own tree.
-  const fileDir = config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.fileDir : undefined;
-  if (fileDir !== undefined && (!isInside(config.dataDir, fileDir) || walked[0]!.otherFs.some((p) => p === fileDir || isInside(p, fileDir)))) {
-    walked.push(await tightenTree(fileDir));
-  }
-  for (const r of walked) {
-    const fields = { root: r.root, ...(r.truncated ? { truncated: true } : {}) };
-    if (r.tightened.length > 0) {
-      log.warn({ event: 'files.tightened', ...fields, count: r.tightened.length, paths: r.tightened.slice(0, 50).map((x) => `${x.path} (${x.from.toString(8).padStart(4, '0')} -> ${x.to.toString(8).padStart(4, '0')})`) },
-        'files readable by other users were made private to root');
-    }
-    if (r.failed.length > 0) log.warn({ event: 'files.tighten-failed', ...fields, count: r.failed.length, paths: r.failed.slice(0, 20).map((x) => `${x.path}: ${x.error}`) }, 'could not make these private');
-    if (r.otherFs.length > 0) log.info({ event: 'files.other-fs', ...fields, paths: r.otherFs.slice(0, 20) }, 'other file systems below the data directory were not walked');
-  }
+  return { images, disks, reconciler, portal: i.portal };
 }
 
 export async function startDaemon(config: Config, log: Logger): Promise<RunningDaemon> {
   const clock = () => Date.now();
-  await securePrivateDirs(config, log);
+  // dataDir holds secrets in clear, the file backend the machines' disks: made root's alone first.
+  await securePrivateDirs(config.dataDir, config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.fileDir : undefined, log);
   const store: Store & RecordStore = await openStore(config.dataDir, {
     onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
   });
@@ -179,12 +139,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
   // One log line for each event no module logs itself (iSCSI logins, IPMI commands, operations, ...).
   logBusEvents(bus, log);
   // A pool that ran out is an operator's problem: a warning, at most one per subnet per minute.
-  const exhausted = new PoolExhaustionWarnings(60_000);
-  bus.subscribe((e) => {
-    if (e.type !== 'dhcp.no-address' || !e.exhaustedSubnet) return;
-    const w = exhausted.note(e.exhaustedSubnet, clock());
-    if (w) log.warn({ event: 'dhcp.pool-exhausted', subnet: w.subnet, mac: e.mac, suppressed: w.suppressed }, `DHCP pool of ${w.subnet} exhausted: no address to offer`);
-  });
+  warnOnPoolExhaustion(bus, log, clock, 60_000);
 
   try {
     let leases: LeaseService | undefined;
@@ -223,7 +178,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       stops.push(async () => clearInterval(sweeper));
     }
 
-    let storage: HttpDeps['storage'];
+    let storage: StorageServices | undefined;
     if (config.iscsi.enabled) {
       storage = await startStorage(config, store, bus, log, clock, crashPoint);
       const { reconciler } = storage;
@@ -251,40 +206,26 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     const disks = storage?.disks;
     // Proxy mode: when metalboot last sent a ProxyDHCP reply per MAC (filled by the DHCP outcome hook below).
     const proxyReplies = new ProxyReplies(config.machines.proxyBootWindowSec * 1000);
-    const ifaceSubnet = leases && config.dhcp.serverAddress !== undefined ? leases.subnetOf(config.dhcp.serverAddress) : undefined;
+    // Which machine is at which address: the lease table (server mode), else the address book.
+    const who = attribution(leases, addresses, clock);
     const boot: HttpDeps['boot'] = {
       publicUrl: config.http.publicUrl, unknown: config.machines.unknown, netbootDir: config.machines.netbootDir,
       sanboot: { tries: config.machines.sanbootTries, retryDelaySec: config.machines.sanbootRetryDelaySec, fallback: config.machines.sanbootFallback },
       machine: (mac) => machines.get(mac),
       ...(disks ? { disk: (mac: Mac) => disks.get(mac), portal: config.iscsi.portal } : {}),
-      // Server mode: the lease is authoritative; proxy mode: what the client asked the real server for.
-      ipOf: (mac) => { const l = leases?.leaseOf(mac); return l && l.state === 'bound' && l.expiresAt > clock() ? formatIpv4(l.ip) : addresses.ipOf(mac); },
+      ipOf: who.ipOf,
       // Who may have a machine's CHAP secrets: the lease table (server) or the proxy ACK (proxy),
       // plus the neighbour table; never the address book.
-      scriptAccess: async (mac, from) => {
-        const now = clock();
-        const l = leases?.leaseOf(mac);
-        const fromIp = tryParseIpv4(from);
-        const pr = proxyReplies.of(mac, now);
-        return scriptAccess(mac, from, {
-          mode: config.dhcp.mode, now, neighbour: await readNeighbour(from),
-          relayed: !!leases && fromIp !== undefined && leases.subnetOf(fromIp) !== undefined && leases.subnetOf(fromIp) !== ifaceSubnet,
-          ...(l ? { lease: { ip: formatIpv4(l.ip), bound: l.state === 'bound', expiresAt: l.expiresAt } } : {}),
-          ...(pr !== undefined ? { proxyReplyUntil: pr } : {}),
-        });
-      },
+      scriptAccess: scriptAccessPolicy({
+        mode: config.dhcp.mode, clock, proxyReplies, neighbour: readNeighbour,
+        ...(leases ? { leases } : {}), ...(config.dhcp.serverAddress !== undefined ? { serverAddress: config.dhcp.serverAddress } : {}),
+      }),
     };
-    // Whether an address holds a DHCP binding metalboot made: a bound, unexpired lease of its own
-    // on that address (the lease table, never the address book, which any sender can teach). In
-    // proxy mode metalboot binds nothing, so no address counts (syslog share, TFTP reserved slots).
-    const hasBinding = (ip: string): boolean => leases?.leaseAtAddress(ip) !== undefined;
-    // Which MAC a source address is: its lease holder in server mode, else the address book.
-    const macAt = (ip: string): Mac | undefined => leases?.leaseAtAddress(ip)?.mac ?? addresses.macOf(ip);
     // Status page, metrics and per-machine event history; the servers started below fill in `probes`.
     const probes: DaemonProbes = {
       machines: {
         rows: () => machines.list().map((m) => {
-          const ip = boot.ipOf?.(m.mac) ?? m.ip;
+          const ip = who.ipOf(m.mac) ?? m.ip;
           return { mac: m.mac, name: m.name, state: m.state, power: machines.powerOf(m.mac), ...(ip ? { ip } : {}), ...(m.image ? { image: m.image } : {}) };
         }),
       },
@@ -298,13 +239,20 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       httpConnections: () => httpGuard && { open: httpGuard.open(), ...httpGuard.counters },
       bus, probes, clock, processMetrics: true,
       ...(leaseSvc ? { leasePools: () => poolLeaseCounts(config.dhcp.subnets, leaseSvc.list(), clock()) } : {}),
-      ...(storageSvc ? { iscsiSessions: () => storageSvc.reconciler.lastShow().reduce((n, t) => n + t.sessions.length, 0), poolUsage: () => storageSvc.backend.usage() } : {}),
+      ...(storageSvc ? { iscsiSessions: () => storageSvc.reconciler.lastShow().reduce((n, t) => n + t.sessions.length, 0), poolUsage: () => storageSvc.disks.usage() } : {}),
     });
     stops.push(async () => metrics.close());
+    // The status page's model and its event streams (SSE heartbeat within the HTTP idle timeout).
+    const streams = new EventStreams({ bus, history, heartbeatMs: sseHeartbeatMs(config.http.limits.idleTimeoutMs) });
+    metrics.observeSse(() => streams.stats);
+    const model = new StatusModel({
+      bus, history, probes, clock, addresses,
+      ...(leaseSvc ? { leases: () => leaseSvc.list() } : {}), ...(storageSvc ? storageSources(storageSvc, clock) : {}),
+    });
     const app = buildHttpApp({
-      status: { public: config.status.public, probes, history, metrics },
-      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, addresses, boot,
-      machines: { service: machines, operations, timeline: (mac: Mac) => buildTimeline(history.of(mac), { now: clock() }) },
+      status: { public: config.status.public, model, streams, metrics },
+      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, boot,
+      machines: { service: machines, operations, timeline: (mac: Mac) => model.timeline(mac) },
       limits: config.http.limits,
     });
     // HTTP connections may never take the fds TFTP (two sockets and a file per transfer), the store
@@ -332,13 +280,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
       const slog = log.child({ module: 'syslog' });
       const syslog = new SyslogServer({
         listen: sl.listen, maxPerSecondPerSource: sl.maxPerSecondPerSource, burst: sl.burst, log: slog,
-        classify: sourceClassifier(sl.acceptFrom, { subnets: servedSubnets(config, clock), hasBinding }),
+        classify: sourceClassifier(sl.acceptFrom, { subnets: servedSubnets(config.dhcp, interfaceSubnets, clock), hasBinding: who.hasBinding }),
         total: { maxPerSecond: sl.maxPerSecondTotal, burst: sl.burstTotal },
-        onMessage: (msg, from) => {
-          const mac = macAt(from.address);
-          bus.publish({ type: 'syslog', ip: from.address, severity: msg.severity, text: msg.text, ...(mac ? { mac } : {}) });
-          slog.info({ event: 'syslog.message', mac, from: from.address, severity: msg.severity, app: msg.app, text: msg.text }, 'syslog');
-        },
+        onMessage: syslogPublisher(bus, slog, who.macAt),
       });
       await syslog.start();
       if (sl.acceptFrom === 'served' && config.dhcp.mode === 'off') slog.warn({ event: 'syslog.nothing-served', acceptFrom: sl.acceptFrom }, 'dhcp.mode is off: no address is served, so syslog.acceptFrom "served" takes nothing; list CIDRs or "any"');
@@ -355,20 +299,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         config: config.dhcp, serverId, publicUrl: config.http.publicUrl, log, ...(leases ? { leases } : {}), ...(logServer !== undefined ? { logServer } : {}),
         onOutcome: (o, c) => {
           // Proxy mode: a reply of ours for this MAC opens its script window (boot/script-access.ts).
-          if ((o.event === 'dhcp.proxy-offer' || o.event === 'dhcp.proxy-ack') && o.mac && o.reply) proxyReplies.record(o.mac, clock());
-          // Built field by field (no spreads): this runs for every DHCP packet of a storm.
-          const ip = o.ip ?? c.requestedIp ?? (c.ciaddr !== 0 ? c.ciaddr : undefined);
-          const e: { -readonly [K in keyof Extract<EventBody, { type: DhcpEventType }>]: Extract<EventBody, { type: DhcpEventType }>[K] } = { type: o.event as DhcpEventType, arch: c.arch, ipxe: c.isIpxe };
-          if (o.mac) e.mac = o.mac;
-          if (ip !== undefined) e.ip = formatIpv4(ip);
-          if (c.messageType !== undefined) e.message = messageTypeName(c.messageType);
-          if (c.vendorClass) e.vendorClass = c.vendorClass;
-          if (c.uuid) e.uuid = c.uuid;
-          if (c.hostname) e.hostname = c.hostname;
-          if (o.boot && o.boot.kind !== 'none') e.bootFile = 'file' in o.boot ? o.boot.file : o.boot.url;
-          if (o.reason) e.reason = o.reason;
-          if (o.exhaustedSubnet) e.exhaustedSubnet = o.exhaustedSubnet;
-          bus.publish(e);
+          const replied = proxyReplyMac(o);
+          if (replied) proxyReplies.record(replied, clock());
+          bus.publish(dhcpEvent(o, c));
         },
       });
       await dhcp.start();
@@ -393,15 +326,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
         // Known = holds a bound, unexpired lease of ours; tftp.reservedTransfers are theirs alone.
         // Server mode only: in proxy mode nothing proves a binding (the address a client asked the
         // lab's server for is anyone's to claim), so every client is treated alike.
-        ...(config.dhcp.mode === 'server' ? { isKnownClient: (ip: string) => hasBinding(ip) } : {}),
-        onTransfer: (e) => {
-          const mac = macAt(e.client);
-          if (e.phase === 'start') bus.publish({ type: 'tftp.start', client: e.client, file: e.file, size: e.size, ...(mac ? { mac } : {}) });
-          else {
-            const { phase: _p, ...rest } = e;
-            bus.publish({ type: 'tftp.end', ...rest, ...(mac ? { mac } : {}) });
-          }
-        },
+        ...(config.dhcp.mode === 'server' ? { isKnownClient: who.hasBinding } : {}),
+        onTransfer: (e) => bus.publish(tftpEvent(e, who.macAt(e.client))),
       });
       await tftp.start();
       probes.tftp = tftp;

@@ -21,6 +21,8 @@
  * DHCPINFORM, the address book (which learns from anything DHCP says) and client-chosen
  * ciaddr/requested addresses are never consulted.
  */
+import type { Lease } from '../leases/lease.js';
+import { formatIpv4, tryParseIpv4, type Ipv4 } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
 
 /** What the neighbour table says about the requesting address. */
@@ -74,6 +76,38 @@ export function scriptAccess(mac: Mac, from: string, f: ScriptAccessFacts): Scri
   // on this segment, so the entry must be there. Unreadable table: refuse rather than guess.
   if (n.kind === 'none' && f.mode === 'server' && f.relayed) return { ok: true, via };
   return deny(n.kind === 'unknown' ? 'neighbour table unreadable' : 'no neighbour entry for the requesting address');
+}
+
+/** Where scriptAccessPolicy reads the facts from (the daemon's lease table, proxy replies, ARP). */
+export interface ScriptAccessSources {
+  readonly mode: ScriptAccessFacts['mode'];
+  readonly clock: () => number;
+  /** Server mode: the lease table. */
+  readonly leases?: { leaseOf(mac: Mac): Lease | undefined; subnetOf(ip: Ipv4): unknown };
+  /** The DHCP interface's own address: requesters in its subnet are not relayed. */
+  readonly serverAddress?: Ipv4;
+  readonly proxyReplies: ProxyReplies;
+  /** The neighbour table's entry for an address (net/neighbours.ts readNeighbour). */
+  readonly neighbour: (ip: string) => Promise<NeighbourFact>;
+}
+
+/** The script access check of one request: gathers the facts above, then decides (scriptAccess). */
+export function scriptAccessPolicy(s: ScriptAccessSources): (mac: Mac, from: string) => Promise<ScriptAccess> {
+  const leases = s.leases;
+  const ifaceSubnet = leases && s.serverAddress !== undefined ? leases.subnetOf(s.serverAddress) : undefined;
+  return async (mac, from) => {
+    const now = s.clock();
+    const l = leases?.leaseOf(mac);
+    const fromIp = tryParseIpv4(from);
+    const pr = s.proxyReplies.of(mac, now);
+    const subnet = leases && fromIp !== undefined ? leases.subnetOf(fromIp) : undefined;
+    return scriptAccess(mac, from, {
+      mode: s.mode, now, neighbour: await s.neighbour(from),
+      relayed: subnet !== undefined && subnet !== ifaceSubnet,
+      ...(l ? { lease: { ip: formatIpv4(l.ip), bound: l.state === 'bound', expiresAt: l.expiresAt } } : {}),
+      ...(pr !== undefined ? { proxyReplyUntil: pr } : {}),
+    });
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { BootFilesConfig } from '../config/types.js';
 import { cidrBroadcast, cidrContains, formatCidr, IPV4_ZERO, type Ipv4 } from '../net/ipv4.js';
 import { nonUnicastMacReason, type Mac } from '../net/mac.js';
 import type { LeaseService } from '../leases/service.js';
+import type { DhcpEventType } from '../events/bus.js';
 import { selectBoot, type BootTarget } from './bootfile.js';
 import type { ClientInfo } from './classify.js';
 import { MessageType, messageTypeName } from './options.js';
@@ -23,8 +24,8 @@ export interface HandlerContext {
 
 export interface Outcome {
   readonly reply?: Reply;
-  /** Stable event name for logs and metrics, e.g. "dhcp.ack", "dhcp.ignored". */
-  readonly event: string;
+  /** Stable event name for logs, metrics and the event bus, e.g. "dhcp.ack", "dhcp.ignored". */
+  readonly event: DhcpEventType;
   readonly mac?: Mac;
   readonly ip?: Ipv4;
   readonly reason?: string;

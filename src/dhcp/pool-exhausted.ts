@@ -3,8 +3,11 @@
  * `intervalMs`, with how many exhausted DISCOVERs went unreported since the last warning. A client
  * retrying every few seconds, or a flood of new MACs, must not become a flood of warnings; the
  * metalboot_dhcp_pool_exhausted_total metric counts every one. Subnets come from the config, so
- * the map is bounded by it.
+ * the map is bounded by it. The decision is pure (PoolExhaustionWarnings, clock passed in);
+ * warnOnPoolExhaustion feeds it the bus's events and writes the lines.
  */
+import type { EventBus } from '../events/bus.js';
+
 export interface PoolExhaustedWarning {
   readonly subnet: string;
   /** Exhausted DISCOVERs in this subnet since the last warning that were not warned about. */
@@ -23,4 +26,14 @@ export class PoolExhaustionWarnings {
     this.bySubnet.set(subnet, { at: now, suppressed: 0 });
     return { subnet, suppressed: s?.suppressed ?? 0 };
   }
+}
+
+/** Logs `dhcp.pool-exhausted` for the bus's exhausted `dhcp.no-address` events, rate-limited as above; returns the unsubscribe. */
+export function warnOnPoolExhaustion(bus: EventBus, log: { warn(obj: object, msg: string): void }, clock: () => number, intervalMs = 60_000): () => void {
+  const exhausted = new PoolExhaustionWarnings(intervalMs);
+  return bus.subscribe((e) => {
+    if (e.type !== 'dhcp.no-address' || !e.exhaustedSubnet) return;
+    const w = exhausted.note(e.exhaustedSubnet, clock());
+    if (w) log.warn({ event: 'dhcp.pool-exhausted', subnet: w.subnet, mac: e.mac, suppressed: w.suppressed }, `DHCP pool of ${w.subnet} exhausted: no address to offer`);
+  });
 }

@@ -14,7 +14,7 @@ import { errorMessage } from '../errors/message.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { RecordStore } from '../store/db.js';
-import { NotFoundError, SerialQueue, validateId, type CheckpointInfo, type VolumeBackend } from '../storage/backend.js';
+import { NotFoundError, SerialQueue, validateId, type CheckpointInfo, type Usage, type VolumeBackend } from '../storage/backend.js';
 import type { DesiredIscsi, IscsiReconciler } from '../reconcile.js';
 import type { BsType } from '../iscsi/tgtadm.js';
 import {
@@ -204,6 +204,23 @@ export class DiskService {
 
   imageUsers(imageId: string): Mac[] {
     return this.list().filter((r) => r.imageId === imageId).map((r) => r.mac);
+  }
+
+  /** The machine whose disk a target exports. */
+  macOfTarget(iqn: string): Mac | undefined {
+    for (const r of this.records.values()) if (r.targetIqn === iqn) return r.mac;
+    return undefined;
+  }
+
+  /** Whether tgtd exports the disk and who is logged in to it, as of the reconciler's last look. */
+  exportOf(r: DiskRecord): { exported: boolean; sessions: { initiator: string; addresses: string[] }[] } {
+    const t = this.o.reconciler.lastShow().find((x) => x.iqn === r.targetIqn);
+    return { exported: t !== undefined, sessions: (t?.sessions ?? []).map((s) => ({ initiator: s.initiator, addresses: s.connections.map((c) => c.address) })) };
+  }
+
+  /** The storage pool's usage. */
+  usage(): Promise<Usage> {
+    return this.o.backend.usage();
   }
 
   listCheckpoints(mac: Mac): Promise<CheckpointInfo[]> {

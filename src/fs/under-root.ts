@@ -38,6 +38,17 @@ export function relativeNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether `candidate` names something strictly below `root`. Both must be absolute; they are
+ * compared as normalised paths, without touching the file system (callers resolve links first).
+ */
+export function isInside(root: string, candidate: string): boolean {
+  if (!path.isAbsolute(root) || !path.isAbsolute(candidate)) return false;
+  const rel = path.relative(path.resolve(root), path.resolve(candidate));
+  // '..foo' is a child named "..foo"; only '..' itself or '../…' climbs out.
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
+}
+
 function inside(root: string, p: string): boolean {
   return p.startsWith(root.endsWith('/') ? root : `${root}/`);
 }

@@ -8,7 +8,7 @@ import { packageVersion } from '../version.js';
 import type { HostPort, HttpLimits } from '../config/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { checkingIntervalMs, sseHeartbeatMs } from './limits.js';
+import { checkingIntervalMs } from './limits.js';
 import type { Logger } from '../log.js';
 import type { LeaseService } from '../leases/service.js';
 import { authorize, type ApiAuth } from './auth.js';
@@ -25,8 +25,9 @@ import { imageRoutes } from './routes/images.js';
 import { diskRoutes, type DiskRouteDeps } from './routes/disks.js';
 import type { ImageService } from '../images/service.js';
 import type { EventBus } from '../events/bus.js';
-import type { AddressBook } from '../events/addresses.js';
-import { statusEdge, type StatusEdgeDeps } from './routes/status.js';
+import { statusRoutes, type StatusRouteOptions } from './routes/status.js';
+import { metricsRoutes } from './routes/metrics.js';
+import type { Metrics } from '../metrics/registry.js';
 
 
 export interface HttpDeps {
@@ -37,14 +38,13 @@ export interface HttpDeps {
   readonly clock: () => number;
   /** Directory of the iPXE programs served under /boot-assets/. */
   readonly bootAssetsDir: string;
-  /** The daemon's event stream and what it learned about addresses (absent in narrow tests). */
+  /** The daemon's event stream (absent in narrow tests). */
   readonly bus?: EventBus;
-  readonly addresses?: AddressBook;
   /** What /boot/<mac>.ipxe needs (machines, disks, addresses, policy); defaults to the unknown-machine script. */
   readonly boot?: Omit<BootRouteDeps, 'log' | 'bus'>;
   readonly machines?: { readonly service: MachineService; readonly operations: Operations; readonly timeline?: (mac: Mac) => unknown[] };
-  /** Status page, event stream and /metrics (absent in narrow tests). */
-  readonly status?: StatusEdgeDeps['status'];
+  /** Status page and event stream (their model and streams, built by the composition root), and /metrics; absent in narrow tests. */
+  readonly status?: Omit<StatusRouteOptions, 'auth'> & { readonly metrics?: Metrics };
   /** Absent when iSCSI is disabled. */
   readonly storage?: { readonly images: ImageService } & Omit<DiskRouteDeps, 'auth' | 'log'>;
   /** Timeouts of http.limits (the connection caps are applied by guardConnections); absent = node's and fastify's defaults. */
@@ -107,7 +107,8 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
     statusPublic: deps.status?.public ?? false,
     onUndeclared: (method, url) => deps.log.error({ event: 'http.route-undeclared', method, url }, 'route declares no access: refused'),
   }));
-  if (deps.status) statusEdge(app, { ...deps, status: deps.status, sseHeartbeatMs: sseHeartbeatMs(deps.limits?.idleTimeoutMs) });
+  if (deps.status?.metrics) metricsRoutes(app, deps.status.metrics);
+  if (deps.status) statusRoutes(app, { ...deps.status, auth: deps.auth });
   // The OpenAPI document is built from the routes' JSON schemas (registered in the scope below).
   void app.register(swagger, {
     openapi: {

@@ -8,6 +8,7 @@
 import { constants } from 'node:fs';
 import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { isInside } from '../fs/under-root.js';
 
 export type ImportPathProblem = 'not-absolute' | 'outside' | 'not-found' | 'not-a-file';
 
@@ -27,17 +28,6 @@ function describe(problem: ImportPathProblem, dir: string): string {
     case 'not-found': return `does not exist in the import directory ${dir} (images.importDir)`;
     case 'not-a-file': return `is not a regular file (import directory ${dir})`;
   }
-}
-
-/**
- * Whether `candidate` names something strictly below `root`. Both must be absolute; they are
- * compared as normalised paths, without touching the file system (callers resolve links first).
- */
-export function isInside(root: string, candidate: string): boolean {
-  if (!path.isAbsolute(root) || !path.isAbsolute(candidate)) return false;
-  const rel = path.relative(path.resolve(root), path.resolve(candidate));
-  // '..foo' is a child named "..foo"; only '..' itself or '../…' climbs out.
-  return rel !== '' && rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel);
 }
 
 export interface OpenedImport {

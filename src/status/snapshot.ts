@@ -29,6 +29,30 @@ export interface StatusSources {
   readonly poolUsage?: () => Promise<Usage | undefined>;
 }
 
+/** What the page reads of storage (the reconciler and the disk service; absent when iSCSI is off). */
+export interface StorageStatus {
+  readonly reconciler: { lastShow(): ReturnType<NonNullable<StatusSources['targets']>> };
+  readonly disks: { list(): ReturnType<NonNullable<StatusSources['disks']>>; usage(): Promise<Usage> };
+}
+
+/**
+ * The storage sources: tgtd's targets, which machine owns which (copied field by field: disk
+ * records hold CHAP secrets), and the pool's usage, read at most every `usageMaxAgeMs` (usage()
+ * may run lvs: one reading serves every page for a few seconds).
+ */
+export function storageSources(st: StorageStatus, clock: () => number, usageMaxAgeMs = 5000): Pick<StatusSources, 'targets' | 'disks' | 'poolUsage'> {
+  let usageAt = -Infinity;
+  let usage: Promise<Usage | undefined> | undefined;
+  return {
+    targets: () => st.reconciler.lastShow(),
+    disks: () => st.disks.list().map((r) => ({ mac: r.mac, targetIqn: r.targetIqn, imageId: r.imageId })),
+    poolUsage: () => {
+      if (!usage || clock() - usageAt > usageMaxAgeMs) { usageAt = clock(); usage = st.disks.usage().catch(() => undefined); }
+      return usage;
+    },
+  };
+}
+
 export type Health = 'ok' | 'busy' | 'warn' | 'bad' | 'idle';
 
 export interface MachineView {

@@ -17,6 +17,7 @@ import { errorMessage } from '../errors/message.js';
 import { constants } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { isInside } from '../fs/under-root.js';
 
 /** Owner bits only: group, other, setuid, setgid and sticky bits go. */
 export function privateMode(mode: number): number {
@@ -120,6 +121,28 @@ export async function tightenTree(root: string, limits: TightenLimits = DEFAULT_
     await fh.close();
   }
   return res;
+}
+
+/**
+ * At start, before anything is opened: the data directory (BMC passwords, CHAP secrets and the
+ * API token in clear) and the file backend's volume directory, when there is one, made root's
+ * alone, with one warning naming what was changed. A storage directory elsewhere, or mounted
+ * below dataDir (not walked with it), is walked as its own tree.
+ */
+export async function securePrivateDirs(dataDir: string, storageDir: string | undefined, log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }): Promise<void> {
+  const walked = [await tightenTree(dataDir)];
+  if (storageDir !== undefined && (!isInside(dataDir, storageDir) || walked[0]!.otherFs.some((p) => p === storageDir || isInside(p, storageDir)))) {
+    walked.push(await tightenTree(storageDir));
+  }
+  for (const r of walked) {
+    const fields = { root: r.root, ...(r.truncated ? { truncated: true } : {}) };
+    if (r.tightened.length > 0) {
+      log.warn({ event: 'files.tightened', ...fields, count: r.tightened.length, paths: r.tightened.slice(0, 50).map((x) => `${x.path} (${x.from.toString(8).padStart(4, '0')} -> ${x.to.toString(8).padStart(4, '0')})`) },
+        'files readable by other users were made private to root');
+    }
+    if (r.failed.length > 0) log.warn({ event: 'files.tighten-failed', ...fields, count: r.failed.length, paths: r.failed.slice(0, 20).map((x) => `${x.path}: ${x.error}`) }, 'could not make these private');
+    if (r.otherFs.length > 0) log.info({ event: 'files.other-fs', ...fields, paths: r.otherFs.slice(0, 20) }, 'other file systems below the data directory were not walked');
+  }
 }
 
 async function fix(fh: FileHandle, p: string, mode: number, res: { tightened: TightenResult['tightened']; failed: TightenResult['failed'] }): Promise<void> {

@@ -12,6 +12,7 @@
  *   `any`:       every address (the behaviour before this filter).
  *   CIDR list:   only addresses inside one of them.
  */
+import type { DhcpConfig } from '../config/types.js';
 import { cidrContains, tryParseIpv4, unmapIpv4, type Cidr, type Ipv4 } from '../net/ipv4.js';
 
 export type AcceptFrom = 'served' | 'any' | readonly Cidr[];
@@ -35,6 +36,18 @@ export interface ServedFacts {
    * sender likes, so in proxy mode this is always false.
    */
   hasBinding(address: string): boolean;
+}
+
+/**
+ * The subnets metalboot serves, for `served`: the configured DHCP subnets in server mode (a
+ * relay's subnet is one of them); in proxy mode the DHCP interface's own IPv4 subnets, where the
+ * clients whose PXE requests it answers live. The interface may get (or change) its address after
+ * the start, so proxy mode reads them again on a miss (`readInterface`: net/interfaces.ts).
+ */
+export function servedSubnets(dhcp: Pick<DhcpConfig, 'mode' | 'interface' | 'subnets'>, readInterface: (iface: string) => readonly Cidr[], clock: () => number): readonly Cidr[] | SubnetSource {
+  if (dhcp.mode === 'server') return dhcp.subnets.map((s) => s.cidr);
+  if (dhcp.mode === 'off') return [];
+  return new RereadSubnets(() => readInterface(dhcp.interface), clock);
 }
 
 export function sourceClassifier(acceptFrom: AcceptFrom, facts: ServedFacts): (address: string) => SourceClass {

@@ -14,6 +14,8 @@ import path from 'node:path';
 import { addressKey, checkingIntervalMs, deriveConnectionCap, guardConnections, MIN_CONNECTIONS, parseNofileLimit, PerAddressCounter, readNofileLimit, sseHeartbeatMs } from '../../src/http/limits.js';
 import { EventBus } from '../../src/events/bus.js';
 import { MacHistory } from '../../src/status/history.js';
+import { StatusModel } from '../../src/status/snapshot.js';
+import { EventStreams } from '../../src/http/routes/events.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
 import { buildHttpApp } from '../../src/http/server.js';
 import { staticAuth } from '../../src/http/auth.js';
@@ -163,9 +165,11 @@ t.test('idleTimeoutMs on a real app: a client that stops reading a download is c
   await truncate(path.join(dir, 'big.efi'), 256 << 20);
   const { log } = memoryLogger();
   const bus = new EventBus(Date.now);
+  const history = new MacHistory();
   const app = buildHttpApp({
     log, clock: Date.now, auth: staticAuth('rw-token-0123456789abcdef'), bootAssetsDir: dir, bus,
-    status: { public: true, probes: {}, history: new MacHistory() },
+    // The event stream's heartbeat within the idle timeout, as the daemon sets it.
+    status: { public: true, model: new StatusModel({ bus, history, probes: {}, clock: Date.now }), streams: new EventStreams({ bus, history, heartbeatMs: sseHeartbeatMs(IDLE) }) },
     limits: { headersTimeoutMs: 1000, requestTimeoutMs: 0, keepAliveTimeoutMs: 5000, idleTimeoutMs: IDLE },
   });
   // A handler silent for longer than the idle timeout (a disk provision, a power action).

@@ -41,6 +41,8 @@ import type { IscsiReconciler, ReconcileResult } from '../../src/reconcile.js';
 import type { TgtSession, TgtTarget } from '../../src/iscsi/tgtadm.js';
 import { MacHistory } from '../../src/status/history.js';
 import { Metrics } from '../../src/metrics/registry.js';
+import { StatusModel, storageSources } from '../../src/status/snapshot.js';
+import { EventStreams } from '../../src/http/routes/events.js';
 import type { SubnetConfig } from '../../src/config/types.js';
 
 const RW = 'rw-token-0123456789abcdef';
@@ -92,14 +94,18 @@ async function setup(t: Test, statusPublic = true) {
   const detach = history.attach(bus);
   const addresses = new AddressBook();
   const metrics = new Metrics({ bus });
+  // As the daemon wires them: the status model and streams over the same services.
+  const streams = new EventStreams({ bus, history });
+  metrics.observeSse(() => streams.stats);
+  const model = new StatusModel({ bus, history, probes: {}, clock: Date.now, addresses, leases: () => leases.list(), ...storageSources({ reconciler, disks }, Date.now) });
   const netbootDir = path.join(dir, 'netboot');
   await mkdir(netbootDir);
   const app = buildHttpApp({
-    log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, addresses, leases,
-    status: { public: statusPublic, probes: {}, history, metrics },
+    log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, leases,
+    status: { public: statusPublic, model, streams, metrics },
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
-    storage: { images, disks, backend, reconciler, portal: { host: '127.0.0.1', port: 3260 } },
+    storage: { images, disks, portal: { host: '127.0.0.1', port: 3260 } },
   });
   await app.ready();
   t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });

@@ -7,7 +7,8 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ImportPathError, isInside, openImportFile } from '../../src/images/import-dir.js';
+import { ImportPathError, openImportFile } from '../../src/images/import-dir.js';
+import { isInside } from '../../src/fs/under-root.js';
 
 t.test('isInside: strictly below the root, after normalising; never by string prefix', async (t) => {
   const cases: [string, string, boolean][] = [

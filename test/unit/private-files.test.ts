@@ -8,7 +8,7 @@ import { chmod, link, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { needsTightening, privateMode, tightenTree } from '../../src/store/private-files.js';
+import { needsTightening, privateMode, securePrivateDirs, tightenTree } from '../../src/store/private-files.js';
 
 const modeOf = async (p: string) => (await stat(p)).mode & 0o7777;
 
@@ -80,4 +80,33 @@ t.test('tightenTree: dirs 0700, files owner-only; links not followed; bounded', 
   t.equal(await modeOf(path.join(root, 'volumes', 'images')), 0o755, 'below the bound not walked');
   const few = await tightenTree(root, { maxDepth: 16, maxEntries: 1 });
   t.equal(few.truncated, true, 'entry bound reported');
+});
+
+t.test('securePrivateDirs: dataDir, and a storage directory outside it as its own tree, one warning each', async (t) => {
+  const base = await mkdtemp(path.join(tmpdir(), 'mb-secure-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  const data = path.join(base, 'data');
+  const inside = path.join(data, 'volumes');
+  const elsewhere = path.join(base, 'volumes');
+  await mkdir(inside, { recursive: true });
+  await mkdir(elsewhere);
+  for (const f of [path.join(data, 'api-token'), path.join(inside, 'disk.raw'), path.join(elsewhere, 'disk.raw')]) { await writeFile(f, 'x'); await chmod(f, 0o644); }
+  for (const d of [data, inside, elsewhere]) await chmod(d, 0o755);
+  const lines: { level: string; obj: { event?: string; root?: string; count?: number } }[] = [];
+  const log = { warn: (obj: object) => { lines.push({ level: 'warn', obj }); }, info: (obj: object) => { lines.push({ level: 'info', obj }); } };
+
+  await securePrivateDirs(data, inside, log);
+  t.same(lines.map((l) => [l.obj.event, l.obj.root, l.obj.count]), [['files.tightened', data, 4]], 'a storage directory below dataDir is walked with it (dirs data, volumes and two files)');
+  t.equal(await modeOf(path.join(inside, 'disk.raw')), 0o600);
+  t.equal(await modeOf(path.join(elsewhere, 'disk.raw')), 0o644, 'nothing outside the trees is touched');
+
+  lines.length = 0;
+  await securePrivateDirs(data, elsewhere, log);
+  t.same(lines.map((l) => [l.obj.event, l.obj.root]), [['files.tightened', elsewhere]], 'a storage directory elsewhere is its own tree; dataDir has nothing left to fix');
+  t.equal(await modeOf(path.join(elsewhere, 'disk.raw')), 0o600);
+  t.equal(await modeOf(elsewhere), 0o700);
+
+  lines.length = 0;
+  await securePrivateDirs(data, undefined, log);
+  t.same(lines, [], 'nothing to change: no line');
 });

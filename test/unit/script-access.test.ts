@@ -7,9 +7,11 @@ import t from 'tap';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { neighbourFromProcArp, ProxyReplies, scriptAccess, type ScriptAccessFacts } from '../../src/boot/script-access.js';
+import { neighbourFromProcArp, ProxyReplies, scriptAccess, scriptAccessPolicy, type NeighbourFact, type ScriptAccessFacts } from '../../src/boot/script-access.js';
 import { readNeighbour } from '../../src/net/neighbours.js';
 import { parseMac } from '../../src/net/mac.js';
+import { LeaseTable } from '../../src/leases/table.js';
+import { parseCidr, parseIpv4 } from '../../src/net/ipv4.js';
 
 const MAC = parseMac('52:54:00:77:13:01');
 const OTHER = parseMac('52:54:00:66:66:66');
@@ -88,4 +90,33 @@ t.test('ProxyReplies: per MAC, expiring, bounded', async (t) => {
   for (let i = 0; i < 10; i++) p.record(parseMac(`52:54:00:00:00:${i.toString(16).padStart(2, '0')}`), NOW);
   t.equal(p.of(parseMac('52:54:00:00:00:00'), NOW), undefined, 'oldest MACs evicted');
   t.equal(p.of(parseMac('52:54:00:00:00:09'), NOW), NOW + 10_000, 'newest kept');
+});
+
+t.test('scriptAccessPolicy: the facts gathered from a real lease table, the proxy replies and the neighbour table', async (t) => {
+  const lan = { cidr: parseCidr('10.77.0.0/24'), pool: { first: parseIpv4('10.77.0.100'), last: parseIpv4('10.77.0.200') }, dns: [], leaseTime: 600 };
+  const relayedNet = { cidr: parseCidr('10.78.0.0/24'), pool: { first: parseIpv4('10.78.0.100'), last: parseIpv4('10.78.0.200') }, dns: [], leaseTime: 600 };
+  const table = new LeaseTable({ subnets: [lan, relayedNet], reservations: [], offerHoldMs: 30_000, quarantineMs: 600_000 });
+  const RELAYED_MAC = parseMac('52:54:00:77:13:02');
+  table.bind(MAC, parseIpv4(IP), 600, {}, NOW);
+  table.bind(RELAYED_MAC, parseIpv4('10.78.0.120'), 600, {}, NOW);
+  let now = NOW + 1000;
+  const arp = new Map<string, NeighbourFact>([[IP, here]]);
+  const asked: string[] = [];
+  const neighbour = async (a: string): Promise<NeighbourFact> => { asked.push(a); return arp.get(a) ?? { kind: 'none' }; };
+  const replies = new ProxyReplies(60_000);
+  const server = scriptAccessPolicy({ mode: 'server', clock: () => now, leases: table, serverAddress: parseIpv4('10.77.0.1'), proxyReplies: replies, neighbour });
+  t.same(await server(MAC, IP), { ok: true, via: 'lease' }, 'its own lease, answering ARP');
+  t.same(asked, [IP], 'the neighbour table is asked about the requester');
+  t.match(await server(MAC, '10.77.0.121'), { ok: false, reason: /not from the address leased/ });
+  t.same(await server(RELAYED_MAC, '10.78.0.120'), { ok: true, via: 'lease' }, 'relayed subnet: no neighbour entry needed');
+  arp.delete(IP);
+  t.match(await server(MAC, IP), { ok: false, reason: /no neighbour entry/ }, 'the interface\'s own subnet is not relayed: the entry is required');
+  now = NOW + 601_000;
+  arp.set(IP, here);
+  t.match(await server(MAC, IP), { ok: false, reason: /no bound lease/ }, 'the lease ran out');
+
+  const proxy = scriptAccessPolicy({ mode: 'proxy', clock: () => now, proxyReplies: replies, neighbour });
+  t.match(await proxy(MAC, IP), { ok: false, reason: /no ProxyDHCP reply/ });
+  replies.record(MAC, now);
+  t.same(await proxy(MAC, IP), { ok: true, via: 'proxy-reply' }, 'a reply of ours opens the window');
 });

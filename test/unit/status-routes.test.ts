@@ -10,7 +10,7 @@ import { staticAuth } from '../../src/http/auth.js';
 import { EventStreams } from '../../src/http/routes/events.js';
 import { statusRoutes, STATUS_DIR } from '../../src/http/routes/status.js';
 import { MacHistory } from '../../src/status/history.js';
-import { StatusModel } from '../../src/status/snapshot.js';
+import { StatusModel, storageSources } from '../../src/status/snapshot.js';
 import type { DaemonProbes } from '../../src/status/types.js';
 import { parseMac } from '../../src/net/mac.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
@@ -237,4 +237,23 @@ t.test('page helpers: html`` escapes every interpolation; SSE parser; formatting
   p.push('ta: {"a":1}\r\n\r');
   p.push('\nevent: gap\ndata: x\ndata: y\n\n');
   t.same(got, [{ event: 'message', data: '{"a":1}', id: '7' }, { event: 'gap', data: 'x\ny', id: '7' }]);
+});
+
+t.test('storageSources: targets as tgtd has them, disk owners without secrets, the pool read at most every 5 s', async (t) => {
+  let now = 0, reads = 0;
+  const disk = { mac: parseMac('52:54:00:00:00:05'), targetIqn: 'iqn.x:m5', imageId: 'golden', chap: { user: 'mb-u', secret: 'chap-secret-never-shown' } };
+  const target = { iqn: 'iqn.x:m5', sessions: [{ initiator: 'iqn.i', connections: [{ address: '10.0.0.5' }] }] };
+  const src = storageSources({
+    reconciler: { lastShow: () => [target] },
+    disks: { list: () => [disk], usage: async () => { reads++; if (reads === 2) throw new Error('lvs failed'); return { backend: 'file', dataPercent: 10, thresholdPercent: 90, totalBytes: 1 << 30 }; } },
+  }, () => now);
+  t.same(src.targets!(), [target]);
+  t.same(src.disks!(), [{ mac: disk.mac, targetIqn: 'iqn.x:m5', imageId: 'golden' }], 'no CHAP secret leaves');
+  t.match(await src.poolUsage!(), { dataPercent: 10 });
+  now = 4000;
+  await src.poolUsage!();
+  t.equal(reads, 1, 'one reading serves for 5 s');
+  now = 5001;
+  t.equal(await src.poolUsage!(), undefined, 'an unreadable pool is unknown, not an error');
+  t.equal(reads, 2);
 });

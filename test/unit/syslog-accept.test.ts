@@ -1,5 +1,5 @@
 import t from 'tap';
-import { RereadSubnets, sourceClassifier } from '../../src/syslog/accept.js';
+import { RereadSubnets, servedSubnets, sourceClassifier } from '../../src/syslog/accept.js';
 import { parseCidr } from '../../src/net/ipv4.js';
 
 const bound = new Set(['10.0.0.5', '192.168.9.9']);
@@ -55,4 +55,22 @@ t.test('a CIDR list: only inside it, a binding outside does not widen it', async
   t.equal(c('192.168.1.1'), 'served');
   t.equal(c('10.0.0.5'), 'not-served', 'leased, but outside the list');
   t.equal(c('10.0.0.77'), 'not-served');
+});
+
+t.test('servedSubnets: the configured subnets (server), the interface\'s own re-read on a miss (proxy), none (off)', async (t) => {
+  const subnets = [{ cidr: parseCidr('10.0.0.0/24'), dns: [], leaseTime: 600 }, { cidr: parseCidr('10.1.0.0/16'), dns: [], leaseTime: 600 }];
+  const read: string[] = [];
+  const readInterface = (iface: string) => { read.push(iface); return [parseCidr('192.168.5.0/24')]; };
+  t.same(servedSubnets({ mode: 'server', interface: 'lab0', subnets }, readInterface, () => 0), [parseCidr('10.0.0.0/24'), parseCidr('10.1.0.0/16')]);
+  t.same(servedSubnets({ mode: 'off', interface: '', subnets: [] }, readInterface, () => 0), []);
+  t.same(read, [], 'server and off modes read no interface');
+  let now = 0;
+  const proxy = servedSubnets({ mode: 'proxy', interface: 'lab0', subnets: [] }, readInterface, () => now);
+  t.ok('current' in proxy, 'proxy mode: a source read again after a miss');
+  const c = sourceClassifier('served', { subnets: proxy, hasBinding: () => false });
+  t.equal(c('192.168.5.9'), 'served');
+  t.equal(c('10.0.0.9'), 'not-served', 'the configured subnets are not proxy mode\'s');
+  now = 10_000;
+  c('10.0.0.9');
+  t.same(read, ['lab0', 'lab0'], 'the DHCP interface, read at start and again after a miss 10 s later');
 });

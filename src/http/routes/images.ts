@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from '../../log.js';
 import type { ImageService, ImageFormat } from '../../images/service.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
-import { sendError } from '../errors.js';
+import { answering } from '../reply.js';
 
 const FORMATS: readonly ImageFormat[] = ['raw', 'qcow2'];
 
@@ -24,39 +24,32 @@ const untracked: TrackImport = async (_id, run) => ({ op: { id: '' }, result: aw
 export function imageRoutes(app: FastifyInstance, images: ImageService, auth: ApiAuth, log: Logger, track: TrackImport = untracked): void {
   // Uploads are streamed to the backend as they arrive; fastify's body limit does not apply.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  const importFailed = { log, event: 'api.image-import-failed' };
 
   app.get('/api/v1/images', async () => ({ images: await images.list() }));
 
-  app.get<{ Params: { id: string } }>('/api/v1/images/:id', async (req, reply) => {
-    try {
-      const i = await images.get(req.params.id);
-      return i ?? reply.code(404).send({ error: `image ${req.params.id.slice(0, 60)} does not exist` });
-    } catch (e) {
-      return sendError(reply, e, log, 'api.image-failed');
-    }
-  });
+  app.get<{ Params: { id: string } }>('/api/v1/images/:id', answering({ log, event: 'api.image-failed' }, async (req, reply) => {
+    const i = await images.get(req.params.id);
+    return i ?? reply.code(404).send({ error: `image ${req.params.id.slice(0, 60)} does not exist` });
+  }));
 
   app.put<{ Params: { id: string }; Querystring: { format?: string } }>('/api/v1/images/:id', {
     preHandler: requireChangeRight(auth),
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { format: { type: 'string', enum: [...FORMATS] } } } },
-  }, async (req, reply) => {
+  }, answering(importFailed, async (req, reply) => {
     if (req.headers['content-type'] !== 'application/octet-stream') {
       const got = JSON.stringify(String(req.headers['content-type'] ?? '').slice(0, 80));
       return reply.code(415).send({ error: `headers.content-type: ${got}: send the image as application/octet-stream` });
     }
     const len = req.headers['content-length'];
     const sizeBytes = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined;
-    try {
-      const { op, result: info } = await track(req.params.id, (step) => {
-        step('receiving');
-        return images.importStream(req.params.id, req.body as Readable, (req.query.format ?? 'raw') as ImageFormat, sizeBytes);
-      });
-      log.info({ event: 'api.image-uploaded', image: info.id, bytes: info.sizeBytes, from: req.ip }, 'image uploaded');
-      return reply.code(201).send({ ...info, ...(op.id ? { operation: op.id } : {}) });
-    } catch (e) {
-      return sendError(reply, e, log, 'api.image-import-failed');
-    }
-  });
+    const { op, result: info } = await track(req.params.id, (step) => {
+      step('receiving');
+      return images.importStream(req.params.id, req.body as Readable, (req.query.format ?? 'raw') as ImageFormat, sizeBytes);
+    });
+    log.info({ event: 'api.image-uploaded', image: info.id, bytes: info.sizeBytes, from: req.ip }, 'image uploaded');
+    return reply.code(201).send({ ...info, ...(op.id ? { operation: op.id } : {}) });
+  }));
 
   app.post<{ Params: { id: string }; Body: { path: string; format?: ImageFormat } }>('/api/v1/images/:id/import', {
     preHandler: requireChangeRight(auth),
@@ -66,24 +59,16 @@ export function imageRoutes(app: FastifyInstance, images: ImageService, auth: Ap
         properties: { path: { type: 'string', minLength: 1, maxLength: 4096 }, format: { type: 'string', enum: [...FORMATS] } },
       },
     },
-  }, async (req, reply) => {
-    try {
-      const { op, result: info } = await track(req.params.id, (step) => {
-        step(req.body.format === 'qcow2' ? 'converting' : 'copying');
-        return images.importPath(req.params.id, req.body.path, req.body.format ?? 'raw');
-      });
-      return reply.code(201).send({ ...info, ...(op.id ? { operation: op.id } : {}) });
-    } catch (e) {
-      return sendError(reply, e, log, 'api.image-import-failed');
-    }
-  });
+  }, answering(importFailed, async (req, reply) => {
+    const { op, result: info } = await track(req.params.id, (step) => {
+      step(req.body.format === 'qcow2' ? 'converting' : 'copying');
+      return images.importPath(req.params.id, req.body.path, req.body.format ?? 'raw');
+    });
+    return reply.code(201).send({ ...info, ...(op.id ? { operation: op.id } : {}) });
+  }));
 
-  app.delete<{ Params: { id: string } }>('/api/v1/images/:id', { preHandler: requireChangeRight(auth) }, async (req, reply) => {
-    try {
-      await images.remove(req.params.id);
-      return reply.code(204).send();
-    } catch (e) {
-      return sendError(reply, e, log, 'api.image-remove-failed');
-    }
-  });
+  app.delete<{ Params: { id: string } }>('/api/v1/images/:id', { preHandler: requireChangeRight(auth) }, answering({ log, event: 'api.image-remove-failed' }, async (req, reply) => {
+    await images.remove(req.params.id);
+    return reply.code(204).send();
+  }));
 }

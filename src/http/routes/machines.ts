@@ -19,12 +19,12 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../../log.js';
-import { nonUnicastMacReason, tryParseMac, type Mac } from '../../net/mac.js';
+import type { Mac } from '../../net/mac.js';
 import type { MachineService, MachineSpec } from '../../machines/service.js';
 import { MACHINE_STATES, BOOT_MODES, publicMachine, type MachineState } from '../../machines/model.js';
 import type { Operations } from '../../machines/operations.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
-import { sendError } from '../errors.js';
+import { macOr400, macRoute } from '../reply.js';
 import { checkId } from '../../storage/backend.js';
 
 export interface MachineRouteDeps {
@@ -60,11 +60,6 @@ const SPEC = {
 export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   const { machines, log } = d;
   const change = { preHandler: requireChangeRight(d.auth) };
-  const mac = (raw: string, reply: FastifyReply, field = 'params.mac'): Mac | undefined => {
-    const m = tryParseMac(raw);
-    if (!m) void reply.code(400).send({ error: `${field}: ${JSON.stringify(raw.slice(0, 40))} is not a MAC address` });
-    return m;
-  };
   /** Image names follow the images routes' rule (storage/backend.ts checkId): 400 naming the field. */
   const badImage = (image: string | null | undefined, reply: FastifyReply): boolean => {
     if (image === undefined || image === null) return false;
@@ -72,69 +67,40 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     if (!c.ok) void reply.code(400).send({ error: `body.image: ${JSON.stringify(image.slice(0, 60))}: ${c.reason}` });
     return !c.ok;
   };
-  const fail = (reply: FastifyReply, e: unknown) => sendError(reply, e, log, 'api.machine-failed');
+  const failed = { log, event: 'api.machine-failed' };
   const actor = (req: { ip: string }) => `api@${req.ip}`;
 
   app.get<{ Querystring: { state?: MachineState } }>('/api/v1/machines', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { state: { enum: [...MACHINE_STATES] } } } },
   }, async (req) => ({ machines: machines.list(req.query.state).map(publicMachine) }));
 
-  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac', async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m) return reply;
+  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac', macRoute(failed, (m, _req, reply) => {
     const x = machines.get(m);
     return x ? publicMachine(x) : reply.code(404).send({ error: `machine ${m}: not known` });
-  });
+  }));
 
-  app.put<{ Params: { mac: string }; Body: MachineSpec }>('/api/v1/machines/:mac', { ...change, schema: { body: SPEC } }, async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m || badImage(req.body.image, reply)) return reply;
-    // Enrolment only: a record with such a MAC can still be read and deleted.
-    const notUnicast = nonUnicastMacReason(m);
-    if (notUnicast) return reply.code(400).send({ error: `params.mac: ${m} is ${notUnicast}, not one machine's` });
-    try {
-      const existing = machines.get(m);
-      if (!existing || existing.state === 'discovered') return reply.code(201).send(publicMachine(await machines.create(m, req.body, actor(req))));
-      return publicMachine(await machines.update(m, req.body, actor(req)));
-    } catch (e) {
-      return fail(reply, e);
-    }
-  });
+  // Enrolment only refuses MACs that are no one machine's: such a record can still be read and deleted.
+  app.put<{ Params: { mac: string }; Body: MachineSpec }>('/api/v1/machines/:mac', { ...change, schema: { body: SPEC } }, macRoute(failed, async (m, req, reply) => {
+    if (badImage(req.body.image, reply)) return reply;
+    const existing = machines.get(m);
+    if (!existing || existing.state === 'discovered') return reply.code(201).send(publicMachine(await machines.create(m, req.body, actor(req))));
+    return publicMachine(await machines.update(m, req.body, actor(req)));
+  }, { unicast: true }));
 
   app.delete<{ Params: { mac: string }; Querystring: { force?: boolean } }>('/api/v1/machines/:mac', {
     ...change, schema: { querystring: { type: 'object', additionalProperties: false, properties: { force: { type: 'boolean' } } } },
-  }, async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m) return reply;
-    try {
-      await machines.remove(m, req.query.force ?? false, actor(req));
-      return reply.code(204).send();
-    } catch (e) {
-      return fail(reply, e);
-    }
-  });
+  }, macRoute(failed, async (m, req, reply) => {
+    await machines.remove(m, req.query.force ?? false, actor(req));
+    return reply.code(204).send();
+  }));
 
-  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/power', async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m) return reply;
-    try {
-      return { power: await machines.powerState(m) };
-    } catch (e) {
-      return fail(reply, e);
-    }
-  });
+  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/power', macRoute(failed, async (m) => ({ power: await machines.powerState(m) })));
 
   const post = <B>(url: string, body: object | undefined, fn: (m: Mac, b: B, who: string) => Promise<unknown>, status = 200) => {
-    app.post<{ Params: { mac: string }; Body: B }>(`/api/v1/machines/:mac/${url}`, { ...change, ...(body ? { schema: { body } } : {}) }, async (req, reply) => {
-      const m = mac(req.params.mac, reply);
-      if (!m) return reply;
-      try {
-        const r = await fn(m, req.body as B, actor(req));
-        return reply.code(status).send(r ?? { ok: true });
-      } catch (e) {
-        return fail(reply, e);
-      }
-    });
+    app.post<{ Params: { mac: string }; Body: B }>(`/api/v1/machines/:mac/${url}`, { ...change, ...(body ? { schema: { body } } : {}) }, macRoute(failed, async (m, req, reply) => {
+      const r = await fn(m, req.body as B, actor(req));
+      return reply.code(status).send(r ?? { ok: true });
+    }));
   };
 
   post<{ action: 'on' | 'off' | 'cycle' | 'reset' | 'soft' }>('power',
@@ -146,19 +112,14 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   // Not through post(): the image is checked (name, then existence) before any operation starts.
   app.post<{ Params: { mac: string }; Body: { image?: string } | null }>('/api/v1/machines/:mac/provision', {
     ...change, schema: { body: { type: ['object', 'null'], additionalProperties: false, properties: { image: { type: 'string', minLength: 1, maxLength: 48 } } } },
-  }, async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m || badImage(req.body?.image, reply)) return reply;
-    try {
-      const image = req.body?.image ?? machines.get(m)?.image;
-      if (image !== undefined && d.images && (await d.images.get(image)) === undefined) {
-        return reply.code(404).send({ error: `image ${image}: does not exist (provision of ${m} not started)` });
-      }
-      return reply.code(202).send({ operation: machines.provision(m, req.body?.image, actor(req)) });
-    } catch (e) {
-      return fail(reply, e);
+  }, macRoute(failed, async (m, req, reply) => {
+    if (badImage(req.body?.image, reply)) return reply;
+    const image = req.body?.image ?? machines.get(m)?.image;
+    if (image !== undefined && d.images && (await d.images.get(image)) === undefined) {
+      return reply.code(404).send({ error: `image ${image}: does not exist (provision of ${m} not started)` });
     }
-  });
+    return reply.code(202).send({ operation: machines.provision(m, req.body?.image, actor(req)) });
+  }));
   post('reset', undefined, async (m, _b, who) => publicMachine(await machines.reset(m, who)));
   post('deprovision', undefined, async (m, _b, who) => publicMachine(await machines.deprovision(m, who)));
   post<{ name: string }>('checkpoint',
@@ -171,27 +132,17 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
     { type: 'object', additionalProperties: false, required: ['on'], properties: { on: { type: 'boolean' } } },
     async (m, b, who) => publicMachine(await machines.setMaintenance(m, b.on, who)));
 
-  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/events', async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m) return reply;
-    try {
-      return { events: machines.events(m) };
-    } catch (e) {
-      return fail(reply, e);
-    }
-  });
+  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/events', macRoute(failed, (m) => ({ events: machines.events(m) })));
 
-  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/timeline', async (req, reply) => {
-    const m = mac(req.params.mac, reply);
-    if (!m) return reply;
+  app.get<{ Params: { mac: string } }>('/api/v1/machines/:mac/timeline', macRoute(failed, (m, _req, reply) => {
     if (!machines.get(m)) return reply.code(404).send({ error: `machine ${m}: not known` });
     return { boots: d.timeline?.(m) ?? [] };
-  });
+  }));
 
   app.get<{ Querystring: { mac?: string; status?: 'running' | 'succeeded' | 'failed' } }>('/api/v1/operations', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { mac: { type: 'string', maxLength: 17 }, status: { enum: ['running', 'succeeded', 'failed'] } } } },
   }, async (req, reply) => {
-    const m = req.query.mac !== undefined ? mac(req.query.mac, reply, 'querystring.mac') : undefined;
+    const m = req.query.mac !== undefined ? macOr400(req.query.mac, reply, { field: 'querystring.mac' }) : undefined;
     if (req.query.mac !== undefined && !m) return reply;
     return { operations: d.operations.list({ ...(m ? { mac: m } : {}), ...(req.query.status ? { status: req.query.status } : {}) }) };
   });

@@ -9,8 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import type { LeaseService } from '../../leases/service.js';
 import type { Logger } from '../../log.js';
 import { formatIpv4, tryParseIpv4 } from '../../net/ipv4.js';
-import { nonUnicastMacReason, tryParseMac } from '../../net/mac.js';
 import { requireChangeRight, type ApiAuth } from '../auth.js';
+import { macOr400 } from '../reply.js';
 
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
@@ -34,10 +34,8 @@ export function reservationRoutes(app: FastifyInstance, leases: LeaseService | u
     },
   }, async (req, reply) => {
     if (!leases) return reply.code(409).send(notServing);
-    const mac = tryParseMac(req.params.mac);
-    if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
-    const notUnicast = nonUnicastMacReason(mac);
-    if (notUnicast) return reply.code(400).send({ error: `params.mac: ${mac} is ${notUnicast}, not one machine's` });
+    const mac = macOr400(req.params.mac, reply, { unicast: true });
+    if (!mac) return reply;
     const ip = tryParseIpv4(req.body.ip);
     if (ip === undefined) return reply.code(400).send({ error: `body.ip: ${JSON.stringify(req.body.ip)} is not an IPv4 address` });
     const { hostname } = req.body;
@@ -58,8 +56,8 @@ export function reservationRoutes(app: FastifyInstance, leases: LeaseService | u
 
   app.delete<{ Params: { mac: string } }>('/api/v1/reservations/:mac', { preHandler: requireChangeRight(auth) }, async (req, reply) => {
     if (!leases) return reply.code(409).send(notServing);
-    const mac = tryParseMac(req.params.mac);
-    if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
+    const mac = macOr400(req.params.mac, reply);
+    if (!mac) return reply;
     const existing = leases.reservations().find((r) => r.mac === mac);
     if (!existing) return reply.code(404).send({ error: 'no reservation for this MAC' });
     if (existing.source === 'config') return reply.code(409).send({ error: 'this MAC is reserved in the config file; change it there' });

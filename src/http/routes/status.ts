@@ -19,19 +19,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiAuth } from '../auth.js';
-import { tryParseMac } from '../../net/mac.js';
-import { StatusModel } from '../../status/snapshot.js';
-import type { MacHistory } from '../../status/history.js';
-import type { DaemonProbes } from '../../status/types.js';
-import type { Metrics } from '../../metrics/registry.js';
-import type { EventBus } from '../../events/bus.js';
-import type { AddressBook } from '../../events/addresses.js';
-import type { Lease } from '../../leases/lease.js';
-import type { TgtTarget } from '../../iscsi/tgtadm.js';
-import type { DiskRecord } from '../../disks/record.js';
-import type { Usage } from '../../storage/backend.js';
-import { EventStreams } from './events.js';
-import { metricsRoutes } from './metrics.js';
+import type { StatusModel } from '../../status/snapshot.js';
+import type { EventStreams } from './events.js';
+import { macRoute } from '../reply.js';
 
 /** <root>/status from dist/src/http/routes/status.js */
 export const STATUS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../status');
@@ -94,55 +84,8 @@ export function statusRoutes(app: FastifyInstance, o: StatusRouteOptions): void 
       const snap = await o.model.snapshot({ sse: { ...o.streams.stats } });
       return { ...snap, public: o.public, access: o.auth.check(req.headers.authorization) ?? null };
     });
-    app.get<{ Params: { mac: string } }>(`${prefix}/status/machines/:mac`, guard, async (req, reply) => {
-      const mac = tryParseMac(req.params.mac);
-      if (!mac) return reply.code(400).send({ error: `params.mac: ${JSON.stringify(req.params.mac.slice(0, 40))} is not a MAC address` });
-      return o.model.machine(mac);
-    });
+    app.get<{ Params: { mac: string } }>(`${prefix}/status/machines/:mac`, guard, macRoute(undefined, (mac) => o.model.machine(mac)));
     o.streams.routes(app, prefix, guard);
   }
   o.streams.closeAllOnShutdown(app);
-}
-
-/** What buildHttpApp hands over (HttpDeps.status plus the parts of HttpDeps the page reads). */
-export interface StatusEdgeDeps {
-  readonly status: { readonly public: boolean; readonly probes: DaemonProbes; readonly history: MacHistory; readonly metrics?: Metrics };
-  readonly bus?: EventBus;
-  readonly addresses?: AddressBook;
-  /** The event stream's heartbeat (http/limits.ts sseHeartbeatMs: within the idle timeout). */
-  readonly sseHeartbeatMs?: number;
-  readonly auth: ApiAuth;
-  readonly clock: () => number;
-  readonly leases?: { list(): Lease[] };
-  readonly storage?: {
-    readonly reconciler: { lastShow(): readonly TgtTarget[] };
-    readonly disks: { list(): readonly DiskRecord[] };
-    readonly backend: { usage(): Promise<Usage> };
-  };
-}
-
-/** /metrics, the status page, its JSON and the event stream, wired from the HTTP deps. */
-export function statusEdge(app: FastifyInstance, d: StatusEdgeDeps): void {
-  const s = d.status;
-  if (s.metrics) metricsRoutes(app, s.metrics);
-  if (!d.bus) return;
-  const streams = new EventStreams({ bus: d.bus, history: s.history, ...(d.sseHeartbeatMs ? { heartbeatMs: d.sseHeartbeatMs } : {}) });
-  s.metrics?.observeSse(() => streams.stats);
-  const st = d.storage;
-  // usage() may run lvs: one reading serves every page for a few seconds.
-  let usageAt = -Infinity;
-  let usage: Promise<Usage | undefined> | undefined;
-  const poolUsage = () => {
-    if (!st) return Promise.resolve(undefined);
-    if (!usage || d.clock() - usageAt > 5000) { usageAt = d.clock(); usage = st.backend.usage().catch(() => undefined); }
-    return usage;
-  };
-  const model = new StatusModel({
-    bus: d.bus, history: s.history, probes: s.probes, clock: d.clock, poolUsage,
-    ...(d.addresses ? { addresses: d.addresses } : {}),
-    ...(d.leases ? { leases: () => d.leases!.list() } : {}),
-    // Field by field: disk records hold CHAP secrets.
-    ...(st ? { targets: () => st.reconciler.lastShow(), disks: () => st.disks.list().map((r) => ({ mac: r.mac, targetIqn: r.targetIqn, imageId: r.imageId })) } : {}),
-  });
-  statusRoutes(app, { model, streams, auth: d.auth, public: s.public });
 }
