@@ -22,7 +22,9 @@ const admin = async (args, timeoutMs = 600_000) => (await runCommand(['rbd', '-c
 let cmds = [];
 const timedRunner = async (argv, opts) => {
   const t0 = nowMs();
-  try { return await runCommand(argv, opts); } finally { cmds.push({ cmd: `${argv[0]} ${argv.slice(7, 9).join(' ')}`.trim(), ms: round(nowMs() - t0) }); }
+  // "rbd clone", "rbd snap create", "ceph df": the words after the common options, not the specs.
+  const words = argv.slice(5).filter((a) => !a.startsWith('-') && !a.includes('/') && a !== 'json' && a !== 'metalboot').slice(0, 2);
+  try { return await runCommand(argv, opts); } finally { cmds.push({ cmd: [argv[0], ...words].join(' '), ms: round(nowMs() - t0) }); }
 };
 
 if (mode !== 'clone') { console.error('usage: node rbd-bench.mjs clone DIST CONF SIZES_GIB REPS'); process.exit(2); }
