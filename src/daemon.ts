@@ -14,6 +14,8 @@ import { LeaseTable } from './leases/table.js';
 import { LeaseService } from './leases/service.js';
 import { PingProber, assertPingAvailable, noConflictCheck } from './net/ping.js';
 import { runCommand } from './exec/run.js';
+import { buildBootMedium } from './boot/media-build.js';
+import { renderMediaScript } from './boot/media.js';
 import { DhcpServer } from './dhcp/server.js';
 import { dhcpEvent, proxyReplyMac } from './dhcp/events.js';
 import { buildHttpApp, listen } from './http/server.js';
@@ -251,7 +253,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     });
     const app = buildHttpApp({
       status: { public: config.status.public, model, streams, metrics },
-      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR, ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, boot,
+      log, clock, auth, bootAssetsDir: BOOT_ASSETS_DIR,
+      bootMedia: (r) => buildBootMedium({ run: runCommand, assetsDir: BOOT_ASSETS_DIR }, renderMediaScript(config.http.publicUrl, r.network)),
+      ...(leases ? { leases } : {}), ...(storage ? { storage } : {}), bus, boot,
       machines: { service: machines, operations, timeline: (mac: Mac) => model.timeline(mac) },
       limits: config.http.limits,
     });

@@ -9,6 +9,8 @@ CL_IQN=iqn.2026-11.bench.classic
 
 classic_start() {
   rm -rf "$CL_DIR"; mkdir -p "$CL_DIR/tftp" "$CL_DIR/disks"
+  # UEFI: OVMF's PXE (arch 7) first gets snponly.efi, the usual dnsmasq + iPXE setup.
+  cp "$ROOT/boot-assets/snponly.efi" "$CL_DIR/tftp/"
   setsid ip netns exec "$LAB_NS" timeout -k 5 "$LAB_TTL" tgtd -f -C "$CTRL_PORT" --iscsi "portal=$SRV:3260" </dev/null >"$CL_DIR/tgtd.log" 2>&1 &
   CL_TGTD=$!
   local k i tid secret tgt hosts=()
@@ -35,7 +37,9 @@ EOF
   setsid ip netns exec "$LAB_NS" timeout -k 5 "$LAB_TTL" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 --user=root --group=root \
     --pid-file= --log-facility=- --log-dhcp --interface=labbr --bind-interfaces \
     --dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,10m --no-ping --dhcp-authoritative --dhcp-leasefile="$CL_DIR/leases" \
-    --enable-tftp --tftp-root="$CL_DIR/tftp" --dhcp-userclass=set:ipxe,iPXE --dhcp-option=tag:ipxe,encap:175,176,1b "${hosts[@]}" \
+    --enable-tftp --tftp-root="$CL_DIR/tftp" --dhcp-userclass=set:ipxe,iPXE --dhcp-option=tag:ipxe,encap:175,176,1b \
+    --dhcp-match=set:efi64,option:client-arch,7 --dhcp-match=set:efi64,option:client-arch,9 \
+    "--dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,$SRV" "${hosts[@]}" \
     </dev/null >"$CL_DIR/dnsmasq.log" 2>&1 &
   CL_DNSMASQ=$!
   for k in $(seq 100); do grep -q 'started, version' "$CL_DIR/dnsmasq.log" 2>/dev/null && return 0; sleep 0.1; done

@@ -1,5 +1,5 @@
 # bench/lib/boot-common.sh — sourced by bench/boot: the lab, the machines, timing.
-# Needs: ROOT, SCRATCH, LAB_NS, LAB_RUN, LAB_TTL (exported), N (machines).
+# Needs: ROOT, SCRATCH, LAB_NS, LAB_RUN, LAB_TTL (exported), N (machines), FW (bios|uefi).
 LAB=$ROOT/scripts/lab
 SRV=10.77.0.1
 MARKER=bench
@@ -10,6 +10,8 @@ now_ms() { date +%s%3N; }
 name_of() { echo "boot-$1"; }
 mac_of() { printf '52:54:00:77:50:%02x' "$1"; }
 bmc_port_of() { echo $(( 8700 + $1 )); }
+# The golden disk's marker ends in "bios" after a BIOS boot, "efi" after its UEFI program ran.
+fw_word() { [[ $FW == uefi ]] && echo efi || echo bios; }
 uuid_of() { echo "4d424c41-4200-4000-8000-$(mac_of "$1" | tr -d :)"; }
 
 lab_up() {
@@ -17,7 +19,7 @@ lab_up() {
   "$LAB/make-bootdisk" "$SCRATCH/golden.img" "$MARKER" golden >/dev/null
   local i
   for i in $(seq "$N"); do
-    LAB_BMC_PASS=$BMC_PASS "$LAB/lab-bmc" start "$(name_of "$i")" "$(mac_of "$i")" bios "$(bmc_port_of "$i")" >/dev/null
+    LAB_BMC_PASS=$BMC_PASS "$LAB/lab-bmc" start "$(name_of "$i")" "$(mac_of "$i")" "$FW" "$(bmc_port_of "$i")" >/dev/null
   done
 }
 
@@ -60,8 +62,8 @@ wait_marker() {
   log=$LAB_RUN/$(name_of "$i").serial.log
   local out
   while :; do
-    out=$(grep -aoE "METALBOOT-DISK-OK $MARKER [^ ]+ bios|METALBOOT-DISK-ERR|No more network devices|did not boot after" "$log" 2>/dev/null | head -1 || true)
-    if [[ $out == "METALBOOT-DISK-OK $MARKER $id bios" ]]; then echo $(( $(now_ms) - t0 )); return 0; fi
+    out=$(grep -aoE "METALBOOT-DISK-OK $MARKER [^ ]+ $(fw_word)|METALBOOT-DISK-ERR|No more network devices|did not boot after" "$log" 2>/dev/null | head -1 || true)
+    if [[ $out == "METALBOOT-DISK-OK $MARKER $id $(fw_word)" ]]; then echo $(( $(now_ms) - t0 )); return 0; fi
     [[ -n $out ]] && { echo "FAIL:$out"; return 1; }   # another disk's id, or the boot gave up
     (( $(now_ms) > end )) && { echo "FAIL:timeout"; return 1; }
     sleep 0.05

@@ -26,6 +26,7 @@ dhcp:
     - cidr: 10.77.0.0/24
       pool: [10.77.0.100, 10.77.0.199]
       leaseTime: 600
+${MB_EFI_FILE:+  bootFiles: { efiX64: $MB_EFI_FILE \}}
 tftp: { enabled: true, root: $ROOT/boot-assets }
 storage: { backend: file, file: { dir: $MB_DIR/volumes } }
 iscsi: { portal: "$SRV:3260", manageTgtd: true, controlPort: $CTRL_PORT }
@@ -45,7 +46,7 @@ EOF
   local i mac op st
   for i in $(seq "$N"); do
     mac=$(mac_of "$i")
-    mb_api PUT "/api/v1/machines/$mac" "{\"name\":\"$(name_of "$i")\",\"firmware\":\"bios\"}" >/dev/null
+    mb_api PUT "/api/v1/machines/$mac" "{\"name\":\"$(name_of "$i")\",\"firmware\":\"$FW\"}" >/dev/null
     op=$(mb_api POST "/api/v1/machines/$mac/provision" '{"image":"golden"}' | jq -r .operation.id)
     for k in $(seq 300); do
       st=$(mb_api GET "/api/v1/operations/$op" | jq -r .status)

@@ -330,7 +330,15 @@ export class ApiClient {
     }
   }
 
-  private async exchange<T>(method: string, url: string, init: RequestInit, timeoutReason: () => string): Promise<T> {
+  /** GET of a binary answer (e.g. the boot medium); errors as for request(). */
+  async download(p: string, o: RequestOptions = {}): Promise<Buffer> {
+    const url = this.url(p, o.query);
+    const timeoutMs = o.timeoutMs ?? this.timeoutMs;
+    const init = { method: 'GET', headers: { ...this.authHeader(), accept: 'application/octet-stream' }, signal: AbortSignal.timeout(timeoutMs) };
+    return this.exchange<Buffer>('GET', url, init, () => `no answer within ${Math.round(timeoutMs / 1000)} s`, true);
+  }
+
+  private async exchange<T>(method: string, url: string, init: RequestInit, timeoutReason: () => string, binary = false): Promise<T> {
     let res: Response;
     try {
       res = await fetch(url, init);
@@ -338,13 +346,15 @@ export class ApiClient {
       if (init.signal?.aborted) throw new ApiTimeoutError(url, timeoutReason());
       throw new ApiUnreachableError(url, unreachableReason(e));
     }
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await res.text();
+      bytes = Buffer.from(await res.arrayBuffer());
     } catch (e) {
       if (init.signal?.aborted) throw new ApiTimeoutError(url, timeoutReason());
       throw new ApiUnreachableError(url, unreachableReason(e));
     }
+    if (binary && res.ok) return bytes as T;
+    const text = bytes.toString('utf8');
     if (res.status === 401) throw typeof this.token === 'string' ? new ApiAuthError(this.api, this.settings.token) : this.token;
     let body: unknown;
     if (text !== '') {

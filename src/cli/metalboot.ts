@@ -12,6 +12,7 @@ import { IMAGES_USAGE, runImagesCommand } from './images-command.js';
 import { ACTIONS_USAGE, ACTION_COMMANDS, runActionCommand, type ActionCommand } from './actions-command.js';
 import { OPERATIONS_USAGE, runOperationsCommand } from './operations-command.js';
 import { TOKEN_USAGE, runTokenCommand } from './token-command.js';
+import { BOOT_MEDIA_USAGE, runBootMediaCommand } from './boot-media-command.js';
 
 function usage(): string {
   return [
@@ -23,6 +24,7 @@ function usage(): string {
     LEASES_USAGE,
     EVENTS_USAGE,
     TOKEN_USAGE,
+    BOOT_MEDIA_USAGE,
     COMMON_USAGE,
     'exit codes: 0 done, 1 the API refused or could not be reached (the message says which), 2 bad command line or cli.yaml',
     '',
@@ -42,6 +44,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       case 'images': return await runImagesCommand(rest, io);
       case 'operations': return await runOperationsCommand(rest, io);
       case 'token': return await runTokenCommand(rest, io);
+      case 'boot-media': return await runBootMediaCommand(rest, io);
       case 'ipmi': return await runIpmiCommand(rest, io);
       case 'events': { const ac = new AbortController(); process.once('SIGINT', () => ac.abort()); return await runEventsCommand(rest, { ...io, signal: ac.signal }); }
       default:

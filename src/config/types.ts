@@ -39,10 +39,18 @@ export interface BootFilesConfig {
   readonly efiIa32: string;
   /** Non-iPXE UEFI arm64 (arch 11). */
   readonly efiArm64: string;
+  /** Non-iPXE UEFI riscv64 (arch 27). */
+  readonly efiRiscv64: string;
+  /** Non-iPXE UEFI loong64 (arch 39). */
+  readonly efiLoong64: string;
   /** HTTP-boot x64 (arch 16), a path under http.publicUrl. */
   readonly httpX64: string;
   /** HTTP-boot arm64 (arch 19), a path under http.publicUrl. */
   readonly httpArm64: string;
+  /** HTTP-boot riscv64 (arch 28), a path under http.publicUrl. */
+  readonly httpRiscv64: string;
+  /** HTTP-boot loong64 (arch 40), a path under http.publicUrl. */
+  readonly httpLoong64: string;
 }
 
 export interface ConflictCheckConfig {

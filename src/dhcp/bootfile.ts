@@ -28,6 +28,8 @@ export function selectBoot(c: ClientInfo, files: BootFilesConfig, publicUrl: str
     switch (c.arch) {
       case 'http-x64': return { kind: 'http', url: publicUrl + files.httpX64 };
       case 'http-arm64': return { kind: 'http', url: publicUrl + files.httpArm64 };
+      case 'http-riscv64': return { kind: 'http', url: publicUrl + files.httpRiscv64 };
+      case 'http-loong64': return { kind: 'http', url: publicUrl + files.httpLoong64 };
       default: return { kind: 'none', reason: `no HTTP boot program for arch ${c.archCode ?? 'none'}` };
     }
   }
@@ -39,6 +41,8 @@ export function selectBoot(c: ClientInfo, files: BootFilesConfig, publicUrl: str
       case 'efi-x64': return { kind: 'tftp', file: files.efiX64 };
       case 'efi-ia32': return { kind: 'tftp', file: files.efiIa32 };
       case 'efi-arm64': return { kind: 'tftp', file: files.efiArm64 };
+      case 'efi-riscv64': return { kind: 'tftp', file: files.efiRiscv64 };
+      case 'efi-loong64': return { kind: 'tftp', file: files.efiLoong64 };
       default: return { kind: 'none', reason: `no PXE boot program for arch ${c.archCode}` };
     }
   }

@@ -22,6 +22,10 @@ export type ClientArch =
   | 'http-arm64'
   | 'http-ia32'
   | 'http-arm32'
+  | 'efi-riscv64'
+  | 'http-riscv64'
+  | 'efi-loong64'
+  | 'http-loong64'
   | 'unknown';
 
 /** RFC 4578 §2.1 and the IANA "Processor Architecture Types" registry. */
@@ -37,6 +41,10 @@ export function archFromCode(code: number | undefined): ClientArch {
     case 16: return 'http-x64';
     case 18: return 'http-arm32';
     case 19: return 'http-arm64';
+    case 27: return 'efi-riscv64';
+    case 28: return 'http-riscv64';
+    case 39: return 'efi-loong64';
+    case 40: return 'http-loong64';
     default: return 'unknown';
   }
 }

@@ -21,6 +21,7 @@ import type { MachineService } from '../machines/service.js';
 import type { Operations } from '../machines/operations.js';
 import type { Mac } from '../net/mac.js';
 import { bootAssetRoutes } from './routes/boot-assets.js';
+import { bootMediaRoutes, type BootMediaRouteDeps } from './routes/boot-media.js';
 import { imageRoutes } from './routes/images.js';
 import { diskRoutes, type DiskRouteDeps } from './routes/disks.js';
 import type { ImageService } from '../images/service.js';
@@ -38,6 +39,8 @@ export interface HttpDeps {
   readonly clock: () => number;
   /** Directory of the iPXE programs served under /boot-assets/. */
   readonly bootAssetsDir: string;
+  /** Builds the boot medium of /api/v1/boot-media (absent in narrow tests). */
+  readonly bootMedia?: BootMediaRouteDeps['build'];
   /** The daemon's event stream (absent in narrow tests). */
   readonly bus?: EventBus;
   /** What /boot/<mac>.ipxe needs (machines, disks, addresses, policy); defaults to the unknown-machine script. */
@@ -129,6 +132,7 @@ export function buildHttpApp(deps: HttpDeps): FastifyInstance {
       });
     }
     bootAssetRoutes(api, deps.bootAssetsDir, deps.log);
+    if (deps.bootMedia) bootMediaRoutes(api, { log: deps.log, build: deps.bootMedia });
     if (deps.storage) {
       const ops = deps.machines?.operations;
       imageRoutes(api, deps.storage.images, deps.auth, deps.log, ops ? (id, run) => ops.track('import', undefined, run) : undefined);

@@ -104,8 +104,10 @@ t.test('defaults fill in', async (t) => {
   t.equal(c.dhcp.quarantineSeconds, 600);
   t.same(c.dhcp.conflictCheck, { method: 'ping', timeoutMs: 500 });
   t.same(c.dhcp.bootFiles, {
-    bios: 'undionly.kpxe', efiX64: 'ipxe.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'ipxe-arm64.efi',
-    httpX64: '/boot-assets/ipxe.efi', httpArm64: '/boot-assets/ipxe-arm64.efi',
+    bios: 'undionly.kpxe', efiX64: 'snponly.efi', efiIa32: 'ipxe-ia32.efi', efiArm64: 'ipxe-arm64.efi',
+    efiRiscv64: 'ipxe-riscv64.efi', efiLoong64: 'ipxe-loong64.efi',
+    httpX64: '/boot-assets/snponly.efi', httpArm64: '/boot-assets/ipxe-arm64.efi',
+    httpRiscv64: '/boot-assets/ipxe-riscv64.efi', httpLoong64: '/boot-assets/ipxe-loong64.efi',
   });
   t.same(c.dhcp.reservations, []);
   t.equal(c.dhcp.subnets[0]!.leaseTime, 3600);
@@ -113,7 +115,7 @@ t.test('defaults fill in', async (t) => {
 
   const partial = parseConfig(`${MIN}  bootFiles: { bios: custom.kpxe }\n  conflictCheck: { timeoutMs: 100 }\n`, env);
   t.equal(partial.dhcp.bootFiles.bios, 'custom.kpxe');
-  t.equal(partial.dhcp.bootFiles.efiX64, 'ipxe.efi');
+  t.equal(partial.dhcp.bootFiles.efiX64, 'snponly.efi');
   t.same(partial.dhcp.conflictCheck, { method: 'ping', timeoutMs: 100 });
 });
 

@@ -560,7 +560,7 @@ t.test('network-boot clients in server mode get boot information with their leas
   t.same(pxe.boot, { kind: 'tftp', file: 'undionly.kpxe' });
   const efi = await env.server(ovmfDiscover());
   t.equal(offered(t, efi) !== pxe.ip, true);
-  t.equal(efi.reply!.packet.file, 'ipxe.efi');
+  t.equal(efi.reply!.packet.file, 'snponly.efi');
   const ipxe = await env.server(ipxeDiscover());
   offered(t, ipxe);
   t.equal(ipxe.reply!.packet.file, 'http://10.99.0.1:8080/boot/52:54:00:aa:bb:02.ipxe');
@@ -597,7 +597,7 @@ t.test('proxy mode', async (t) => {
   t.same(ack.reply!.to, src);
   t.equal(ack.reply!.packet.yiaddr, 0, 'never yiaddr');
   t.equal(getUint8(ack.reply!.packet.options, Opt.MessageType), MessageType.Ack);
-  t.equal(ack.reply!.packet.file, 'ipxe.efi');
+  t.equal(ack.reply!.packet.file, 'snponly.efi');
   t.same(ack.reply!.packet.options.get(Opt.ClientUuid), UUID_OPT_VALUE);
   // DISCOVER on 4011 is answered too; INFORM is not.
   t.equal(env.proxy(pxeBiosDiscover(), 4011, src).event, 'dhcp.proxy-ack');

@@ -46,9 +46,11 @@ t.test('selectBoot: PXE ROMs get the iPXE binary for their arch over TFTP', asyn
     [0, { kind: 'tftp', file: 'undionly.kpxe' }],
     [undefined, { kind: 'tftp', file: 'undionly.kpxe' }],
     [6, { kind: 'tftp', file: 'ipxe-ia32.efi' }],
-    [7, { kind: 'tftp', file: 'ipxe.efi' }],
-    [9, { kind: 'tftp', file: 'ipxe.efi' }],
+    [7, { kind: 'tftp', file: 'snponly.efi' }],
+    [9, { kind: 'tftp', file: 'snponly.efi' }],
     [11, { kind: 'tftp', file: 'ipxe-arm64.efi' }],
+    [27, { kind: 'tftp', file: 'ipxe-riscv64.efi' }],
+    [39, { kind: 'tftp', file: 'ipxe-loong64.efi' }],
   ];
   for (const [code, want] of cases) {
     const opts = [opt(53, [1]), opt(60, `PXEClient:Arch:${String(code ?? 0).padStart(5, '0')}:UNDI:003000`)];
@@ -67,8 +69,10 @@ t.test('selectBoot: PXE ROMs get the iPXE binary for their arch over TFTP', asyn
 
 t.test('selectBoot: UEFI HTTP boot gets a URL', async (t) => {
   const http = (code: number) => boot(classify(req([opt(53, [1]), opt(60, `HTTPClient:Arch:${code}:UNDI:003000`), opt(93, [0, code])])));
-  t.same(http(16), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe.efi' });
+  t.same(http(16), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/snponly.efi' });
   t.same(http(19), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe-arm64.efi' });
+  t.same(http(28), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe-riscv64.efi' });
+  t.same(http(40), { kind: 'http', url: 'http://10.99.0.1:8080/boot-assets/ipxe-loong64.efi' });
   t.equal(http(15).kind, 'none');
   t.equal(http(0).kind, 'none');
 });
@@ -139,16 +143,16 @@ t.test('T1/T2 round down for odd lease times', async (t) => {
   t.equal(getUint32(q.options, Opt.RebindingTime), 875);
 });
 
-t.test('OVMF OFFER: ipxe.efi, no option 67 unless asked, hostname', async (t) => {
+t.test('OVMF OFFER: snponly.efi, no option 67 unless asked, hostname', async (t) => {
   const [p, c] = client(decode(ovmfDiscover()));
   const r = buildLeaseReply(p, c, MessageType.Offer, { ip: ip('10.99.0.101'), subnet: NET, leaseTime: 600, hostname: 'node7' }, boot(c), SERVER);
   const q = wire(t, r);
-  t.equal(q.file, 'ipxe.efi');
-  t.equal(getText(q.options, Opt.BootfileName), 'ipxe.efi', 'OVMF asks for 67');
+  t.equal(q.file, 'snponly.efi');
+  t.equal(getText(q.options, Opt.BootfileName), 'snponly.efi', 'OVMF asks for 67');
   t.equal(getText(q.options, Opt.Hostname), 'node7');
   const [p2, c2] = client(req([opt(53, [1]), opt(60, 'PXEClient'), opt(93, [0, 7]), opt(55, [1, 3])]));
   const q2 = buildLeaseReply(p2, c2, MessageType.Offer, { ip: ip('10.99.0.101'), subnet: NET, leaseTime: 600 }, boot(c2), SERVER).packet;
-  t.equal(q2.file, 'ipxe.efi');
+  t.equal(q2.file, 'snponly.efi');
   t.notOk(q2.options.has(Opt.BootfileName), 'not asked for 67');
   t.notOk(q2.options.has(Opt.ClientUuid), 'no UUID sent, none echoed');
   t.notOk(q2.options.has(Opt.Hostname));
@@ -170,8 +174,8 @@ t.test('arm64 UEFI PXE OFFER', async (t) => {
 t.test('UEFI HTTP boot OFFER: URL and vendor class HTTPClient', async (t) => {
   const [p, c] = client(req([opt(53, [1]), opt(60, 'HTTPClient:Arch:00016:UNDI:003001'), opt(93, [0, 16]), opt(55, [1, 3, 60, 67])]));
   const q = wire(t, buildLeaseReply(p, c, MessageType.Offer, { ip: ip('10.99.0.103'), subnet: NET, leaseTime: 600 }, boot(c), SERVER));
-  t.equal(q.file, 'http://10.99.0.1:8080/boot-assets/ipxe.efi');
-  t.equal(getText(q.options, Opt.BootfileName), 'http://10.99.0.1:8080/boot-assets/ipxe.efi');
+  t.equal(q.file, 'http://10.99.0.1:8080/boot-assets/snponly.efi');
+  t.equal(getText(q.options, Opt.BootfileName), 'http://10.99.0.1:8080/boot-assets/snponly.efi');
   t.equal(getText(q.options, Opt.VendorClass), 'HTTPClient', 'UEFI HTTP boot ignores offers without it');
   t.notOk(q.options.has(Opt.VendorSpecific), 'no PXE option 43');
   t.equal(q.siaddr, 0, 'no TFTP next-server');
@@ -280,7 +284,7 @@ t.test('ProxyDHCP OFFER (port 67): yiaddr 0, boot info only, broadcast', async (
   const [p2, c2] = client(req([opt(53, [1]), opt(60, 'PXEClient:Arch:00007:UNDI:003000'), opt(93, [0, 7])]));
   const q2 = buildProxyReply(p2, c2, MessageType.Offer, boot(c2), SERVER, { address: ip('0.0.0.0'), port: 68 }).packet;
   t.same([...q2.options.keys()].sort((a, b) => a - b), [43, 53, 54, 60]);
-  t.equal(q2.file, 'ipxe.efi');
+  t.equal(q2.file, 'snponly.efi');
 
   // Relayed proxy offer goes back through the relay.
   const [p3, c3] = client(decode(pxeBiosDiscover({ giaddr: '10.20.0.1' })));

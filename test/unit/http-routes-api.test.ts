@@ -37,6 +37,9 @@ import { FileBackend } from '../../src/storage/files.js';
 import { DiskService } from '../../src/disks/service.js';
 import { ImageService } from '../../src/images/service.js';
 import { runCommand } from '../../src/exec/run.js';
+import { fileURLToPath } from 'node:url';
+import { buildBootMedium } from '../../src/boot/media-build.js';
+import { renderMediaScript } from '../../src/boot/media.js';
 import type { IscsiReconciler, ReconcileResult } from '../../src/reconcile.js';
 import type { TgtSession, TgtTarget } from '../../src/iscsi/tgtadm.js';
 import { MacHistory } from '../../src/status/history.js';
@@ -100,12 +103,21 @@ async function setup(t: Test, statusPublic = true) {
   const model = new StatusModel({ bus, history, probes: {}, clock: Date.now, addresses, leases: () => leases.list(), ...storageSources({ reconciler, disks }, Date.now) });
   const netbootDir = path.join(dir, 'netboot');
   await mkdir(netbootDir);
+  const media = new Map<string, Promise<Buffer>>();
   const app = buildHttpApp({
     log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, leases,
     status: { public: statusPublic, model, streams, metrics },
     boot: { publicUrl: 'http://127.0.0.1:8080', unknown: 'ignore', sanboot: { tries: 3, retryDelaySec: 5, fallback: 'exit' }, netbootDir, machine: (m) => machines.get(m), disk: (m) => disks.get(m) },
     machines: { service: machines, operations, timeline: () => [] },
     storage: { images, disks, portal: { host: '127.0.0.1', port: 3260 } },
+    // The real boot medium from the checkout's boot-assets/ (scripts/boot-assets.sh), as the daemon
+    // builds it; built once per request kind, since the walk below asks for it hundreds of times.
+    bootMedia: (r) => {
+      const key = JSON.stringify(r);
+      let img = media.get(key);
+      if (!img) media.set(key, img = buildBootMedium({ run: runCommand, assetsDir: fileURLToPath(new URL('../../../boot-assets', import.meta.url)) }, renderMediaScript('http://127.0.0.1:8080', r.network)));
+      return img;
+    },
   });
   await app.ready();
   t.teardown(async () => { tgtd.release(); await app.close(); detach(); metrics.close(); await bmcs.closeAll(); await store.close(); await rm(dir, { recursive: true, force: true }); });
