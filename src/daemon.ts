@@ -23,9 +23,7 @@ import { deriveConnectionCap, guardConnections, readNofileLimit, sseHeartbeatMs,
 import { formatIpv4, parseIpv4, type Ipv4 } from './net/ipv4.js';
 import { DirectoryProvider } from './tftp/provider.js';
 import { TftpServer } from './tftp/server.js';
-import type { VolumeBackend } from './storage/backend.js';
-import { FileBackend } from './storage/files.js';
-import { LvmBackend } from './storage/lvm.js';
+import { createBackend } from './storage/factory.js';
 import { Tgtd } from './iscsi/tgtd.js';
 import { IscsiReconciler } from './reconcile.js';
 import { DiskService } from './disks/service.js';
@@ -84,13 +82,10 @@ type StorageServices = NonNullable<HttpDeps['storage']> & { readonly reconciler:
  * booted from their iSCSI disks keep them across a metalboot restart or upgrade.
  */
 async function startStorage(config: Config, store: RecordStore, bus: EventBus, log: Logger, clock: () => number, crashPoint: ((step: string) => void) | undefined): Promise<StorageServices> {
-  const s = config.storage;
-  const backend: VolumeBackend = s.backend === 'lvm'
-    ? new LvmBackend({ vg: s.lvm!.vg, pool: s.lvm!.thinPool, runner: runCommand, thresholdPercent: s.maxPoolPercent })
-    : new FileBackend({ root: s.fileDir, runner: runCommand, thresholdPercent: s.maxPoolPercent });
+  const backend = createBackend(config.storage, { runner: runCommand });
   await backend.init();
-  log.info({ event: 'storage.ready', backend: backend.kind, ...(backend instanceof FileBackend ? { dir: s.fileDir, cloneMode: backend.cloneMode } : { vg: s.lvm!.vg, pool: s.lvm!.thinPool }) },
-    backend instanceof FileBackend && backend.cloneMode === 'copy' ? 'storage ready; this filesystem cannot reflink, so clones are full (sparse) copies' : 'storage ready');
+  const about = backend.describe();
+  log.info({ event: 'storage.ready', backend: backend.kind, ...about.fields }, about.note ? `storage ready; ${about.note}` : 'storage ready');
   const i = config.iscsi;
   const tgtd = new Tgtd({
     runner: runCommand, controlPort: i.controlPort, tgtadmPath: i.tgtadm, manageTgtd: i.manageTgtd, chapSecretsVia: i.chapSecretsVia,
@@ -104,7 +99,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
     onSession: (kind, target, sess) => bus.publish(sessionEvent(kind, target, sess, disks?.macOfTarget(target))),
   });
   disks = new DiskService({
-    backend, store, reconciler, iqnPrefix: i.iqnPrefix, bstype: i.bstype, mutualChap: i.mutualChap, log: ilog, clock,
+    backend, store, reconciler, iqnPrefix: i.iqnPrefix, mutualChap: i.mutualChap, log: ilog, clock,
     ...(crashPoint ? { crashPoint } : {}),
   });
   const recovered = await disks.recover();
@@ -121,7 +116,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
 export async function startDaemon(config: Config, log: Logger): Promise<RunningDaemon> {
   const clock = () => Date.now();
   // dataDir holds secrets in clear, the file backend the machines' disks: made root's alone first.
-  await securePrivateDirs(config.dataDir, config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.fileDir : undefined, log);
+  await securePrivateDirs(config.dataDir, config.storage.backend === 'file' && config.iscsi.enabled ? config.storage.dir : undefined, log);
   const store: Store & RecordStore = await openStore(config.dataDir, {
     onCorrupt: (key, reason) => log.warn({ event: 'store.corrupt-record', key, reason }, 'corrupt record skipped'),
   });

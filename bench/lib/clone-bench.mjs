@@ -76,9 +76,10 @@ async function sameSamples(a, b, size) {
 
 // ---- file backend (host) ---------------------------------------------------
 
+/** Through the factory, as the daemon makes it: the guard's name checks, queue and threshold are timed too. */
 async function fileBackend(root) {
-  const { FileBackend } = await imp('src/storage/files.js');
-  const fb = new FileBackend({ root, runner: timedRunner, thresholdPercent: 90 });
+  const { createBackend } = await imp('src/storage/factory.js');
+  const fb = createBackend({ backend: 'file', dir: root, maxPoolPercent: 90 }, { runner: timedRunner });
   await fb.init();
   return fb;
 }
@@ -99,7 +100,7 @@ if (mode === 'file-import') {
   const st = await stat(file);
   // FIEMAP extents as filefrag counts them (btrfs merges physically contiguous ones; for the JSON only).
   const fiemapExtents = Number(/(\d+) extents? found/.exec(await sh(['filefrag', file]))?.[1]);
-  console.log(JSON.stringify({ id, bytes: img.sizeBytes, allocatedBytes: st.blocks * 512, fiemapExtents, sha256: img.sha256, cloneMode: fb.cloneMode, importMs: round(ms) }));
+  console.log(JSON.stringify({ id, bytes: img.sizeBytes, allocatedBytes: st.blocks * 512, fiemapExtents, sha256: img.sha256, cloneMode: fb.describe().fields.cloneMode, importMs: round(ms) }));
 } else if (mode === 'file-clone') {
   const [root, id, repsS] = args;
   const fb = await fileBackend(root);
@@ -117,14 +118,14 @@ if (mode === 'file-import') {
     const breakdown = cmds;
     cmds = [];
     // Checks, after the clock: size, content samples, and (btrfs) that the clone shares all its extents.
-    const st = await stat(d.devicePath);
+    const st = await stat(d.export.backingStore);
     if (st.size !== img.sizeBytes) throw new Error(`clone ${diskId} has ${st.size} bytes, image ${img.sizeBytes}`);
-    const same = await sameSamples(src, d.devicePath, img.sizeBytes);
+    const same = await sameSamples(src, d.export.backingStore, img.sizeBytes);
     if (same !== 'ok') throw new Error(`clone ${diskId} ${same}`);
     let exclusiveBytes;
-    if (fb.cloneMode === 'reflink') {
+    if (fb.describe().fields.cloneMode === 'reflink') {
       // "Total Exclusive Set-shared Filename"; --raw gives bytes.
-      const line = (await sh(['btrfs', 'filesystem', 'du', '--raw', d.devicePath])).trim().split('\n').pop() ?? '';
+      const line = (await sh(['btrfs', 'filesystem', 'du', '--raw', d.export.backingStore])).trim().split('\n').pop() ?? '';
       exclusiveBytes = Number(line.trim().split(/\s+/)[1]);
     }
     await fb.removeDisk(diskId);
@@ -133,7 +134,7 @@ if (mode === 'file-import') {
     await sh(['fstrim', root]);
     reps.push({ ms: round(ms), cmds: breakdown, exclusiveBytes, allocatedBytes: st.blocks * 512 });
   }
-  console.log(JSON.stringify({ id, bytes: img.sizeBytes, cloneMode: fb.cloneMode, reps }));
+  console.log(JSON.stringify({ id, bytes: img.sizeBytes, cloneMode: fb.describe().fields.cloneMode, reps }));
 } else if (mode === 'file-remove') {
   const [root, id] = args;
   const fb = await fileBackend(root);
@@ -149,7 +150,7 @@ if (mode === 'file-import') {
 // ---- lvm backend (inside the guest) -----------------------------------------
 
 async function lvmMain(out, dev, sizesS, repsS, fullMaxS, poolS) {
-  const { LvmBackend } = await imp('src/storage/lvm.js');
+  const { createBackend } = await imp('src/storage/factory.js');
   const VG = 'mbclonevg';
   const sizes = sizesS.split(',').map(Number);
   const reps = Number(repsS);
@@ -171,7 +172,7 @@ async function lvmMain(out, dev, sizesS, repsS, fullMaxS, poolS) {
     await sh(['lvcreate', '-y', '-L', `${poolS}G`, '-T', `${VG}/pool`]);
     doc.facts.pool = JSON.parse(await sh(['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'lv_name,lv_size,chunk_size,lv_metadata_size,zero', `${VG}/pool`])).report[0].lv[0];
     log(`thin pool ${VG}/pool ${poolS} GiB on ${dev}: ${doc.facts.lvm}`);
-    const lvm = new LvmBackend({ vg: VG, pool: 'pool', runner: timedRunner, thresholdPercent: 90 });
+    const lvm = createBackend({ backend: 'lvm', vg: VG, thinPool: 'pool', maxPoolPercent: 90 }, { runner: timedRunner });
     await lvm.init();
 
     const chunk = randomBytes(16 * MiB);
@@ -233,7 +234,7 @@ async function lvmMain(out, dev, sizesS, repsS, fullMaxS, poolS) {
         const ms = nowMs() - t0;
         const breakdown = cmds;
         cmds = [];
-        const same = await sameSamples(`/dev/${VG}/mbi-${im.id}`, d.devicePath, im.gib * GiB);
+        const same = await sameSamples(`/dev/${VG}/mbi-${im.id}`, d.export.backingStore, im.gib * GiB);
         if (same !== 'ok') throw new Error(`clone ${diskId} ${same}`);
         if (d.sizeBytes !== im.gib * GiB) throw new Error(`clone ${diskId}: ${d.sizeBytes} bytes`);
         await lvm.removeDisk(diskId);

@@ -24,7 +24,7 @@ import { readIpmi } from './sections/ipmi.js';
 import { portalDefault, readIscsi } from './sections/iscsi.js';
 import { readMachines } from './sections/machines.js';
 import { readStatus } from './sections/status.js';
-import { readStorage } from './sections/storage.js';
+import { legacyBstypeOf, readStorage } from './sections/storage.js';
 import { readSyslog } from './sections/syslog.js';
 import { readTftp } from './sections/tftp.js';
 import type { Config } from './types.js';
@@ -42,8 +42,8 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
   const tftp = readTftp(top['tftp'] ?? {}, 'tftp', env, dhcp);
   const ipmi = readIpmi(top['ipmi'] ?? {}, 'ipmi');
   const http = completeHttp(rawHttp, dhcp.mode, dataDir);
-  const storage = readStorage(top['storage'] ?? {}, 'storage', dataDir);
-  const iscsi = readIscsi(top['iscsi'] ?? {}, 'iscsi', storage, portalDefault(dhcp, http.publicUrl));
+  const storage = readStorage(top['storage'] ?? {}, 'storage', dataDir, legacyBstypeOf(top['iscsi']));
+  const iscsi = readIscsi(top['iscsi'] ?? {}, 'iscsi', portalDefault(dhcp, http.publicUrl));
   return {
     dataDir, logLevel, http,
     syslog: readSyslog(top['syslog'] ?? {}, 'syslog'), status: readStatus(top['status'] ?? {}, 'status'),

@@ -4,6 +4,7 @@
  */
 import type { Cidr, Ipv4, Ipv4Range } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
+import type { PathBsType } from '../storage/export.js';
 
 export type DhcpMode = 'server' | 'proxy' | 'off';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -132,20 +133,39 @@ export interface TftpConfig {
   readonly retries: number;
 }
 
-export interface StorageConfig {
-  /** `file`: images and disks as files (reflink clones where the filesystem can); `lvm`: a thin pool. */
-  readonly backend: 'file' | 'lvm';
-  /** Directory of the file backend (default `<dataDir>/volumes`). */
-  readonly fileDir: string;
-  /** Volume group and thin pool of the lvm backend (required for it). */
-  readonly lvm?: { readonly vg: string; readonly thinPool: string };
+/** What every storage backend's settings have. */
+interface StorageCommon {
   /**
    * Clone, checkpoint and import are refused above this pool/filesystem use: thin pool data% or
-   * metadata% (lvm), filesystem use (file). From `storage.lvm.maxPoolPercent` for the lvm backend
-   * when given, else `storage.maxPoolPercent`, else 90.
+   * metadata% (lvm), filesystem use (file). From the backend's own `maxPoolPercent` when it has
+   * one (`storage.lvm.maxPoolPercent`), else `storage.maxPoolPercent`, else 90.
    */
   readonly maxPoolPercent: number;
 }
+
+/** `storage.backend: file` with `storage.file`: images and disks as files (reflink clones where the filesystem can). */
+export interface FileStorageConfig extends StorageCommon {
+  readonly backend: 'file';
+  /** `storage.file.dir` (default `<dataDir>/volumes`). */
+  readonly dir: string;
+  /** tgtd backing store type (`storage.file.bstype`, or the old `iscsi.bstype`); absent: the backend's (rdwr). */
+  readonly bstype?: PathBsType;
+}
+
+/** `storage.backend: lvm` with `storage.lvm`: a thin pool the administrator made. */
+export interface LvmStorageConfig extends StorageCommon {
+  readonly backend: 'lvm';
+  readonly vg: string;
+  readonly thinPool: string;
+  /** tgtd backing store type (`storage.lvm.bstype`, or the old `iscsi.bstype`); absent: the backend's (aio). */
+  readonly bstype?: PathBsType;
+}
+
+/**
+ * The chosen backend's settings, told apart by `backend`. A new backend adds its member here,
+ * its section reader in config/sections/storage.ts and its line in storage/factory.ts.
+ */
+export type StorageConfig = FileStorageConfig | LvmStorageConfig;
 
 export interface IscsiConfig {
   readonly enabled: boolean;
@@ -154,8 +174,6 @@ export interface IscsiConfig {
   /** Target IQN = `<iqnPrefix>:mac-<hex>`; initiator IQN = `<iqnPrefix>:mac-<hex>:initiator` (disks/record.ts). */
   readonly iqnPrefix: string;
   readonly tgtadm: string;
-  /** Backing store type: `aio` suits block devices (lvm), `rdwr` files on any filesystem. */
-  readonly bstype: 'aio' | 'rdwr';
   /** Start tgtd (and restart it when it dies) instead of expecting the Debian tgt service. */
   readonly manageTgtd: boolean;
   /** tgtd's control port (`tgtd -C N`, `tgtadm -C N`): 0 is the system's tgtd. */

@@ -16,7 +16,6 @@ import type { Mac } from '../net/mac.js';
 import type { RecordStore } from '../store/db.js';
 import { NotFoundError, SerialQueue, validateId, type CheckpointInfo, type Usage, type VolumeBackend } from '../storage/backend.js';
 import type { DesiredIscsi, IscsiReconciler } from '../reconcile.js';
-import type { BsType } from '../iscsi/tgtadm.js';
 import {
   chapUserFor, decodeDiskRecord, decodeOpRecord, diskIdFor, initiatorIqnFor, newChapSecret, opId, targetIqnFor,
   type DiskRecord, type OpKind, type OpRecord,
@@ -39,7 +38,6 @@ export interface DiskServiceOptions {
   readonly store: RecordStore;
   readonly reconciler: IscsiReconciler;
   readonly iqnPrefix: string;
-  readonly bstype: BsType;
   readonly mutualChap: boolean;
   readonly log: Logger;
   readonly clock: () => number;
@@ -181,7 +179,7 @@ export class DiskService {
       // Name only, no address rule: tgtd ORs the rules, so an address would admit any IQN from it.
       targets.push({
         iqn: r.targetIqn, tid: r.tid,
-        luns: [{ lun: 1, path: this.o.backend.devicePath(r.diskId), bstype: this.o.bstype, readonly: false }],
+        luns: [{ lun: 1, ...this.o.backend.exportOf(r.diskId), readonly: false }],
         initiatorNames: [r.initiatorIqn], initiatorAddresses: [],
         incomingUsers: [r.chap.user], outgoingUser: r.mutualChap?.user ?? null,
       });

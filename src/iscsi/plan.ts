@@ -13,7 +13,7 @@
  * - Within a target: remove access that should not be there first, then
  *   LUNs, then add accounts, then ACLs last. A new target therefore admits no
  *   one until its LUNs (and their readonly flag) are in place, which closes
- *   the writable window between `new` and `readonly=1` (see Tgtd.addLun).
+ *   the writable window between `new` and `readonly=1`; applyPlan deletes a LUN whose readonly failed.
  * - Never binds ALL or a /0 (tgtadm.ts refuses to build it).
  *
  * CHAP secrets are not visible in `show`, so a changed secret is not drift
@@ -22,16 +22,16 @@
  */
 import { errorMessage } from '../errors/message.js';
 import { checkIscsiName } from './iqn.js';
+import type { VolumeExport } from '../storage/export.js';
 import {
-  checkAddressRule, checkBackingPath, checkIqnArg, checkLun, checkSecret, checkTid, checkUser, dataLuns, TID_MAX,
-  type BsType, type TgtadmOp, type TgtTarget,
+  checkAddressRule, checkIqnArg, checkLun, checkSecret, checkTid, checkUser, checkVolumeExport, dataLuns, redactSecret, TID_MAX,
+  type TgtadmOp, type TgtLun, type TgtTarget,
 } from './tgtadm.js';
 
-export interface DesiredLun {
+/** A LUN exporting one volume as its storage backend describes it (bstype, backing store, bsopts). */
+export interface DesiredLun extends VolumeExport {
   /** 1.. (LUN 0 is tgtd's controller; iPXE URIs must name LUN 1 explicitly). */
   readonly lun: number;
-  readonly path: string;
-  readonly bstype: BsType;
   /** Golden images: always true. */
   readonly readonly: boolean;
 }
@@ -91,8 +91,7 @@ export function checkDesired(desired: readonly DesiredTarget[], accounts: readon
     if (d.tid !== undefined) guard(() => checkTid(d.tid!));
     const luns = new Set<number>();
     for (const l of d.luns) {
-      guard(() => { checkLun(l.lun); checkBackingPath(l.path); });
-      if (l.bstype !== 'aio' && l.bstype !== 'rdwr') throw new PlanError(d.iqn, `LUN ${l.lun}: bstype ${String(l.bstype)}`);
+      guard(() => { checkLun(l.lun); checkVolumeExport(l); });
       if (luns.has(l.lun)) throw new PlanError(d.iqn, `LUN ${l.lun} listed twice`);
       luns.add(l.lun);
     }
@@ -121,10 +120,20 @@ export function checkDesired(desired: readonly DesiredTarget[], accounts: readon
   }
 }
 
+/**
+ * Whether tgtd's LUN exports the volume we want: the same bstype and backing store. bsopts
+ * cannot be compared: `show` does not print them (tgt's usr/target.c prints type, path and
+ * flags only), so a LUN keeps the options it was made with until it is made again.
+ */
+function exportsMatch(have: TgtLun, want: VolumeExport): boolean {
+  return have.bstype === want.bstype && have.path === want.backingStore;
+}
+
 const run = (op: TgtadmOp, why: string, target?: string): PlanOp => ({ type: 'run', op, why, ...(target !== undefined ? { target } : {}) });
 
 function lunOps(tid: number, iqn: string, l: DesiredLun, why: string): PlanOp[] {
-  const ops = [run({ op: 'new-lun', tid, lun: l.lun, path: l.path, bstype: l.bstype }, why, iqn)];
+  const volume = { bstype: l.bstype, backingStore: l.backingStore, ...(l.bsopts !== undefined ? { bsopts: l.bsopts } : {}) };
+  const ops = [run({ op: 'new-lun', tid, lun: l.lun, ...volume }, why, iqn)];
   if (l.readonly) ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: true }, `${why}; readonly`, iqn));
   return ops;
 }
@@ -226,9 +235,9 @@ export function diffTargets(
       const h = have.get(l.lun);
       if (!h) {
         ops.push(...lunOps(tid, d.iqn, l, `LUN ${l.lun} missing`));
-      } else if (h.path !== l.path || h.bstype !== l.bstype) {
+      } else if (!exportsMatch(h, l)) {
         if (busy) {
-          ops.push({ type: 'blocked', tid, iqn: a.iqn, reason: `LUN ${l.lun} is ${h.bstype}:${h.path ?? '-'}, wanted ${l.bstype}:${l.path}, but sessions are open` });
+          ops.push({ type: 'blocked', tid, iqn: a.iqn, reason: `LUN ${l.lun} is ${h.bstype}:${h.path ?? '-'}, wanted ${l.bstype}:${l.backingStore}, but sessions are open` });
           if (l.readonly && !h.readonly) ops.push(run({ op: 'lun-readonly', tid, lun: l.lun, readonly: true }, 'readonly drift', d.iqn));
         } else {
           ops.push(run({ op: 'delete-lun', tid, lun: l.lun }, 'backing store drift', d.iqn), ...lunOps(tid, d.iqn, l, 'backing store drift'));
@@ -347,8 +356,7 @@ export async function applyPlan(tgtd: PlanRunner, ops: readonly PlanOp[]): Promi
       ran++;
     } catch (e) {
       if (op.op === 'lun-readonly' && op.readonly) await tgtd.run({ op: 'delete-lun', tid: op.tid, lun: op.lun }).catch(() => undefined);
-      let error = errorMessage(e);
-      if (op.op === 'new-account') error = error.split(op.secret).join('<redacted>');
+      const error = redactSecret(op, errorMessage(e));
       failures.push({ target, step, why: o.why, error });
       if (tid !== undefined) failedTids.add(tid);
       if (op.op === 'new-account') failedUsers.add(op.user);

@@ -18,7 +18,7 @@
  *   so the builders validate; "ALL" (and /0 prefixes) are refused outright.
  * - `--params readonly=1` is refused on `--op new` of a logical unit
  *   ("option '-P' is not allowed/supported"); it must be a separate
- *   `--op update` right after. See Tgtd.addLun for the window this leaves.
+ *   `--op update` right after. plan.ts orders LUNs before access for the window this leaves.
  * - LUN 0 is tgtd's controller and cannot be deleted ("invalid request").
  * - A target has at most one outgoing account ("this target already has an
  *   outgoing account").
@@ -31,10 +31,8 @@
  *   Tgtd.ensureRunning notices.
  */
 import { isIP } from 'node:net';
+import { BS_TYPES, type BsType, type VolumeExport } from '../storage/export.js';
 import { checkIscsiName } from './iqn.js';
-
-export type BsType = 'aio' | 'rdwr';
-export const BS_TYPES: readonly BsType[] = ['aio', 'rdwr'];
 
 /** An operation tgtadm performs. Builders validate every field. */
 export type TgtadmOp =
@@ -45,7 +43,8 @@ export type TgtadmOp =
   | { readonly op: 'new-target'; readonly tid: number; readonly iqn: string }
   | { readonly op: 'delete-target'; readonly tid: number; readonly force: boolean }
   | { readonly op: 'target-state'; readonly tid: number; readonly state: 'ready' | 'offline' }
-  | { readonly op: 'new-lun'; readonly tid: number; readonly lun: number; readonly path: string; readonly bstype: BsType }
+  /** A LUN exporting a volume as its backend describes it (storage/export.ts). */
+  | ({ readonly op: 'new-lun'; readonly tid: number; readonly lun: number } & VolumeExport)
   | { readonly op: 'lun-readonly'; readonly tid: number; readonly lun: number; readonly readonly: boolean }
   | { readonly op: 'delete-lun'; readonly tid: number; readonly lun: number }
   | { readonly op: 'bind-address' | 'unbind-address'; readonly tid: number; readonly address: string }
@@ -115,14 +114,73 @@ export function checkAclToken(entry: string): string {
 /**
  * Backing-store paths appear in `show` output one per line after
  * "Backing store path: ", so a control character could forge lines and
- * leading/trailing blanks would not survive the round trip.
+ * leading/trailing blanks would not survive the round trip. tgtadm sends the
+ * path to tgtd inside one comma-separated "path=…,bstype=…,bsopts=…" string
+ * that tgtd splits at every comma (usr/tgtadm.c, usr/target.c), so a comma
+ * would cut the path short and name another file.
  */
 export function checkBackingPath(path: string): string {
   if (!path.startsWith('/')) throw new TgtadmArgError('backing-store', path, 'must be an absolute path');
   if (/[\x00-\x1f\x7f]/.test(path)) throw new TgtadmArgError('backing-store', path, 'control characters are not allowed');
   if (path !== path.trim()) throw new TgtadmArgError('backing-store', path, 'leading or trailing blanks are not allowed');
+  if (path.includes(',')) throw new TgtadmArgError('backing-store', path, 'a comma would split tgtd\'s parameter string');
   if (path.length > 4095) throw new TgtadmArgError('backing-store', path, 'too long');
   return path;
+}
+
+/**
+ * One RBD pool or image name. tgt's rbd backstore reads its backing store as
+ * `[pool/]image[@snap]` (usr/bs_rbd.c parse_imagepath); we always name the pool
+ * and never a snapshot, so neither "/" nor "@" may appear inside a name. Ceph
+ * allows more, but names we export stay in this charset: no blanks or control
+ * characters (show output), no comma (tgtd's parameter string), no leading "."
+ * or "-".
+ */
+const RBD_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$/;
+
+/** An rbd backing store: exactly `pool/image`, never a path. */
+export function checkRbdImage(spec: string): string {
+  const parts = spec.split('/');
+  if (spec.startsWith('/') || parts.length !== 2) throw new TgtadmArgError('backing-store', spec, 'an rbd backing store is pool/image, not a path');
+  for (const p of parts) {
+    if (!RBD_NAME_RE.test(p)) throw new TgtadmArgError('backing-store', spec, 'pool and image names are 1-250 of A-Z a-z 0-9 _ . -, starting with a letter, digit or _');
+  }
+  return spec;
+}
+
+/**
+ * The rbd backstore's options (usr/bs_rbd.c bs_rbd_init): `key=value` joined
+ * by ";". Only conf (a ceph.conf path), id (the client name without
+ * "client.") and cluster: cephx_key would put a Ceph secret on tgtadm's argv
+ * (use a keyring named in the conf file), and virsecretuuid reads libvirt's
+ * secret store. Other backstores take none.
+ */
+const RBD_BSOPTS = ['conf', 'id', 'cluster'];
+
+export function checkBsopts(bstype: BsType, bsopts: string): string {
+  // Errors show the keys only: a refused cephx_key's value is a secret.
+  const fail = (reason: string): never => { throw new TgtadmArgError('bsopts', bsopts.replace(/=[^;]*/g, '=…'), reason); };
+  if (bstype !== 'rbd') fail(`bstype ${bstype} takes no options`);
+  const seen = new Set<string>();
+  for (const opt of bsopts.split(';')) {
+    const m = /^([a-z_]{1,32})=(.*)$/s.exec(opt);
+    if (!m) return fail('must be key=value;…');
+    const [, k, value] = m as unknown as [string, string, string];
+    if (!RBD_BSOPTS.includes(k)) fail(`option ${k} refused (allowed: ${RBD_BSOPTS.join(', ')})`);
+    if (!/^[A-Za-z0-9_./:@+-]{1,255}$/.test(value)) fail(`${k}: 1-255 of A-Z a-z 0-9 _ . / : @ + -`);
+    if (seen.has(k)) fail(`${k} given twice`);
+    seen.add(k);
+  }
+  return bsopts;
+}
+
+/** Throws TgtadmArgError unless tgtadm can be given this export as it is. */
+export function checkVolumeExport(e: VolumeExport): VolumeExport {
+  checkBstype(e.bstype);
+  if (e.bstype === 'rbd') checkRbdImage(e.backingStore);
+  else checkBackingPath(e.backingStore);
+  if (e.bsopts !== undefined) checkBsopts(e.bstype, e.bsopts);
+  return e;
 }
 
 /** Account names: one token in show output; "(outgoing)" is tgtadm's own suffix. */
@@ -183,8 +241,9 @@ export function tgtadmArgv(op: TgtadmOp, opts: TgtadmArgvOptions = {}): string[]
       // Lower-case "state": "--name State" is an invalid request for a target (but right for sys).
       return [...iscsi, '--mode', 'target', '--op', 'update', '--tid', String(checkTid(op.tid)), '--name', 'state', '--value', op.state];
     case 'new-lun':
+      checkVolumeExport(op);
       return [...iscsi, '--mode', 'logicalunit', '--op', 'new', '--tid', String(checkTid(op.tid)), '--lun', String(checkLun(op.lun)),
-        '--backing-store', checkBackingPath(op.path), '--bstype', checkBstype(op.bstype)];
+        '--backing-store', op.backingStore, '--bstype', op.bstype, ...(op.bsopts !== undefined ? ['--bsopts', op.bsopts] : [])];
     case 'lun-readonly':
       return [...iscsi, '--mode', 'logicalunit', '--op', 'update', '--tid', String(checkTid(op.tid)), '--lun', String(checkLun(op.lun)),
         '--params', `readonly=${op.readonly ? 1 : 0}`];
@@ -200,7 +259,7 @@ export function tgtadmArgv(op: TgtadmOp, opts: TgtadmArgvOptions = {}): string[]
     case 'unbind-name':
       return [...iscsi, '--mode', 'target', '--op', 'unbind', '--tid', String(checkTid(op.tid)), '--initiator-name', checkAclToken(op.iqn)];
     case 'new-account':
-      // The secret is on argv: tgtadm has no other way to take it. See Tgtd.createAccount.
+      // The secret is on argv: tgtadm has no other way to take it. Tgtd.run sends it on tgtd's control socket instead unless chapSecretsVia is argv.
       return [...iscsi, '--mode', 'account', '--op', 'new', '--user', checkUser(op.user), '--password', checkSecret(op.secret)];
     case 'delete-account':
       return [...iscsi, '--mode', 'account', '--op', 'delete', '--user', checkAclToken(op.user)];
@@ -221,6 +280,14 @@ export const REDACTED = '<redacted>';
 /** argv with the value after every --password replaced; for errors and logs. */
 export function redactArgv(argv: readonly string[]): string[] {
   return argv.map((a, i) => (i > 0 && argv[i - 1] === '--password' ? REDACTED : a.startsWith('--password=') ? `--password=${REDACTED}` : a));
+}
+
+/**
+ * `text` (an error message, a stderr) with the operation's secret replaced wherever it
+ * appears: new-account's CHAP secret is the only one an operation carries.
+ */
+export function redactSecret(op: TgtadmOp, text: string): string {
+  return op.op === 'new-account' && op.secret !== '' ? text.split(op.secret).join(REDACTED) : text;
 }
 
 // ---------------------------------------------------------------------------
@@ -267,9 +334,9 @@ export interface TgtLun {
   readonly online: boolean;
   readonly readonly: boolean;
   readonly swp: boolean;
-  /** "null" for the controller, else e.g. "rdwr", "aio". */
+  /** "null" for the controller, else e.g. "rdwr", "aio", "rbd". */
   readonly bstype: string;
-  /** null when tgtadm prints "None". */
+  /** The backing store (a path, or pool/image for rbd); null when tgtadm prints "None". */
   readonly path: string | null;
   readonly bsflags: string;
 }

@@ -25,7 +25,7 @@ import { CommandError, type Runner } from '../exec/run.js';
 import { encodeNewAccountRequest, TgtdIpcError, tgtdRequest, tgtSocketPath } from './tgtd-ipc.js';
 import {
   checkControlPort, classifyTgtadmFailure, parseAccountShow, parsePortalShow, parseTargetShow, portalArg, redactArgv,
-  REDACTED, tgtadmArgv, type BsType, type TgtadmErrorKind, type TgtadmOp, type TgtPortal, type TgtTarget,
+  redactSecret, tgtadmArgv, type TgtadmErrorKind, type TgtadmOp, type TgtPortal, type TgtTarget,
 } from './tgtadm.js';
 
 /** A failed tgtadm: the argv is already redacted, `kind` says what went wrong. */
@@ -90,10 +90,9 @@ export class Tgtd {
 
   /** Runs one tgtadm operation; every failure becomes a TgtadmError with a redacted argv. */
   async run(op: TgtadmOp): Promise<string> {
-    if (op.op === 'new-account' && (this.opts.chapSecretsVia ?? 'control-socket') === 'control-socket') return this.newAccountOnSocket(op.user, op.secret);
+    if (op.op === 'new-account' && (this.opts.chapSecretsVia ?? 'control-socket') === 'control-socket') return this.newAccountOnSocket(op);
     const argv = tgtadmArgv(op, { controlPort: this.controlPort, ...(this.opts.tgtadmPath ? { tgtadm: this.opts.tgtadmPath } : {}) });
-    const secret = op.op === 'new-account' ? op.secret : undefined;
-    const scrub = (s: string): string => (secret ? s.split(secret).join(REDACTED) : s);
+    const scrub = (s: string): string => redactSecret(op, s);
     try {
       return (await this.opts.runner(argv, { timeoutMs: this.timeoutMs })).stdout;
     } catch (e) {
@@ -111,13 +110,13 @@ export class Tgtd {
    * become the same TgtadmError kinds as tgtadm's (its exit codes: 22 for a tgtd refusal, 107 when
    * tgtd is not there); the argv in the error is the equivalent tgtadm command, secret redacted.
    */
-  private async newAccountOnSocket(user: string, secret: string): Promise<string> {
-    const request = encodeNewAccountRequest(user, secret);
+  private async newAccountOnSocket(op: Extract<TgtadmOp, { op: 'new-account' }>): Promise<string> {
+    const request = encodeNewAccountRequest(op.user, op.secret);
     try {
       return await tgtdRequest(tgtSocketPath(this.controlPort, this.opts.socketBase), this.controlPort, request, this.timeoutMs);
     } catch (e) {
-      const argv = redactArgv(tgtadmArgv({ op: 'new-account', user, secret }, { controlPort: this.controlPort }));
-      const msg = errorMessage(e).split(secret).join(REDACTED);
+      const argv = redactArgv(tgtadmArgv(op, { controlPort: this.controlPort }));
+      const msg = redactSecret(op, errorMessage(e));
       if (e instanceof TgtdIpcError && e.reason === 'timeout') throw new TgtadmError('new-account', 'timeout', argv, 'timeout', undefined, msg);
       if (e instanceof TgtdIpcError && e.reason === 'connect') throw new TgtadmError('new-account', 'not-running', argv, 'exit', 107, `tgtadm: can't connect: ${msg}`);
       throw new TgtadmError('new-account', classifyTgtadmFailure(22, msg), argv, 'exit', 22, `tgtadm: ${msg}`);
@@ -136,77 +135,6 @@ export class Tgtd {
 
   async portals(): Promise<TgtPortal[]> {
     return parsePortalShow(await this.run({ op: 'show-portals' }));
-  }
-
-  async createTarget(tid: number, iqn: string): Promise<void> {
-    await this.run({ op: 'new-target', tid, iqn });
-  }
-
-  /** Without force, tgtd refuses a target with a session (kind 'busy'). */
-  async deleteTarget(tid: number, force = false): Promise<void> {
-    await this.run({ op: 'delete-target', tid, force });
-  }
-
-  async setTargetState(tid: number, state: 'ready' | 'offline'): Promise<void> {
-    await this.run({ op: 'target-state', tid, state });
-  }
-
-  /**
-   * Adds a LUN; with readonly, sets `readonly=1` right after. tgtadm cannot
-   * do both in one request, so for the moment between the two a LUN is
-   * writable. Callers close that window by adding LUNs before any ACL or
-   * account is bound (plan.ts orders ops that way: a new target admits no
-   * one). If setting readonly fails, the LUN is deleted again so a golden
-   * image is never left exported writable.
-   */
-  async addLun(tid: number, lun: number, path: string, bstype: BsType, readonly = false): Promise<void> {
-    await this.run({ op: 'new-lun', tid, lun, path, bstype });
-    if (!readonly) return;
-    try {
-      await this.run({ op: 'lun-readonly', tid, lun, readonly: true });
-    } catch (e) {
-      await this.run({ op: 'delete-lun', tid, lun }).catch(() => undefined);
-      throw e;
-    }
-  }
-
-  async deleteLun(tid: number, lun: number): Promise<void> {
-    await this.run({ op: 'delete-lun', tid, lun });
-  }
-
-  async bindInitiatorName(tid: number, iqn: string): Promise<void> {
-    await this.run({ op: 'bind-name', tid, iqn });
-  }
-
-  async unbindInitiatorName(tid: number, iqn: string): Promise<void> {
-    await this.run({ op: 'unbind-name', tid, iqn });
-  }
-
-  /** Note: address rules are OR'ed with name rules; an address admits every IQN from it. Never "ALL". */
-  async bindAddress(tid: number, address: string): Promise<void> {
-    await this.run({ op: 'bind-address', tid, address });
-  }
-
-  async unbindAddress(tid: number, address: string): Promise<void> {
-    await this.run({ op: 'unbind-address', tid, address });
-  }
-
-  /** The secret goes on tgtadm's argv (see the file comment); it is never logged or put in an error. */
-  async createAccount(user: string, secret: string): Promise<void> {
-    await this.run({ op: 'new-account', user, secret });
-  }
-
-  async deleteAccount(user: string): Promise<void> {
-    await this.run({ op: 'delete-account', user });
-  }
-
-  /** outgoing: the account tgtd answers with for mutual CHAP; at most one per target. */
-  async bindAccount(tid: number, user: string, outgoing = false): Promise<void> {
-    await this.run({ op: 'bind-account', tid, user, outgoing });
-  }
-
-  async unbindAccount(tid: number, user: string, outgoing = false): Promise<void> {
-    await this.run({ op: 'unbind-account', tid, user, outgoing });
   }
 
   /** True when a tgtd answers on our control port. */
@@ -266,7 +194,7 @@ export class Tgtd {
     if (!(await this.isRunning())) return;
     const pid = await this.readPid();
     await this.run({ op: 'sys-state', state: 'offline' }).catch(() => undefined);
-    for (const t of await this.show().catch(() => [])) await this.deleteTarget(t.tid, true).catch(() => undefined);
+    for (const t of await this.show().catch(() => [])) await this.run({ op: 'delete-target', tid: t.tid, force: true }).catch(() => undefined);
     await this.run({ op: 'sys-delete' }).catch(() => undefined);
     const deadline = Date.now() + waitMs;
     while (await this.isRunning().catch(() => true)) {

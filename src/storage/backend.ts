@@ -1,9 +1,13 @@
 /**
  * What the services ask of a storage backend: golden images, per-machine
- * disks cloned from them, checkpoints of a disk, and the numbers needed to
- * refuse work before the pool runs out of space. Two implementations share
- * this interface: storage/lvm.ts (thin pool, thin snapshots) and
- * storage/files.ts (files under a directory, reflink clones).
+ * disks cloned from them, checkpoints of a disk, how tgtd exports a disk,
+ * and the numbers needed to refuse work before the pool runs out of space.
+ *
+ * A backend is written as a BackendCore (storage/files.ts, storage/lvm.ts,
+ * one file each) and reaches the services as a VolumeBackend through
+ * storage/guarded.ts, which validates every name, runs mutations one at a
+ * time and refuses space-taking work above the threshold, once for all
+ * backends; storage/factory.ts picks the backend from the configuration.
  *
  * Every failure is a StorageError subclass that names the volume and the
  * operation, so an API handler can map it to a status code without parsing
@@ -11,6 +15,7 @@
  */
 import { errorMessage } from '../errors/message.js';
 import type { Readable } from 'node:stream';
+import type { VolumeExport } from './export.js';
 
 export interface ImageInfo {
   readonly id: string;
@@ -26,8 +31,8 @@ export interface DiskInfo {
   /** The image this disk was cloned from (kept after restores and resets). */
   readonly imageId: string;
   readonly sizeBytes: number;
-  /** What tgtd exports: /dev/VG/LV or the file path. */
-  readonly devicePath: string;
+  /** How tgtd exports it (the backend's exportOf). */
+  readonly export: VolumeExport;
 }
 
 export interface CheckpointInfo {
@@ -35,13 +40,18 @@ export interface CheckpointInfo {
   readonly name: string;
 }
 
-export interface Usage {
-  readonly backend: 'lvm' | 'file' | 'rbd';
+/** How full a backend's pool is, as the backend measures it. */
+export interface PoolUsage {
   /** Thin pool data% (lvm), filesystem used% (file) or pool used% / quota (rbd), 0..100. */
   readonly dataPercent: number;
-  /** Thin pool metadata% (lvm only). */
+  /** A second figure that fills up on its own, e.g. the lvm thin pool's metadata%. */
   readonly metadataPercent?: number;
   readonly totalBytes: number;
+}
+
+export interface Usage extends PoolUsage {
+  /** The backend's kind ("file", "lvm", …). */
+  readonly backend: string;
   /** Percent above which clone, checkpoint and import are refused. */
   readonly thresholdPercent: number;
   /**
@@ -63,12 +73,21 @@ export interface ImportOptions {
 }
 
 export interface RestoreResult {
-  /** How the disk got the checkpoint's content back (for the log). */
-  readonly method: 'merge' | 'snapshot' | 'reflink' | 'copy' | 'rollback';
+  /** How the disk got the checkpoint's content back, for the log and the API: lvm "merge" or "snapshot", file "reflink" or "copy", … */
+  readonly method: string;
+}
+
+/** What a backend says about itself for the `storage.ready` log line. */
+export interface BackendDescription {
+  /** Where its volumes are and what it found at init, e.g. `{ dir, cloneMode }` or `{ vg, pool }`. */
+  readonly fields: Readonly<Record<string, string | number | boolean | undefined>>;
+  /** Something the administrator should know, appended to "storage ready; ". */
+  readonly note?: string;
 }
 
 export interface VolumeBackend {
-  readonly kind: 'lvm' | 'file' | 'rbd';
+  /** A name for logs, metrics and the API ("file", "lvm", …). */
+  readonly kind: string;
 
   /** Checks the pool/directory and probes capabilities; call once before anything else. */
   init(): Promise<void>;
@@ -109,8 +128,28 @@ export interface VolumeBackend {
   removeCheckpoint(diskId: string, name: string): Promise<void>;
 
   usage(): Promise<Usage>;
-  /** Pure: where the disk is (or would be); does not check that it exists. */
-  devicePath(diskId: string): string;
+  /** Pure: how tgtd exports the disk (bstype, backing store, options); does not check that it exists. */
+  exportOf(diskId: string): VolumeExport;
+  /** Call after init(). */
+  describe(): BackendDescription;
+}
+
+/**
+ * What a backend implements (one file beside files.ts and lvm.ts): VolumeBackend's verbs
+ * without the checks storage/guarded.ts does for every backend. A core may rely on them:
+ * - every image, disk and checkpoint name it gets passed checkId (so it can go into a
+ *   path, an LV or image name and an argv);
+ * - init, the mutations (import, remove, set-read-only, clone, reset, activate, checkpoint,
+ *   restore, remove-checkpoint) run one at a time, never interleaved with one another;
+ *   reads may run beside them;
+ * - import, clone and checkpoint are only called while usage() is at or below the threshold.
+ *   reset is not refused: it removes the disk before it clones it again, so it gives back
+ *   at least what it takes.
+ * A core never calls the wrapper, so it may call its own methods inside a mutation.
+ */
+export interface BackendCore extends Omit<VolumeBackend, 'usage' | 'diskExists'> {
+  /** Without the threshold: the wrapper adds it. */
+  usage(): Promise<PoolUsage>;
 }
 
 // ---- names ---------------------------------------------------------------
@@ -226,11 +265,12 @@ export function isAboveThreshold(u: Usage): boolean {
 }
 
 /**
- * Runs mutations one at a time. Both backends need it: LVM takes its own VG
- * lock but a reset (remove + clone) or a restore (deactivate, merge,
- * activate, re-snapshot) must not interleave with another operation on the
- * same disk, and the file backend's rename dance must not either. Storage
- * operations are rare and short next to a boot, so one queue is enough.
+ * Runs mutations one at a time. Every backend needs it (storage/guarded.ts
+ * holds one per backend): LVM takes its own VG lock but a reset (remove +
+ * clone) or a restore (deactivate, merge, activate, re-snapshot) must not
+ * interleave with another operation on the same disk, and the file backend's
+ * rename dance must not either. Storage operations are rare and short next to
+ * a boot, so one queue is enough. The disk service uses one too.
  */
 export class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();

@@ -15,3 +15,7 @@ export interface VolumeExport {
   /** tgtadm --bsopts, e.g. the rbd backstore's `conf=…;id=…`; absent when none. */
   readonly bsopts?: string;
 }
+
+/** The backing-store types of a volume that is a path on this host (a file, a block device). */
+export const PATH_BS_TYPES = ['aio', 'rdwr'] as const;
+export type PathBsType = (typeof PATH_BS_TYPES)[number];

@@ -1,5 +1,5 @@
 /**
- * The `file` VolumeBackend: images and disks are files under one directory,
+ * The `file` backend (a BackendCore): images and disks are files under one directory,
  * clones are reflinks (btrfs, XFS with reflink=1) or, where the file system
  * cannot share extents, sparse copies.
  *
@@ -19,7 +19,7 @@
  * Cloning runs cp (coreutils 9.1 refuses --reflink=always together with
  * --sparse=always, "--reflink can be used only with --sparse=auto"; a
  * reflink keeps holes anyway). Which of the two works is probed once at
- * init on a scratch file and exposed as cloneMode for the caller to log.
+ * init on a scratch file and told in describe() (cloneMode) for the start's log line.
  *
  * Images and disks are machines' whole file systems (with their secrets): every directory here
  * is 0700 and every file is created 0600 (0400 for a read-only image) with explicit modes, so
@@ -31,10 +31,11 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { CommandError, type Runner } from '../exec/run.js';
 import {
-  AlreadyExistsError, BackendError, InUseError, isAboveThreshold, NotFoundError, PoolFullError, SerialQueue,
-  SizeError, StorageError, validateId,
-  type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions, type RestoreResult, type Usage, type VolumeBackend,
+  AlreadyExistsError, BackendError, InUseError, NotFoundError, SizeError, StorageError,
+  type BackendCore, type BackendDescription, type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions,
+  type PoolUsage, type RestoreResult,
 } from './backend.js';
+import type { PathBsType, VolumeExport } from './export.js';
 import { copySparse, TooLongError } from './write-sparse.js';
 
 export type CloneMode = 'reflink' | 'copy';
@@ -47,8 +48,8 @@ const READ_ONLY_MODE = 0o400;
 export interface FileBackendOptions {
   readonly root: string;
   readonly runner: Runner;
-  /** Clone, checkpoint and import are refused above this filesystem used% (default 90). */
-  readonly thresholdPercent?: number;
+  /** tgtd's backing-store type for the disk files (default rdwr: plain reads and writes work on any filesystem). */
+  readonly bstype?: PathBsType;
   /** Limit for one cp; a sparse copy of a big image takes a while (default 30 min). */
   readonly copyTimeoutMs?: number;
 }
@@ -56,24 +57,19 @@ export interface FileBackendOptions {
 interface ImageMeta { v: 1; id: string; sizeBytes: number; sha256: string; readOnly: boolean }
 interface DiskMeta { v: 1; id: string; imageId: string }
 
-export class FileBackend implements VolumeBackend {
-  readonly kind = 'file' as const;
+/** The file backend's core; storage/guarded.ts checks names, serialises and guards space for it. */
+export class FileBackend implements BackendCore {
+  readonly kind = 'file';
   private mode: CloneMode | undefined;
-  private readonly queue = new SerialQueue();
   private readonly root: string;
-  private readonly threshold: number;
+  private readonly bstype: PathBsType;
   private readonly copyTimeoutMs: number;
   private tmpSeq = 0;
 
   constructor(private readonly opts: FileBackendOptions) {
     this.root = path.resolve(opts.root);
-    this.threshold = opts.thresholdPercent ?? 90;
+    this.bstype = opts.bstype ?? 'rdwr';
     this.copyTimeoutMs = opts.copyTimeoutMs ?? 30 * 60_000;
-  }
-
-  /** 'reflink' or 'copy' once init() has run. */
-  get cloneMode(): CloneMode | undefined {
-    return this.mode;
   }
 
   async init(): Promise<void> {
@@ -90,6 +86,13 @@ export class FileBackend implements VolumeBackend {
       }
     }
     this.mode = await this.probe();
+  }
+
+  describe(): BackendDescription {
+    return {
+      fields: { dir: this.root, cloneMode: this.mode },
+      ...(this.mode === 'copy' ? { note: 'this filesystem cannot reflink, so clones are full (sparse) copies' } : {}),
+    };
   }
 
   private async probe(): Promise<CloneMode> {
@@ -112,43 +115,39 @@ export class FileBackend implements VolumeBackend {
   // ---- images ------------------------------------------------------------
 
   async importImage(id: string, source: Readable | string, opts: ImportOptions = {}): Promise<ImageInfo> {
-    validateId('image', id, 'import');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      if (await this.readImage(id)) throw new AlreadyExistsError(vol, 'import');
-      await this.refuseIfFull(vol, 'import');
-      let limit = opts.sizeBytes;
-      if (typeof source === 'string') {
-        const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
-        if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
-        limit = st.size;
-      }
-      const tmp = this.tmpPath(`img-${id}`);
+    if (await this.readImage(id)) throw new AlreadyExistsError(vol, 'import');
+    let limit = opts.sizeBytes;
+    if (typeof source === 'string') {
+      const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
+      if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
+      limit = st.size;
+    }
+    const tmp = this.tmpPath(`img-${id}`);
+    try {
+      const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+      let r;
       try {
-        const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
-        let r;
-        try {
-          r = await copySparse(source, fh, limit);
-          if (opts.sizeBytes !== undefined && r.bytes !== opts.sizeBytes) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${opts.sizeBytes}`);
-          if (r.bytes === 0) throw new SizeError(vol, 'import', 'image is empty');
-          await fh.truncate(r.bytes); // trailing zero blocks become a hole
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        const readOnly = opts.readOnly ?? true;
-        // open()'s mode is cut by the umask; set it outright.
-        await chmod(tmp, readOnly ? READ_ONLY_MODE : FILE_MODE);
-        await rename(tmp, this.imagePath(id));
-        const meta: ImageMeta = { v: 1, id, sizeBytes: r.bytes, sha256: r.sha256, readOnly };
-        await this.writeJson(this.dir('images'), `${id}.json`, meta);
-        return toImage(meta);
-      } catch (e) {
-        await rm(tmp, { force: true });
-        if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
-        throw wrap(e, vol, 'import');
+        r = await copySparse(source, fh, limit);
+        if (opts.sizeBytes !== undefined && r.bytes !== opts.sizeBytes) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${opts.sizeBytes}`);
+        if (r.bytes === 0) throw new SizeError(vol, 'import', 'image is empty');
+        await fh.truncate(r.bytes); // trailing zero blocks become a hole
+        await fh.sync();
+      } finally {
+        await fh.close();
       }
-    });
+      const readOnly = opts.readOnly ?? true;
+      // open()'s mode is cut by the umask; set it outright.
+      await chmod(tmp, readOnly ? READ_ONLY_MODE : FILE_MODE);
+      await rename(tmp, this.imagePath(id));
+      const meta: ImageMeta = { v: 1, id, sizeBytes: r.bytes, sha256: r.sha256, readOnly };
+      await this.writeJson(this.dir('images'), `${id}.json`, meta);
+      return toImage(meta);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
+      throw wrap(e, vol, 'import');
+    }
   }
 
   async listImages(): Promise<ImageInfo[]> {
@@ -161,75 +160,51 @@ export class FileBackend implements VolumeBackend {
   }
 
   async getImage(id: string): Promise<ImageInfo | undefined> {
-    validateId('image', id, 'get');
     const m = await this.readImage(id);
     return m && toImage(m);
   }
 
   async removeImage(id: string): Promise<void> {
-    validateId('image', id, 'remove');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      if (!(await this.readImage(id))) throw new NotFoundError(vol, 'remove');
-      const users = (await this.listDisks()).filter((d) => d.imageId === id).map((d) => d.id);
-      if (users.length > 0) throw new InUseError(vol, 'remove', users);
-      await unlink(path.join(this.dir('images'), `${id}.json`));
-      await syncDir(this.dir('images'));
-      await rm(this.imagePath(id), { force: true });
-    });
+    if (!(await this.readImage(id))) throw new NotFoundError(vol, 'remove');
+    const users = (await this.listDisks()).filter((d) => d.imageId === id).map((d) => d.id);
+    if (users.length > 0) throw new InUseError(vol, 'remove', users);
+    await unlink(path.join(this.dir('images'), `${id}.json`));
+    await syncDir(this.dir('images'));
+    await rm(this.imagePath(id), { force: true });
   }
 
   async setImageReadOnly(id: string): Promise<void> {
-    validateId('image', id, 'set-read-only');
-    const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      const m = await this.readImage(id);
-      if (!m) throw new NotFoundError(vol, 'set-read-only');
-      await chmod(this.imagePath(id), READ_ONLY_MODE);
-      await this.writeJson(this.dir('images'), `${id}.json`, { ...m, readOnly: true });
-    });
+    const m = await this.readImage(id);
+    if (!m) throw new NotFoundError(`image ${id}`, 'set-read-only');
+    await chmod(this.imagePath(id), READ_ONLY_MODE);
+    await this.writeJson(this.dir('images'), `${id}.json`, { ...m, readOnly: true });
   }
 
   // ---- disks -------------------------------------------------------------
 
   async clone(imageId: string, diskId: string): Promise<DiskInfo> {
-    validateId('image', imageId, 'clone');
-    validateId('disk', diskId, 'clone');
-    return this.queue.run(() => this.cloneLocked(imageId, diskId));
-  }
-
-  private async cloneLocked(imageId: string, diskId: string): Promise<DiskInfo> {
     const vol = `disk ${diskId}`;
     if (!(await this.readImage(imageId))) throw new NotFoundError(`image ${imageId}`, 'clone');
     if (await this.readDisk(diskId)) throw new AlreadyExistsError(vol, 'clone');
-    await this.refuseIfFull(vol, 'clone');
     await this.copyInto(this.imagePath(imageId), this.devicePath(diskId), vol, 'clone');
     await this.writeJson(this.dir('disks'), `${diskId}.json`, { v: 1, id: diskId, imageId } satisfies DiskMeta);
     return this.diskInfo({ v: 1, id: diskId, imageId });
   }
 
   async removeDisk(diskId: string): Promise<void> {
-    validateId('disk', diskId, 'remove');
-    return this.queue.run(async () => {
-      if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'remove');
-      await this.removeDiskLocked(diskId);
-    });
+    if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'remove');
+    await this.unlinkDisk(diskId);
   }
 
-  private async removeDiskLocked(diskId: string, keepCheckpoints = false): Promise<void> {
+  private async unlinkDisk(diskId: string, keepCheckpoints = false): Promise<void> {
     await unlink(path.join(this.dir('disks'), `${diskId}.json`));
     await syncDir(this.dir('disks'));
     await rm(this.devicePath(diskId), { force: true });
     if (!keepCheckpoints) await rm(this.checkpointDir(diskId), { recursive: true, force: true });
   }
 
-  async diskExists(diskId: string): Promise<boolean> {
-    validateId('disk', diskId, 'exists');
-    return (await this.readDisk(diskId)) !== undefined;
-  }
-
   async getDisk(diskId: string): Promise<DiskInfo | undefined> {
-    validateId('disk', diskId, 'get');
     const m = await this.readDisk(diskId);
     return m && this.diskInfo(m);
   }
@@ -244,35 +219,31 @@ export class FileBackend implements VolumeBackend {
   }
 
   async reset(diskId: string): Promise<DiskInfo> {
-    validateId('disk', diskId, 'reset');
-    return this.queue.run(async () => {
-      const m = await this.readDisk(diskId);
-      if (!m) throw new NotFoundError(`disk ${diskId}`, 'reset');
-      if (!(await this.readImage(m.imageId))) throw new NotFoundError(`image ${m.imageId}`, 'reset');
-      await this.removeDiskLocked(diskId, true);
-      return this.cloneLocked(m.imageId, diskId);
-    });
+    const m = await this.readDisk(diskId);
+    if (!m) throw new NotFoundError(`disk ${diskId}`, 'reset');
+    if (!(await this.readImage(m.imageId))) throw new NotFoundError(`image ${m.imageId}`, 'reset');
+    await this.unlinkDisk(diskId, true);
+    return this.clone(m.imageId, diskId);
   }
 
+  /** The disk's file (it is what tgtd exports). */
   devicePath(diskId: string): string {
-    validateId('disk', diskId, 'device-path');
     return path.join(this.dir('disks'), `${diskId}.raw`);
+  }
+
+  exportOf(diskId: string): VolumeExport {
+    return { bstype: this.bstype, backingStore: this.devicePath(diskId) };
   }
 
   // ---- checkpoints -------------------------------------------------------
 
   async checkpoint(diskId: string, name: string): Promise<CheckpointInfo> {
-    validateId('disk', diskId, 'checkpoint');
-    validateId('checkpoint', name, 'checkpoint');
     const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
-      if (await exists(this.checkpointPath(diskId, name))) throw new AlreadyExistsError(vol, 'checkpoint');
-      await this.refuseIfFull(vol, 'checkpoint');
-      await mkdir(this.checkpointDir(diskId), { recursive: true, mode: DIR_MODE });
-      await this.copyInto(this.devicePath(diskId), this.checkpointPath(diskId, name), vol, 'checkpoint');
-      return { diskId, name };
-    });
+    if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
+    if (await exists(this.checkpointPath(diskId, name))) throw new AlreadyExistsError(vol, 'checkpoint');
+    await mkdir(this.checkpointDir(diskId), { recursive: true, mode: DIR_MODE });
+    await this.copyInto(this.devicePath(diskId), this.checkpointPath(diskId, name), vol, 'checkpoint');
+    return { diskId, name };
   }
 
   /**
@@ -281,19 +252,13 @@ export class FileBackend implements VolumeBackend {
    * keeps reading the old inode, so the disk must not be exported meanwhile.
    */
   async restore(diskId: string, name: string): Promise<RestoreResult> {
-    validateId('disk', diskId, 'restore');
-    validateId('checkpoint', name, 'restore');
-    const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'restore');
-      if (!(await exists(this.checkpointPath(diskId, name)))) throw new NotFoundError(vol, 'restore');
-      await this.copyInto(this.checkpointPath(diskId, name), this.devicePath(diskId), `disk ${diskId}`, 'restore');
-      return { method: this.mode ?? 'copy' };
-    });
+    if (!(await this.readDisk(diskId))) throw new NotFoundError(`disk ${diskId}`, 'restore');
+    if (!(await exists(this.checkpointPath(diskId, name)))) throw new NotFoundError(`checkpoint ${diskId}/${name}`, 'restore');
+    await this.copyInto(this.checkpointPath(diskId, name), this.devicePath(diskId), `disk ${diskId}`, 'restore');
+    return { method: this.mode ?? 'copy' };
   }
 
   async listCheckpoints(diskId: string): Promise<CheckpointInfo[]> {
-    validateId('disk', diskId, 'list-checkpoints');
     let names: string[];
     try {
       names = await readdir(this.checkpointDir(diskId));
@@ -305,35 +270,26 @@ export class FileBackend implements VolumeBackend {
   }
 
   async removeCheckpoint(diskId: string, name: string): Promise<void> {
-    validateId('disk', diskId, 'remove-checkpoint');
-    validateId('checkpoint', name, 'remove-checkpoint');
     const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      try {
-        await unlink(this.checkpointPath(diskId, name));
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(vol, 'remove-checkpoint');
-        throw new BackendError(vol, 'remove-checkpoint', e);
-      }
-    });
+    try {
+      await unlink(this.checkpointPath(diskId, name));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(vol, 'remove-checkpoint');
+      throw new BackendError(vol, 'remove-checkpoint', e);
+    }
   }
 
   // ---- usage -------------------------------------------------------------
 
-  async usage(): Promise<Usage> {
+  async usage(): Promise<PoolUsage> {
     const s = await statfs(this.root);
     const total = s.blocks * s.bsize;
     // Used as df computes it: blocks not free (bfree counts root's reserve as free).
     const used = (s.blocks - s.bfree) * s.bsize;
-    return { backend: 'file', dataPercent: total > 0 ? (used / total) * 100 : 100, totalBytes: total, thresholdPercent: this.threshold };
+    return { dataPercent: total > 0 ? (used / total) * 100 : 100, totalBytes: total };
   }
 
   // ---- helpers -----------------------------------------------------------
-
-  private async refuseIfFull(vol: string, op: string): Promise<void> {
-    const u = await this.usage();
-    if (isAboveThreshold(u)) throw new PoolFullError(vol, op, u);
-  }
 
   /** cp src to a staging file, make it writable and durable, rename it to dst. */
   private async copyInto(src: string, dst: string, vol: string, op: string): Promise<void> {
@@ -358,7 +314,7 @@ export class FileBackend implements VolumeBackend {
   private async diskInfo(m: DiskMeta): Promise<DiskInfo> {
     const p = this.devicePath(m.id);
     const st = await stat(p).catch(() => undefined);
-    return { id: m.id, imageId: m.imageId, sizeBytes: st?.size ?? 0, devicePath: p };
+    return { id: m.id, imageId: m.imageId, sizeBytes: st?.size ?? 0, export: this.exportOf(m.id) };
   }
 
   private async readImage(id: string): Promise<ImageMeta | undefined> {

@@ -1,5 +1,5 @@
 /**
- * The `lvm` VolumeBackend: thin LVs in one thin pool of one VG, both named
+ * The `lvm` backend (a BackendCore): thin LVs in one thin pool of one VG, both named
  * in the configuration and created by the administrator, never by us.
  *
  *   image        thin LV  mbi-ID           tags metalboot mb-image mb-sha256=HEX mb-bytes=N
@@ -37,10 +37,11 @@ import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { CommandError, type RunResult, type Runner } from '../exec/run.js';
 import {
-  AlreadyExistsError, BackendError, BusyError, InUseError, isAboveThreshold, NotFoundError, PoolFullError, SerialQueue,
-  SizeError, StorageError, validateId,
-  type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions, type RestoreResult, type Usage, type VolumeBackend,
+  AlreadyExistsError, BackendError, BusyError, InUseError, NotFoundError, SizeError, StorageError,
+  type BackendCore, type BackendDescription, type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions,
+  type PoolUsage, type RestoreResult,
 } from './backend.js';
+import type { PathBsType, VolumeExport } from './export.js';
 import { LV_FIELDS, parseLvs, parseVgs, type LvReport } from './lvm-report.js';
 import { copySparse, TooLongError } from './write-sparse.js';
 
@@ -49,8 +50,8 @@ export interface LvmBackendOptions {
   /** Thin pool LV name in the VG (without the VG). */
   readonly pool: string;
   readonly runner: Runner;
-  /** Clone, checkpoint and import are refused above this pool data% or metadata% (default 90). */
-  readonly thresholdPercent?: number;
+  /** tgtd's backing-store type for the disk LVs (default aio: asynchronous I/O suits block devices). */
+  readonly bstype?: PathBsType;
   /** Limit for one lvm command (default 120 s; they take 0.3–1 s, more under a busy dmeventd). */
   readonly commandTimeoutMs?: number;
 }
@@ -66,12 +67,12 @@ const CKPT_SEP = '+';
 /** VG and pool names as LVM accepts them (we never create them, but they go into argv). */
 const LVM_NAME_RE = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/;
 
-export class LvmBackend implements VolumeBackend {
-  readonly kind = 'lvm' as const;
-  private readonly queue = new SerialQueue();
+/** The lvm backend's core; storage/guarded.ts checks names, serialises and guards space for it. */
+export class LvmBackend implements BackendCore {
+  readonly kind = 'lvm';
   private readonly vg: string;
   private readonly pool: string;
-  private readonly threshold: number;
+  private readonly bstype: PathBsType;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: LvmBackendOptions) {
@@ -79,7 +80,7 @@ export class LvmBackend implements VolumeBackend {
     if (!LVM_NAME_RE.test(opts.pool)) throw new StorageError(`pool ${JSON.stringify(opts.pool)}`, 'configure', 'invalid thin pool name');
     this.vg = opts.vg;
     this.pool = opts.pool;
-    this.threshold = opts.thresholdPercent ?? 90;
+    this.bstype = opts.bstype ?? 'aio';
     this.timeoutMs = opts.commandTimeoutMs ?? 120_000;
   }
 
@@ -89,62 +90,60 @@ export class LvmBackend implements VolumeBackend {
 
   /** Checks that the VG and the thin pool exist; removes imports interrupted by a crash. */
   async init(): Promise<void> {
-    return this.queue.run(async () => {
-      const r = await this.lvm('init', `vg ${this.vg}`, ['vgs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'vg_name,vg_size,vg_free,vg_extent_size', this.vg], [0, 5]);
-      if (parseVgs(r.stdout).length === 0) throw new NotFoundError(`vg ${this.vg}`, 'init');
-      await this.poolLv('init');
-      for (const lv of await this.ours()) {
-        if (lv.name.startsWith(P_IMPORT)) await this.lvm('init', `lv ${lv.name}`, ['lvremove', '-y', `${this.vg}/${lv.name}`]);
-      }
-    });
+    const r = await this.lvm('init', `vg ${this.vg}`, ['vgs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'vg_name,vg_size,vg_free,vg_extent_size', this.vg], [0, 5]);
+    if (parseVgs(r.stdout).length === 0) throw new NotFoundError(`vg ${this.vg}`, 'init');
+    await this.poolLv('init');
+    for (const lv of await this.ours()) {
+      if (lv.name.startsWith(P_IMPORT)) await this.lvm('init', `lv ${lv.name}`, ['lvremove', '-y', `${this.vg}/${lv.name}`]);
+    }
+  }
+
+  describe(): BackendDescription {
+    return { fields: { vg: this.vg, pool: this.pool } };
   }
 
   // ---- images ------------------------------------------------------------
 
   async importImage(id: string, source: Readable | string, opts: ImportOptions = {}): Promise<ImageInfo> {
-    validateId('image', id, 'import');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      let size = opts.sizeBytes;
-      if (typeof source === 'string') {
-        const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
-        if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
-        size = st.size;
-      }
-      if (size === undefined) throw new SizeError(vol, 'import', 'sizeBytes is required to import from a stream');
-      if (!Number.isSafeInteger(size) || size <= 0) throw new SizeError(vol, 'import', `bad size ${size}`);
-      const lvs = await this.ours();
-      if (lvs.some((l) => l.name === P_IMAGE + id)) throw new AlreadyExistsError(vol, 'import');
-      await this.refuseIfFull(vol, 'import');
-      const tmp = P_IMPORT + id;
-      if (lvs.some((l) => l.name === tmp)) await this.lvm('import', vol, ['lvremove', '-y', `${this.vg}/${tmp}`]);
-      // A fresh thin LV reads zeros everywhere: copySparse skips zero blocks, which stay unallocated in the pool.
-      // lvcreate refuses a byte size that is not whole 512-byte sectors (exit 3, "Error during
-      // parsing of command line"); LVM rounds up to whole extents anyway.
-      const lvBytes = Math.ceil(size / 512) * 512;
-      await this.lvm('import', vol, ['lvcreate', '-y', '-V', `${lvBytes}b`, '-T', `${this.vg}/${this.pool}`, '-n', tmp,
-        '--addtag', TAG, '--addtag', 'mb-image']);
+    let size = opts.sizeBytes;
+    if (typeof source === 'string') {
+      const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
+      if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
+      size = st.size;
+    }
+    if (size === undefined) throw new SizeError(vol, 'import', 'sizeBytes is required to import from a stream');
+    if (!Number.isSafeInteger(size) || size <= 0) throw new SizeError(vol, 'import', `bad size ${size}`);
+    const lvs = await this.ours();
+    if (lvs.some((l) => l.name === P_IMAGE + id)) throw new AlreadyExistsError(vol, 'import');
+    const tmp = P_IMPORT + id;
+    if (lvs.some((l) => l.name === tmp)) await this.lvm('import', vol, ['lvremove', '-y', `${this.vg}/${tmp}`]);
+    // A fresh thin LV reads zeros everywhere: copySparse skips zero blocks, which stay unallocated in the pool.
+    // lvcreate refuses a byte size that is not whole 512-byte sectors (exit 3, "Error during
+    // parsing of command line"); LVM rounds up to whole extents anyway.
+    const lvBytes = Math.ceil(size / 512) * 512;
+    await this.lvm('import', vol, ['lvcreate', '-y', '-V', `${lvBytes}b`, '-T', `${this.vg}/${this.pool}`, '-n', tmp,
+      '--addtag', TAG, '--addtag', 'mb-image']);
+    try {
+      const fh = await open(`/dev/${this.vg}/${tmp}`, constants.O_WRONLY);
+      let r;
       try {
-        const fh = await open(`/dev/${this.vg}/${tmp}`, constants.O_WRONLY);
-        let r;
-        try {
-          r = await copySparse(source, fh, size);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        if (r.bytes !== size) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${size}`);
-        await this.lvm('import', vol, ['lvchange', '-y', '--addtag', `mb-sha256=${r.sha256}`, '--addtag', `mb-bytes=${r.bytes}`, `${this.vg}/${tmp}`]);
-        const readOnly = opts.readOnly ?? true;
-        if (readOnly) await this.lvm('import', vol, ['lvchange', '-y', '-pr', `${this.vg}/${tmp}`]);
-        await this.lvm('import', vol, ['lvrename', this.vg, tmp, P_IMAGE + id]);
-        return { id, sizeBytes: r.bytes, sha256: r.sha256, readOnly };
-      } catch (e) {
-        await this.lvm('import', vol, ['lvremove', '-y', `${this.vg}/${tmp}`]).catch(() => undefined);
-        if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
-        throw e instanceof StorageError ? e : new BackendError(vol, 'import', e);
+        r = await copySparse(source, fh, size);
+        await fh.sync();
+      } finally {
+        await fh.close();
       }
-    });
+      if (r.bytes !== size) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${size}`);
+      await this.lvm('import', vol, ['lvchange', '-y', '--addtag', `mb-sha256=${r.sha256}`, '--addtag', `mb-bytes=${r.bytes}`, `${this.vg}/${tmp}`]);
+      const readOnly = opts.readOnly ?? true;
+      if (readOnly) await this.lvm('import', vol, ['lvchange', '-y', '-pr', `${this.vg}/${tmp}`]);
+      await this.lvm('import', vol, ['lvrename', this.vg, tmp, P_IMAGE + id]);
+      return { id, sizeBytes: r.bytes, sha256: r.sha256, readOnly };
+    } catch (e) {
+      await this.lvm('import', vol, ['lvremove', '-y', `${this.vg}/${tmp}`]).catch(() => undefined);
+      if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
+      throw e instanceof StorageError ? e : new BackendError(vol, 'import', e);
+    }
   }
 
   async listImages(): Promise<ImageInfo[]> {
@@ -152,65 +151,48 @@ export class LvmBackend implements VolumeBackend {
   }
 
   async getImage(id: string): Promise<ImageInfo | undefined> {
-    validateId('image', id, 'get');
     const lv = (await this.ours()).find((l) => isImage(l) && l.name === P_IMAGE + id);
     return lv && toImage(lv);
   }
 
   async removeImage(id: string): Promise<void> {
-    validateId('image', id, 'remove');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      const lvs = await this.ours();
-      if (!lvs.some((l) => isImage(l) && l.name === P_IMAGE + id)) throw new NotFoundError(vol, 'remove');
-      const users = lvs.filter((l) => isDisk(l) && tagValue(l, 'mb-from') === id).map((l) => l.name.slice(P_DISK.length));
-      if (users.length > 0) throw new InUseError(vol, 'remove', users);
-      await this.lvm('remove', vol, ['lvremove', '-y', `${this.vg}/${P_IMAGE}${id}`]);
-    });
+    const lvs = await this.ours();
+    if (!lvs.some((l) => isImage(l) && l.name === P_IMAGE + id)) throw new NotFoundError(vol, 'remove');
+    const users = lvs.filter((l) => isDisk(l) && tagValue(l, 'mb-from') === id).map((l) => l.name.slice(P_DISK.length));
+    if (users.length > 0) throw new InUseError(vol, 'remove', users);
+    await this.lvm('remove', vol, ['lvremove', '-y', `${this.vg}/${P_IMAGE}${id}`]);
   }
 
   async setImageReadOnly(id: string): Promise<void> {
-    validateId('image', id, 'set-read-only');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      const lv = (await this.ours()).find((l) => isImage(l) && l.name === P_IMAGE + id);
-      if (!lv) throw new NotFoundError(vol, 'set-read-only');
-      if (lv.attr.writable) await this.lvm('set-read-only', vol, ['lvchange', '-y', '-pr', `${this.vg}/${lv.name}`]);
-    });
+    const lv = (await this.ours()).find((l) => isImage(l) && l.name === P_IMAGE + id);
+    if (!lv) throw new NotFoundError(vol, 'set-read-only');
+    if (lv.attr.writable) await this.lvm('set-read-only', vol, ['lvchange', '-y', '-pr', `${this.vg}/${lv.name}`]);
   }
 
   // ---- disks -------------------------------------------------------------
 
   async clone(imageId: string, diskId: string): Promise<DiskInfo> {
-    validateId('image', imageId, 'clone');
-    validateId('disk', diskId, 'clone');
-    return this.queue.run(() => this.cloneLocked(imageId, diskId));
-  }
-
-  private async cloneLocked(imageId: string, diskId: string): Promise<DiskInfo> {
     const vol = `disk ${diskId}`;
     const lvs = await this.ours();
     const image = lvs.find((l) => isImage(l) && l.name === P_IMAGE + imageId);
     if (!image) throw new NotFoundError(`image ${imageId}`, 'clone');
     if (lvs.some((l) => l.name === P_DISK + diskId)) throw new AlreadyExistsError(vol, 'clone');
-    await this.refuseIfFull(vol, 'clone');
     // -s of a thin LV without -L/-V: a thin snapshot in the same pool. -p rw: the golden is read-only.
     await this.lvm('clone', vol, ['lvcreate', '-y', '-s', '-kn', '-p', 'rw', '-n', P_DISK + diskId,
       '--addtag', TAG, '--addtag', 'mb-disk', '--addtag', `mb-from=${imageId}`, `${this.vg}/${image.name}`]);
-    return { id: diskId, imageId, sizeBytes: image.sizeBytes, devicePath: this.devicePath(diskId) };
+    return { id: diskId, imageId, sizeBytes: image.sizeBytes, export: this.exportOf(diskId) };
   }
 
   async removeDisk(diskId: string): Promise<void> {
-    validateId('disk', diskId, 'remove');
-    return this.queue.run(async () => {
-      const lvs = await this.ours();
-      const disk = lvs.find((l) => isDisk(l) && l.name === P_DISK + diskId);
-      if (!disk) throw new NotFoundError(`disk ${diskId}`, 'remove');
-      await this.removeDiskLocked(disk, lvs, 'remove');
-    });
+    const lvs = await this.ours();
+    const disk = lvs.find((l) => isDisk(l) && l.name === P_DISK + diskId);
+    if (!disk) throw new NotFoundError(`disk ${diskId}`, 'remove');
+    await this.removeDiskLv(disk, lvs, 'remove');
   }
 
-  private async removeDiskLocked(disk: LvReport, lvs: LvReport[], op: string, keepCheckpoints = false): Promise<void> {
+  private async removeDiskLv(disk: LvReport, lvs: LvReport[], op: string, keepCheckpoints = false): Promise<void> {
     const diskId = disk.name.slice(P_DISK.length);
     const vol = `disk ${diskId}`;
     if (disk.attr.open) throw new BusyError(vol, op, 'the LV is open (exported or mounted)');
@@ -221,12 +203,7 @@ export class LvmBackend implements VolumeBackend {
     await this.lvm(op, vol, ['lvremove', '-y', `${this.vg}/${disk.name}`]);
   }
 
-  async diskExists(diskId: string): Promise<boolean> {
-    return (await this.getDisk(diskId)) !== undefined;
-  }
-
   async getDisk(diskId: string): Promise<DiskInfo | undefined> {
-    validateId('disk', diskId, 'get');
     const lv = (await this.ours()).find((l) => isDisk(l) && l.name === P_DISK + diskId);
     return lv && this.toDisk(lv);
   }
@@ -236,16 +213,13 @@ export class LvmBackend implements VolumeBackend {
   }
 
   async reset(diskId: string): Promise<DiskInfo> {
-    validateId('disk', diskId, 'reset');
-    return this.queue.run(async () => {
-      const lvs = await this.ours();
-      const disk = lvs.find((l) => isDisk(l) && l.name === P_DISK + diskId);
-      if (!disk) throw new NotFoundError(`disk ${diskId}`, 'reset');
-      const imageId = tagValue(disk, 'mb-from');
-      if (!imageId || !lvs.some((l) => isImage(l) && l.name === P_IMAGE + imageId)) throw new NotFoundError(`image ${imageId ?? '?'}`, 'reset');
-      await this.removeDiskLocked(disk, lvs, 'reset', true);
-      return this.cloneLocked(imageId, diskId);
-    });
+    const lvs = await this.ours();
+    const disk = lvs.find((l) => isDisk(l) && l.name === P_DISK + diskId);
+    if (!disk) throw new NotFoundError(`disk ${diskId}`, 'reset');
+    const imageId = tagValue(disk, 'mb-from');
+    if (!imageId || !lvs.some((l) => isImage(l) && l.name === P_IMAGE + imageId)) throw new NotFoundError(`image ${imageId ?? '?'}`, 'reset');
+    await this.removeDiskLv(disk, lvs, 'reset', true);
+    return this.clone(imageId, diskId);
   }
 
   /**
@@ -255,41 +229,38 @@ export class LvmBackend implements VolumeBackend {
    * not there. -K: activate even if the LV carries the activation-skip flag.
    */
   async activateDisks(): Promise<{ activated: string[]; failed: StorageError[] }> {
-    return this.queue.run(async () => {
-      const activated: string[] = [];
-      const failed: StorageError[] = [];
-      for (const lv of (await this.ours()).filter((l) => isDisk(l) && !l.attr.active)) {
-        const id = lv.name.slice(P_DISK.length);
-        try {
-          await this.lvm('activate', `disk ${id}`, ['lvchange', '-y', '-ay', '-K', `${this.vg}/${lv.name}`]);
-          activated.push(id);
-        } catch (e) {
-          failed.push(e instanceof StorageError ? e : new BackendError(`disk ${id}`, 'activate', e));
-        }
+    const activated: string[] = [];
+    const failed: StorageError[] = [];
+    for (const lv of (await this.ours()).filter((l) => isDisk(l) && !l.attr.active)) {
+      const id = lv.name.slice(P_DISK.length);
+      try {
+        await this.lvm('activate', `disk ${id}`, ['lvchange', '-y', '-ay', '-K', `${this.vg}/${lv.name}`]);
+        activated.push(id);
+      } catch (e) {
+        failed.push(e instanceof StorageError ? e : new BackendError(`disk ${id}`, 'activate', e));
       }
-      return { activated, failed };
-    });
+    }
+    return { activated, failed };
   }
 
+  /** The disk LV's device node (it is what tgtd exports). */
   devicePath(diskId: string): string {
-    validateId('disk', diskId, 'device-path');
     return `/dev/${this.vg}/${P_DISK}${diskId}`;
+  }
+
+  exportOf(diskId: string): VolumeExport {
+    return { bstype: this.bstype, backingStore: this.devicePath(diskId) };
   }
 
   // ---- checkpoints -------------------------------------------------------
 
   async checkpoint(diskId: string, name: string): Promise<CheckpointInfo> {
-    validateId('disk', diskId, 'checkpoint');
-    validateId('checkpoint', name, 'checkpoint');
-    return this.queue.run(async () => {
-      const lvs = await this.ours();
-      if (!lvs.some((l) => isDisk(l) && l.name === P_DISK + diskId)) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
-      const vol = `checkpoint ${diskId}/${name}`;
-      if (lvs.some((l) => l.name === ckptLv(diskId, name))) throw new AlreadyExistsError(vol, 'checkpoint');
-      await this.refuseIfFull(vol, 'checkpoint');
-      await this.snapshotCheckpoint(diskId, name, 'checkpoint');
-      return { diskId, name };
-    });
+    const lvs = await this.ours();
+    if (!lvs.some((l) => isDisk(l) && l.name === P_DISK + diskId)) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
+    const vol = `checkpoint ${diskId}/${name}`;
+    if (lvs.some((l) => l.name === ckptLv(diskId, name))) throw new AlreadyExistsError(vol, 'checkpoint');
+    await this.snapshotCheckpoint(diskId, name, 'checkpoint');
+    return { diskId, name };
   }
 
   private async snapshotCheckpoint(diskId: string, name: string, op: string): Promise<void> {
@@ -298,44 +269,39 @@ export class LvmBackend implements VolumeBackend {
   }
 
   async restore(diskId: string, name: string): Promise<RestoreResult> {
-    validateId('disk', diskId, 'restore');
-    validateId('checkpoint', name, 'restore');
     const vol = `disk ${diskId}`;
-    return this.queue.run(async () => {
-      const lvs = await this.ours();
-      const disk = lvs.find((l) => isDisk(l) && l.name === P_DISK + diskId);
-      if (!disk) throw new NotFoundError(vol, 'restore');
-      const ckpt = lvs.find((l) => isCheckpoint(l) && l.name === ckptLv(diskId, name));
-      if (!ckpt) throw new NotFoundError(`checkpoint ${diskId}/${name}`, 'restore');
-      if (disk.attr.open) throw new BusyError(vol, 'restore', 'the LV is open (exported or mounted)');
-      const diskLv = `${this.vg}/${disk.name}`;
-      if (disk.attr.active) {
-        try {
-          await this.lvm('restore', vol, ['lvchange', '-y', '-an', diskLv]);
-        } catch (e) {
-          throw new BusyError(vol, 'restore', 'cannot deactivate the LV', { cause: e });
-        }
+    const lvs = await this.ours();
+    const disk = lvs.find((l) => isDisk(l) && l.name === P_DISK + diskId);
+    if (!disk) throw new NotFoundError(vol, 'restore');
+    const ckpt = lvs.find((l) => isCheckpoint(l) && l.name === ckptLv(diskId, name));
+    if (!ckpt) throw new NotFoundError(`checkpoint ${diskId}/${name}`, 'restore');
+    if (disk.attr.open) throw new BusyError(vol, 'restore', 'the LV is open (exported or mounted)');
+    const diskLv = `${this.vg}/${disk.name}`;
+    if (disk.attr.active) {
+      try {
+        await this.lvm('restore', vol, ['lvchange', '-y', '-an', diskLv]);
+      } catch (e) {
+        throw new BusyError(vol, 'restore', 'cannot deactivate the LV', { cause: e });
       }
-      if (ckpt.origin === disk.name) {
-        // Thin merge: with the origin inactive it completes here and the checkpoint LV is consumed.
-        await this.lvm('restore', vol, ['lvconvert', '-y', '--merge', `${this.vg}/${ckpt.name}`]);
-        await this.lvm('restore', vol, ['lvchange', '-y', '-ay', '-K', diskLv]);
-        await this.snapshotCheckpoint(diskId, name, 'restore');
-        return { method: 'merge' };
-      }
-      // The checkpoint no longer names this disk as its origin (an earlier
-      // merge gave the disk another thin device): replace the disk by a
-      // snapshot of the checkpoint, with the disk's name and tags.
-      const imageId = tagValue(disk, 'mb-from') ?? '';
-      await this.lvm('restore', vol, ['lvremove', '-y', diskLv]);
-      await this.lvm('restore', vol, ['lvcreate', '-y', '-s', '-kn', '-p', 'rw', '-n', disk.name,
-        '--addtag', TAG, '--addtag', 'mb-disk', '--addtag', `mb-from=${imageId}`, `${this.vg}/${ckpt.name}`]);
-      return { method: 'snapshot' };
-    });
+    }
+    if (ckpt.origin === disk.name) {
+      // Thin merge: with the origin inactive it completes here and the checkpoint LV is consumed.
+      await this.lvm('restore', vol, ['lvconvert', '-y', '--merge', `${this.vg}/${ckpt.name}`]);
+      await this.lvm('restore', vol, ['lvchange', '-y', '-ay', '-K', diskLv]);
+      await this.snapshotCheckpoint(diskId, name, 'restore');
+      return { method: 'merge' };
+    }
+    // The checkpoint no longer names this disk as its origin (an earlier
+    // merge gave the disk another thin device): replace the disk by a
+    // snapshot of the checkpoint, with the disk's name and tags.
+    const imageId = tagValue(disk, 'mb-from') ?? '';
+    await this.lvm('restore', vol, ['lvremove', '-y', diskLv]);
+    await this.lvm('restore', vol, ['lvcreate', '-y', '-s', '-kn', '-p', 'rw', '-n', disk.name,
+      '--addtag', TAG, '--addtag', 'mb-disk', '--addtag', `mb-from=${imageId}`, `${this.vg}/${ckpt.name}`]);
+    return { method: 'snapshot' };
   }
 
   async listCheckpoints(diskId: string): Promise<CheckpointInfo[]> {
-    validateId('disk', diskId, 'list-checkpoints');
     const prefix = P_CKPT + diskId + CKPT_SEP;
     return (await this.ours())
       .filter((l) => isCheckpoint(l) && tagValue(l, 'mb-of') === diskId && l.name.startsWith(prefix))
@@ -344,34 +310,19 @@ export class LvmBackend implements VolumeBackend {
   }
 
   async removeCheckpoint(diskId: string, name: string): Promise<void> {
-    validateId('disk', diskId, 'remove-checkpoint');
-    validateId('checkpoint', name, 'remove-checkpoint');
     const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      if (!(await this.ours()).some((l) => isCheckpoint(l) && l.name === ckptLv(diskId, name))) throw new NotFoundError(vol, 'remove-checkpoint');
-      await this.lvm('remove-checkpoint', vol, ['lvremove', '-y', `${this.vg}/${ckptLv(diskId, name)}`]);
-    });
+    if (!(await this.ours()).some((l) => isCheckpoint(l) && l.name === ckptLv(diskId, name))) throw new NotFoundError(vol, 'remove-checkpoint');
+    await this.lvm('remove-checkpoint', vol, ['lvremove', '-y', `${this.vg}/${ckptLv(diskId, name)}`]);
   }
 
   // ---- usage -------------------------------------------------------------
 
-  async usage(): Promise<Usage> {
+  async usage(): Promise<PoolUsage> {
     const pool = await this.poolLv('usage');
-    return {
-      backend: 'lvm',
-      dataPercent: pool.dataPercent ?? 0,
-      metadataPercent: pool.metadataPercent ?? 0,
-      totalBytes: pool.sizeBytes,
-      thresholdPercent: this.threshold,
-    };
+    return { dataPercent: pool.dataPercent ?? 0, metadataPercent: pool.metadataPercent ?? 0, totalBytes: pool.sizeBytes };
   }
 
   // ---- helpers -----------------------------------------------------------
-
-  private async refuseIfFull(vol: string, op: string): Promise<void> {
-    const u = await this.usage();
-    if (isAboveThreshold(u)) throw new PoolFullError(vol, op, u);
-  }
 
   private async poolLv(op: string): Promise<LvReport> {
     const r = await this.lvm(op, this.poolVolume, ['lvs', ...REPORT, `${this.vg}/${this.pool}`], [0, 5]);
@@ -389,7 +340,7 @@ export class LvmBackend implements VolumeBackend {
 
   private toDisk(lv: LvReport): DiskInfo {
     const id = lv.name.slice(P_DISK.length);
-    return { id, imageId: tagValue(lv, 'mb-from') ?? '', sizeBytes: lv.sizeBytes, devicePath: this.devicePath(id) };
+    return { id, imageId: tagValue(lv, 'mb-from') ?? '', sizeBytes: lv.sizeBytes, export: this.exportOf(id) };
   }
 
   /** Runs one lvm command; a failure names the volume, the operation and the lvm command (not `env`). */

@@ -38,7 +38,7 @@ import { CommandError, type Runner } from '../exec/run.js';
 import {
   AlreadyExistsError, BackendError, BusyError, InUseError, isAboveThreshold, NotFoundError, PoolFullError, SerialQueue,
   SizeError, StorageError, validateId,
-  type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions, type RestoreResult, type Usage, type VolumeBackend,
+  type BackendDescription, type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions, type RestoreResult, type Usage, type VolumeBackend,
 } from './backend.js';
 import type { VolumeExport } from './export.js';
 import {
@@ -105,6 +105,10 @@ export class RbdBackend implements VolumeBackend {
       const snap = meta[META_ROLLBACK];
       if (snap !== undefined) await this.rollback(e.image, snap, `disk ${e.image.slice(P_DISK.length)}`, 'init');
     }
+  }
+
+  describe(): BackendDescription {
+    return { fields: { pool: this.opts.pool, cephConf: this.opts.cephConf, user: this.opts.user } };
   }
 
   // ---- images ------------------------------------------------------------
@@ -403,7 +407,7 @@ export class RbdBackend implements VolumeBackend {
   private toDisk(e: RbdListEntry): DiskInfo {
     const id = e.image.slice(P_DISK.length);
     const parent = e.parent?.image ?? '';
-    return { id, imageId: parent.startsWith(P_IMAGE) ? parent.slice(P_IMAGE.length) : parent, sizeBytes: e.size, devicePath: this.devicePath(id) };
+    return { id, imageId: parent.startsWith(P_IMAGE) ? parent.slice(P_IMAGE.length) : parent, sizeBytes: e.size, export: this.exportOf(id) };
   }
 
   private async refuseIfFull(vol: string, op: string): Promise<void> {

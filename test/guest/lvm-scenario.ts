@@ -17,9 +17,10 @@ import { Tgtd } from '../../src/iscsi/tgtd.js';
 import { parseMac } from '../../src/net/mac.js';
 import { IscsiReconciler } from '../../src/reconcile.js';
 import { openStore } from '../../src/store/db.js';
-import { BusyError, InUseError, PoolFullError, SizeError } from '../../src/storage/backend.js';
+import { BusyError, InUseError, PoolFullError, SizeError, type VolumeBackend } from '../../src/storage/backend.js';
 import { LV_FIELDS, parseLvs } from '../../src/storage/lvm-report.js';
 import { LvmBackend } from '../../src/storage/lvm.js';
+import { guarded } from '../../src/storage/guarded.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
 
 const OUT = process.argv[2] ?? '/tmp';
@@ -106,7 +107,7 @@ const PORTAL = '127.0.0.1:3260';
  * account, never ALL; read by libiscsi and QEMU with that IQN and CHAP. Then a crash in the
  * middle of a restore, and the recovery that must make the disk exportable again.
  */
-async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): Promise<void> {
+async function disksScenario(lvm: VolumeBackend, goldenSha: string, size: number): Promise<void> {
   const mem = memoryLogger();
   const tgtd = new Tgtd({ runner: runCommand, manageTgtd: true, portal: { address: '127.0.0.1', port: 3260 }, pidFile: '/tmp/tgtd.pid' });
   const store = await openStore('/tmp/mbstore');
@@ -116,7 +117,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
     const reconciler = new IscsiReconciler({
       tgtd, manageTgtd: true, iqnPrefix: IQN_PREFIX, userPrefix: CHAP_USER_PREFIX, desired: () => disks!.desired(), intervalMs: 60_000, log: mem.log,
     });
-    disks = new DiskService({ backend: lvm, store, reconciler, iqnPrefix: IQN_PREFIX, bstype: 'aio', mutualChap: false, log: mem.log, clock: Date.now });
+    disks = new DiskService({ backend: lvm, store, reconciler, iqnPrefix: IQN_PREFIX, mutualChap: false, log: mem.log, clock: Date.now });
     const recovered = await disks.recover();
     return { disks, reconciler, recovered };
   };
@@ -134,7 +135,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
     return got;
   };
   const lvState = async (diskId: string) => {
-    const name = lvm.devicePath(diskId).split('/').pop()!;
+    const name = lvm.exportOf(diskId).backingStore.split('/').pop()!;
     const lv = parseLvs(await sh(['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', LV_FIELDS.join(','), VG])).find((l) => l.name === name);
     assert(lv, `LV ${name} missing`);
     return { name, active: lv.attr.active };
@@ -151,7 +152,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
       const tg = (await tgtd.show()).find((x) => x.iqn === r.targetIqn);
       assert(tg, `no target ${r.targetIqn}`);
       const luns = dataLuns(tg).map((l) => [l.lun, l.path, l.bstype, l.readonly]);
-      assert(JSON.stringify(luns) === JSON.stringify([[1, lvm.devicePath(r.diskId), 'aio', false]]), `LUNs ${JSON.stringify(luns)}`);
+      assert(JSON.stringify(luns) === JSON.stringify([[1, lvm.exportOf(r.diskId).backingStore, 'aio', false]]), `LUNs ${JSON.stringify(luns)}`);
       assert(JSON.stringify(tg.initiatorNames) === JSON.stringify([r.initiatorIqn]), `names ${tg.initiatorNames.join()}`);
       assert(tg.initiatorAddresses.length === 0, `address rules ${tg.initiatorAddresses.join()}`);
       assert(JSON.stringify(tg.accounts) === JSON.stringify([{ user: r.chap.user, outgoing: false }]), `accounts ${JSON.stringify(tg.accounts)}`);
@@ -188,7 +189,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
       await store.writeRecords([{ type: 'put', kind: 'ops', key: op.id, value: op }]);
       const tg = (await tgtd.show()).find((x) => x.iqn === r.targetIqn);
       assert(tg, 'target missing before the crash');
-      await tgtd.deleteTarget(tg.tid);
+      await tgtd.run({ op: 'delete-target', tid: tg.tid, force: false });
       const { name } = await lvState(r.diskId);
       await sh(['lvchange', '-y', '-an', `${VG}/${name}`]);
       if (merged) await sh(['lvconvert', '-y', '--merge', `${VG}/mbc-${r.diskId}+k1`]);
@@ -204,7 +205,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
       assert((await lvState(r.diskId)).active, 'the disk LV is not active after recovery');
       assert((await store.loadRecords('ops')).length === 0, 'journal entry left');
       const tg = (await tgtd.show()).find((x) => x.iqn === r.targetIqn);
-      assert(tg && dataLuns(tg).some((l) => l.lun === 1 && l.path === lvm.devicePath(r.diskId)), 'not exported again after recovery');
+      assert(tg && dataLuns(tg).some((l) => l.lun === 1 && l.path === lvm.exportOf(r.diskId).backingStore), 'not exported again after recovery');
       return { recovered: s.recovered, activatedLine, ran: res.ran, newLines: mem.lines().slice(before) };
     };
 
@@ -212,8 +213,8 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
       const r = rec!;
       await disks!.checkpoint(MAC, 'k1');
       // The disk moves on after k1 (written on the LV while exported, as the machine would).
-      await scribble(lvm.devicePath(r.diskId), 2 * MiB, MiB);
-      const current = await sha(lvm.devicePath(r.diskId), size);
+      await scribble(lvm.exportOf(r.diskId).backingStore, 2 * MiB, MiB);
+      const current = await sha(lvm.exportOf(r.diskId).backingStore, size);
       assert(current !== goldenSha, 'the write did not change the disk');
       await crashInRestore(r, false);
       const out = await restart(r);
@@ -234,7 +235,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
       assert(out.newLines.some((l) => l.event === 'disks.checkpoint-retaken'), 'no disks.checkpoint-retaken line');
       assert((await disks!.listCheckpoints(MAC)).map((c) => c.name).join() === 'k1', 'checkpoint k1 not taken again');
       assert((await readOver(r)) === goldenSha, 'content over iSCSI is not k1\'s (the golden)');
-      await scribble(lvm.devicePath(r.diskId), 0, MiB);
+      await scribble(lvm.exportOf(r.diskId).backingStore, 0, MiB);
       const { method } = await disks!.restore(MAC, 'k1');
       assert(method === 'merge', `restore of the re-taken k1 used ${method}`);
       assert((await readOver(r)) === goldenSha, 'k1 restored: content over iSCSI differs');
@@ -256,7 +257,7 @@ async function disksScenario(lvm: LvmBackend, goldenSha: string, size: number): 
 }
 
 async function main(): Promise<void> {
-  const lvm = new LvmBackend({ vg: VG, pool: 'pool', runner: runCommand, thresholdPercent: 90 });
+  const lvm = guarded(new LvmBackend({ vg: VG, pool: 'pool', runner: runCommand }), { thresholdPercent: 90 });
   const IMG_SIZE = 64 * MiB;
   // 8 MiB of data, a 52 MiB hole, 4 MiB of data: the hole must stay unallocated.
   const golden = Buffer.alloc(IMG_SIZE);
@@ -307,12 +308,12 @@ async function main(): Promise<void> {
     return msg;
   });
 
-  const m1 = lvm.devicePath('m1');
+  const m1 = lvm.exportOf('m1').backingStore;
   await step('clone: thin snapshot, same content; writing to it leaves the golden unchanged', async () => {
     const t0 = Date.now();
     const d = await lvm.clone('golden', 'm1');
     facts.cloneMs = Date.now() - t0;
-    assert(d.devicePath === m1 && d.imageId === 'golden', JSON.stringify(d));
+    assert(d.export.backingStore === m1 && d.export.bstype === 'aio' && d.imageId === 'golden', JSON.stringify(d));
     assert((await sha(m1, IMG_SIZE)) === goldenSha, 'clone differs from golden');
     await scribble(m1, 0, MiB);
     await scribble(m1, 30 * MiB, MiB);
@@ -406,7 +407,7 @@ async function main(): Promise<void> {
   });
 
   await step('pool-full: above the threshold, clone, checkpoint and import are refused with PoolFullError', async () => {
-    const small = new LvmBackend({ vg: VG, pool: 'small', runner: runCommand, thresholdPercent: 50 });
+    const small = guarded(new LvmBackend({ vg: VG, pool: 'small', runner: runCommand }), { thresholdPercent: 50 });
     await small.init();
     // A disk made while the pool is still nearly empty, to be checkpointed once it is full.
     await writeFile('/tmp/tiny.raw', randomBytes(MiB));

@@ -202,8 +202,8 @@ t.test('disks through the daemon: import, provision, iSCSI access control, reset
     const strip = (xs: Awaited<ReturnType<typeof lab.tgtd.show>>) => xs.map((x) => ({ iqn: x.iqn, names: x.initiatorNames, accounts: x.accounts, luns: dataLuns(x).map((l) => [l.lun, l.path]) }));
     const before = strip(await lab.tgtd.show());
     await lab.daemon.stop();
-    for (const x of await lab.tgtd.show()) await lab.tgtd.deleteTarget(x.tid, true);
-    for (const user of await lab.tgtd.accounts()) await lab.tgtd.deleteAccount(user);
+    for (const x of await lab.tgtd.show()) await lab.tgtd.run({ op: 'delete-target', tid: x.tid, force: true });
+    for (const user of await lab.tgtd.accounts()) await lab.tgtd.run({ op: 'delete-account', user });
     t.same([(await lab.tgtd.show()).length, (await lab.tgtd.accounts()).length], [0, 0], 'tgtd emptied by hand while the daemon is down');
     const rx = await NotifyReceiver.start(path.join(lab.dir, 'notify.sock'));
     t.teardown(() => rx.close());

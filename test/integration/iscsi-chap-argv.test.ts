@@ -38,8 +38,8 @@ t.test('CHAP secrets never on tgtadm\'s argv: provisioning and a tgtd rebuild at
   await lab.daemon.stop();
   const records = await lab.records();
   t.equal(records.length, 2, 'two disk records');
-  for (const x of await lab.tgtd.show()) await lab.tgtd.deleteTarget(x.tid, true);
-  for (const user of await lab.tgtd.accounts()) await lab.tgtd.deleteAccount(user);
+  for (const x of await lab.tgtd.show()) await lab.tgtd.run({ op: 'delete-target', tid: x.tid, force: true });
+  for (const user of await lab.tgtd.accounts()) await lab.tgtd.run({ op: 'delete-account', user });
   t.same(await lab.tgtd.accounts(), [], 'tgtd emptied by hand');
   await lab.start({}, { tgtadm: wrapper });
   const want = records.map((r) => r.chap.user).sort();
@@ -67,10 +67,10 @@ t.test('CHAP secrets never on tgtadm\'s argv: provisioning and a tgtd rebuild at
   t.equal(wrong.code, 1, 'a wrong secret is refused (CHAP is enforced)');
 
   // tgtd's refusals on the socket read as tgtadm's did: kinds, and never the secret.
-  const dup = await lab.tgtd.createAccount(records[0]!.chap.user, records[0]!.chap.secret).catch((e: unknown) => e);
+  const dup = await lab.tgtd.run({ op: 'new-account', user: records[0]!.chap.user, secret: records[0]!.chap.secret }).catch((e: unknown) => e);
   t.ok(dup instanceof TgtadmError && dup.kind === 'exists', `an existing account: ${dup instanceof Error ? dup.message : String(dup)}`);
   t.notMatch(JSON.stringify({ m: (dup as Error).message, all: Object.entries(dup as object) }), records[0]!.chap.secret, 'the error holds no secret');
   const nobody = new Tgtd({ runner: runCommand, controlPort: freeControlPort(), timeoutMs: 3000 });
-  const down = await nobody.createAccount('mb-nobody', 'SecretSecret-1234').catch((e: unknown) => e);
+  const down = await nobody.run({ op: 'new-account', user: 'mb-nobody', secret: 'SecretSecret-1234' }).catch((e: unknown) => e);
   t.ok(down instanceof TgtadmError && down.kind === 'not-running', `no tgtd on that control port: ${down instanceof Error ? down.message : String(down)}`);
 });

@@ -43,14 +43,14 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
     {
       iqn: `${P}vm1`, tid: 1,
       luns: [
-        { lun: 1, path: join(dir, 'disk1.img'), bstype: 'rdwr', readonly: false },
-        { lun: 2, path: join(dir, 'golden.img'), bstype: 'aio', readonly: true },
+        { lun: 1, backingStore: join(dir, 'disk1.img'), bstype: 'rdwr', readonly: false },
+        { lun: 2, backingStore: join(dir, 'golden.img'), bstype: 'aio', readonly: true },
       ],
       initiatorNames: [INIT1], initiatorAddresses: [], incomingUsers: ['vm1'],
     },
     {
       iqn: `${P}vm2`, tid: 2,
-      luns: [{ lun: 1, path: join(dir, 'disk2.img'), bstype: 'aio', readonly: false }],
+      luns: [{ lun: 1, backingStore: join(dir, 'disk2.img'), bstype: 'aio', readonly: false }],
       initiatorNames: [INIT2], initiatorAddresses: [], incomingUsers: ['vm2'],
     },
   ];
@@ -59,7 +59,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
   const plan = async () => diffTargets(await tgtd.show(), desired, owned, { actual: await tgtd.accounts(), desired: accountsWanted });
 
   // Someone else's target, present before we plan: must survive everything.
-  await tgtd.createTarget(50, 'iqn.2026-11.other:foreign');
+  await tgtd.run({ op: 'new-target', tid: 50, iqn: 'iqn.2026-11.other:foreign' });
 
   await t.test('first plan builds both targets, second plan is empty', async (t) => {
     const first = await plan();
@@ -148,7 +148,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
     const ops = diffTargets(await tgtd.show(), desired.slice(1), owned);
     t.match(ops.filter((o) => o.type === 'blocked'), [{ tid: 1, iqn: `${P}vm1`, reason: /1 session\(s\) open/ }]);
     t.notOk(ops.some((o) => o.type === 'run' && o.op.op === 'delete-target' && o.op.tid === 1));
-    const err = await tgtd.deleteTarget(1).catch((e: unknown) => e);
+    const err = await tgtd.run({ op: 'delete-target', tid: 1, force: false }).catch((e: unknown) => e);
     t.type(err, TgtadmError);
     t.equal((err as TgtadmError).kind, 'busy');
     t.match((err as TgtadmError).message, /this target is still active/);
@@ -157,7 +157,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
   });
 
   await t.test('CHAP errors never carry the secret', async (t) => {
-    const err = (await tgtd.createAccount('vm1', 'Another-Secret-42').catch((e: unknown) => e)) as TgtadmError;
+    const err = (await tgtd.run({ op: 'new-account', user: 'vm1', secret: 'Another-Secret-42' }).catch((e: unknown) => e)) as TgtadmError;
     t.type(err, TgtadmError);
     t.equal(err.kind, 'exists');
     t.notMatch(JSON.stringify({ m: err.message, a: err.argv, s: err.stderr, st: err.stack }), 'Another-Secret-42');
@@ -185,7 +185,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
   await t.test('the reconciler: a target tgtd refuses does not stop the others; each failed step is logged by target', async (t) => {
     const { log, lines } = memoryLogger();
     const broken: DesiredTarget = {
-      iqn: `${P}vm3`, tid: 3, luns: [{ lun: 1, path: join(dir, 'no-such-disk.img'), bstype: 'rdwr', readonly: false }],
+      iqn: `${P}vm3`, tid: 3, luns: [{ lun: 1, backingStore: join(dir, 'no-such-disk.img'), bstype: 'rdwr', readonly: false }],
       initiatorNames: ['iqn.2026-11.lab.init:vm3'], initiatorAddresses: [], incomingUsers: [],
     };
     const r = new IscsiReconciler({
@@ -193,7 +193,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
       desired: () => ({ targets: [broken, ...desired], accounts: accountsWanted }),
     });
     // Start from an empty tgtd (bar the foreign target), so vm1 and vm2 must be made in the same run.
-    for (const x of await tgtd.show()) if (owned(x.iqn)) await tgtd.deleteTarget(x.tid, true);
+    for (const x of await tgtd.show()) if (owned(x.iqn)) await tgtd.run({ op: 'delete-target', tid: x.tid, force: true });
     const err = await r.reconcile('start').catch((e: unknown) => e);
     t.type(err, ApplyPlanError, 'the reconcile reports the refused steps');
     t.match((err as Error).message, /vm3 new-lun 1/, 'naming the target and the step');
@@ -207,7 +207,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
     t.same(failed.map((l) => [l.target, l.step]), [[`${P}vm3`, 'new-lun 1']], 'one line per failed step, by target');
     t.equal(lines().filter((l) => l.event === 'iscsi.unavailable').length, 0, 'tgtd is not reported unavailable');
     t.notMatch(JSON.stringify(lines()), SECRET1, 'no secret in the log');
-    if (vm3) await tgtd.deleteTarget(vm3.tid, true);
+    if (vm3) await tgtd.run({ op: 'delete-target', tid: vm3.tid, force: true });
   });
 
   await t.test('ensureRunning starts a managed tgtd on its own control port and portal; stop() ends it', async (t) => {
@@ -219,7 +219,7 @@ t.test('tgtd + libiscsi: ACL, CHAP, readonly, plans, crash', { skip, timeout: 24
     t.comment(`managed tgtd (daemon mode) answered ${(performance.now() - t0).toFixed(0)} ms after start`);
     t.equal(await managed.ensureRunning(), 'running');
     t.same(await managed.portals(), [{ address: '127.0.0.1', port: 3261, tpgt: 1 }]);
-    await managed.createTarget(1, `${P}managed`);
+    await managed.run({ op: 'new-target', tid: 1, iqn: `${P}managed` });
     await managed.stop();
     t.equal(await managed.isRunning(), false);
 

@@ -12,6 +12,7 @@ import { Readable } from 'node:stream';
 import { runCommand } from '../../src/exec/run.js';
 import { InUseError, NotFoundError, PoolFullError, SizeError } from '../../src/storage/backend.js';
 import { FileBackend } from '../../src/storage/files.js';
+import { guarded } from '../../src/storage/guarded.js';
 
 const MiB = 1 << 20;
 // Longer than tap's 30 s default file limit (a guest boot under TCG, or a 1 GiB image).
@@ -77,9 +78,10 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
   const mnt = await mountFs(t, 'btrfs', '4G');
   const src = path.join(path.dirname(mnt), 'golden.raw');
   const goldenSha = await makeImage(src, 1024);
-  const b = new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand });
+  const b = guarded(new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand }));
   await b.init();
-  t.equal(b.cloneMode, 'reflink', 'btrfs: reflink mode detected');
+  t.equal(b.describe().fields['cloneMode'], 'reflink', 'btrfs: reflink mode detected');
+  t.equal(b.describe().note, undefined, 'nothing to warn about');
 
   let t0 = Date.now();
   const img = await b.importImage('golden', src);
@@ -95,16 +97,16 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
   const cloneMs = Date.now() - t0;
   t.comment(`reflink clone of 1 GiB: ${cloneMs} ms`);
   t.ok(cloneMs < 1000, `clone took ${cloneMs} ms (< 1000)`);
-  t.same(d, { id: 'node-01', imageId: 'golden', sizeBytes: 1024 * MiB, devicePath: path.join(mnt, 'store/disks/node-01.raw') });
-  t.equal((await stat(d.devicePath)).mode & 0o777, 0o600, 'clone is writable, root only');
-  const frag = await sh(['filefrag', '-v', d.devicePath]);
+  t.same(d, { id: 'node-01', imageId: 'golden', sizeBytes: 1024 * MiB, export: { bstype: 'rdwr', backingStore: path.join(mnt, 'store/disks/node-01.raw') } });
+  t.equal((await stat(d.export.backingStore)).mode & 0o777, 0o600, 'clone is writable, root only');
+  const frag = await sh(['filefrag', '-v', d.export.backingStore]);
   t.match(frag, /shared/, 'filefrag: the clone\'s extents are shared');
   await sh(['sync']);
   const used1 = (await b.usage()).dataPercent;
   t.ok(used1 - used0 < 1, `filesystem use grew ${(used1 - used0).toFixed(2)}% for a 1 GiB clone (4 GiB fs)`);
 
-  await scribble(d.devicePath, 0, MiB);
-  t.not(await sha(d.devicePath), goldenSha, 'the clone changed');
+  await scribble(d.export.backingStore, 0, MiB);
+  t.not(await sha(d.export.backingStore), goldenSha, 'the clone changed');
   t.equal(await sha(imgPath), goldenSha, 'the golden did not');
 
   await t.rejects(b.removeImage('golden'), InUseError, 'image with a disk cannot be removed');
@@ -112,25 +114,25 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
   await t.rejects(b.clone('nope', 'node-02'), NotFoundError);
 
   await b.checkpoint('node-01', 'c1');
-  const s1 = await sha(d.devicePath);
-  await scribble(d.devicePath, 512 * MiB, MiB);
-  t.not(await sha(d.devicePath), s1);
+  const s1 = await sha(d.export.backingStore);
+  await scribble(d.export.backingStore, 512 * MiB, MiB);
+  t.not(await sha(d.export.backingStore), s1);
   t.same(await b.restore('node-01', 'c1'), { method: 'reflink' });
-  t.equal(await sha(d.devicePath), s1, 'restore gives c1 back');
-  await scribble(d.devicePath, 3 * MiB, MiB);
+  t.equal(await sha(d.export.backingStore), s1, 'restore gives c1 back');
+  await scribble(d.export.backingStore, 3 * MiB, MiB);
   await b.restore('node-01', 'c1');
-  t.equal(await sha(d.devicePath), s1, 'the checkpoint can be restored twice');
+  t.equal(await sha(d.export.backingStore), s1, 'the checkpoint can be restored twice');
   t.same(await b.listCheckpoints('node-01'), [{ diskId: 'node-01', name: 'c1' }]);
 
   const r = await b.reset('node-01');
   t.equal(r.imageId, 'golden');
-  t.equal(await sha(d.devicePath), goldenSha, 'reset: the golden content again');
+  t.equal(await sha(d.export.backingStore), goldenSha, 'reset: the golden content again');
   t.same(await b.listCheckpoints('node-01'), [{ diskId: 'node-01', name: 'c1' }], 'reset keeps the checkpoints');
   await b.restore('node-01', 'c1');
-  t.equal(await sha(d.devicePath), s1, 'a checkpoint taken before the reset restores after it');
+  t.equal(await sha(d.export.backingStore), s1, 'a checkpoint taken before the reset restores after it');
 
   // A fresh backend on the same directory sees the same volumes (sidecars).
-  const again = new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand });
+  const again = guarded(new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand }));
   await again.init();
   t.same((await again.listDisks()).map((x) => [x.id, x.imageId]), [['node-01', 'golden']]);
   t.same((await again.listImages()).map((x) => x.sha256), [goldenSha]);
@@ -143,9 +145,10 @@ t.test('btrfs: reflink clones share extents, 1 GiB clone under a second; checkpo
 
 t.test('ext4: no reflink, sparse copies; stream import; pool-full refusal', { skip, timeout: 300_000 }, async (t) => {
   const mnt = await mountFs(t, 'ext4', '256M');
-  const b = new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand, thresholdPercent: 50 });
+  const b = guarded(new FileBackend({ root: path.join(mnt, 'store'), runner: runCommand }), { thresholdPercent: 50 });
   await b.init();
-  t.equal(b.cloneMode, 'copy', 'ext4: sparse-copy mode detected');
+  t.equal(b.describe().fields['cloneMode'], 'copy', 'ext4: sparse-copy mode detected');
+  t.match(b.describe().note, /cannot reflink/, 'the storage.ready line says clones are full copies');
 
   // 8 MiB of data then a 56 MiB hole: stays sparse through import and clone.
   const src = path.join(path.dirname(mnt), 'sparse.raw');
@@ -153,17 +156,17 @@ t.test('ext4: no reflink, sparse copies; stream import; pool-full refusal', { sk
   const img = await b.importImage('sparse', src);
   t.equal(img.sha256, sparseSha);
   const d = await b.clone('sparse', 'm1');
-  const st = await stat(d.devicePath);
+  const st = await stat(d.export.backingStore);
   t.equal(st.size, 64 * MiB);
   t.ok(st.blocks * 512 < 16 * MiB, `clone allocates ${st.blocks * 512} bytes of 64 MiB (sparse copy)`);
-  t.equal(await sha(d.devicePath), sparseSha);
-  await scribble(d.devicePath, 0, MiB);
+  t.equal(await sha(d.export.backingStore), sparseSha);
+  await scribble(d.export.backingStore, 0, MiB);
   t.equal(await sha(path.join(mnt, 'store/images/sparse.raw')), sparseSha, 'golden unchanged');
   await b.checkpoint('m1', 'before');
-  const s = await sha(d.devicePath);
-  await scribble(d.devicePath, 10 * MiB, MiB);
+  const s = await sha(d.export.backingStore);
+  await scribble(d.export.backingStore, 10 * MiB, MiB);
   t.same(await b.restore('m1', 'before'), { method: 'copy' });
-  t.equal(await sha(d.devicePath), s);
+  t.equal(await sha(d.export.backingStore), s);
 
   const data = randomBytes(3 * MiB + 7);
   const streamed = await b.importImage('streamed', Readable.from([data.subarray(0, 1000), data.subarray(1000)]), { sizeBytes: data.length, readOnly: false });
@@ -186,11 +189,11 @@ t.test('ext4: no reflink, sparse copies; stream import; pool-full refusal', { sk
 
 t.test('tmpfs: copy mode reported', { skip }, async (t) => {
   const mnt = await mountFs(t, 'tmpfs', '32M');
-  const b = new FileBackend({ root: mnt, runner: runCommand });
+  const b = guarded(new FileBackend({ root: mnt, runner: runCommand }));
   await b.init();
-  t.equal(b.cloneMode, 'copy');
+  t.equal(b.describe().fields['cloneMode'], 'copy');
   await writeFile(path.join(path.dirname(mnt), 'x.raw'), randomBytes(MiB));
   await b.importImage('x', path.join(path.dirname(mnt), 'x.raw'));
   const d = await b.clone('x', 'y');
-  t.equal(await sha(d.devicePath), (await b.getImage('x'))?.sha256);
+  t.equal(await sha(d.export.backingStore), (await b.getImage('x'))?.sha256);
 });

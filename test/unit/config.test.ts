@@ -7,6 +7,7 @@ import { parseIpv4 as ip, parseCidr } from '../../src/net/ipv4.js';
 import { DEFAULT_HTTP_LIMITS } from '../../src/config/defaults.js';
 import { CommandError, type Runner } from '../../src/exec/run.js';
 import { systemConfigEnv } from '../../src/config/env.js';
+import { createBackend } from '../../src/storage/factory.js';
 
 /** A host with br0 at 10.99.0.1 and eth1 without an address. */
 const env: ConfigEnv = {
@@ -378,14 +379,23 @@ t.test('ipmi: each mistake is named precisely', async (t) => {
 
 t.test('storage and iscsi: defaults follow the backend, the DHCP address and dataDir', async (t) => {
   const c = parseConfig(MIN, env);
-  t.same(c.storage, { backend: 'file', fileDir: '/var/lib/metalboot/volumes', maxPoolPercent: 90 });
+  t.same(c.storage, { backend: 'file', dir: '/var/lib/metalboot/volumes', maxPoolPercent: 90 });
   t.same(c.iscsi, {
     enabled: true, portal: { host: '10.99.0.1', port: 3260 }, iqnPrefix: 'iqn.2026-11.org.metalboot', tgtadm: '/usr/sbin/tgtadm',
-    bstype: 'rdwr', manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false, chapSecretsVia: 'control-socket',
-  }, 'portal from dhcp.serverAddress; rdwr for files');
+    manageTgtd: false, controlPort: 0, checkIntervalMs: 2000, mutualChap: false, chapSecretsVia: 'control-socket',
+  }, 'portal from dhcp.serverAddress');
+  const exportOf = (cfg: typeof c) => createBackend(cfg.storage, { runner: async () => ({ stdout: '', stderr: '', code: 0 }) }).exportOf('d1');
+  t.same(exportOf(c), { bstype: 'rdwr', backingStore: '/var/lib/metalboot/volumes/disks/d1.raw' }, 'rdwr for files');
   const lvm = parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 80 }\n`, env);
-  t.same(lvm.storage, { backend: 'lvm', fileDir: '/var/lib/metalboot/volumes', lvm: { vg: 'vg0', thinPool: 'pool0' }, maxPoolPercent: 80 });
-  t.equal(lvm.iscsi.bstype, 'aio', 'aio for block devices');
+  t.same(lvm.storage, { backend: 'lvm', vg: 'vg0', thinPool: 'pool0', maxPoolPercent: 80 });
+  t.same(exportOf(lvm), { bstype: 'aio', backingStore: '/dev/vg0/mbd-d1' }, 'aio for block devices');
+  // bstype is the backend's: storage.<backend>.bstype, and iscsi.bstype as its old spelling.
+  const bs = (yaml: string) => exportOf(parseConfig(`${MIN}${yaml}\n`, env)).bstype;
+  t.equal(bs('storage: { file: { bstype: aio } }'), 'aio', 'storage.file.bstype');
+  t.equal(bs('storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0, bstype: rdwr } }'), 'rdwr', 'storage.lvm.bstype');
+  t.equal(bs('storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0 } }\niscsi: { bstype: rdwr }'), 'rdwr', 'the old iscsi.bstype still works for lvm');
+  t.equal(bs('iscsi: { bstype: aio }'), 'aio', 'the old iscsi.bstype still works for file');
+  t.equal(bs('storage: { file: { bstype: aio } }\niscsi: { bstype: aio }'), 'aio', 'both, agreeing');
   // The issue's spelling, storage.lvm.maxPoolPercent: accepted, and it wins over storage.maxPoolPercent for lvm.
   const pct = (yaml: string): number => parseConfig(`${MIN}storage: ${yaml}\n`, env).storage.maxPoolPercent;
   t.equal(pct('{ backend: lvm, lvm: { vg: vg0, thinPool: pool0, maxPoolPercent: 70 } }'), 70, 'storage.lvm.maxPoolPercent alone');
@@ -393,15 +403,16 @@ t.test('storage and iscsi: defaults follow the backend, the DHCP address and dat
   t.equal(pct('{ backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 85 }'), 85, 'storage.maxPoolPercent still read');
   t.equal(pct('{ backend: file, lvm: { maxPoolPercent: 70 }, maxPoolPercent: 85 }'), 85, 'the file backend does not take the lvm one');
   t.equal(pct('{ backend: file, lvm: { maxPoolPercent: 70 } }'), 90, 'file backend: default');
-  t.same(parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0, maxPoolPercent: 70 } }\n`, env).storage.lvm, { vg: 'vg0', thinPool: 'pool0' });
+  t.same(parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0, maxPoolPercent: 70 } }\n`, env).storage, { backend: 'lvm', vg: 'vg0', thinPool: 'pool0', maxPoolPercent: 70 });
   const off = parseConfig('http: { publicUrl: "http://192.0.2.7:8080" }\ndhcp: { mode: off }\n', env);
   t.same(off.iscsi.portal, { host: '192.0.2.7', port: 3260 }, 'without DHCP: publicUrl\'s host');
   t.equal(parseConfig('dhcp: { mode: off }\n', env).iscsi.portal.host, '127.0.0.1', 'nothing else known: the listen address on this host');
   const full = parseConfig(`${MIN}iscsi: { portal: "10.99.0.2:3261", iqnPrefix: "iqn.2020-01.lab.example:boot", bstype: aio, manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, tgtadm: /opt/tgtadm, chapSecretsVia: argv }\n`, env);
   t.same(full.iscsi, {
     enabled: true, portal: { host: '10.99.0.2', port: 3261 }, iqnPrefix: 'iqn.2020-01.lab.example:boot', tgtadm: '/opt/tgtadm',
-    bstype: 'aio', manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, chapSecretsVia: 'argv',
+    manageTgtd: true, controlPort: 7, checkIntervalMs: 500, mutualChap: true, chapSecretsVia: 'argv',
   });
+  t.same(full.storage, { backend: 'file', dir: '/var/lib/metalboot/volumes', bstype: 'aio', maxPoolPercent: 90 }, 'iscsi.bstype went to the backend');
 });
 
 t.test('storage and iscsi: each mistake is named precisely', async (t) => {
@@ -420,6 +431,9 @@ t.test('storage and iscsi: each mistake is named precisely', async (t) => {
     ['iscsi: { iqnPrefix: "IQN.2026-11.Org" }', 'config: iscsi.iqnPrefix: "IQN.2026-11.Org" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
     ['iscsi: { iqnPrefix: "iqn.2026-13.org.x" }', 'config: iscsi.iqnPrefix: "iqn.2026-13.org.x" is not an iqn.yyyy-mm.reversed.domain name (lower case)'],
     ['iscsi: { bstype: sg }', 'config: iscsi.bstype: expected one of aio, rdwr, got string "sg"'],
+    ['storage: { file: { bstype: rbd } }', 'config: storage.file.bstype: expected one of aio, rdwr, got string "rbd"'],
+    ['storage: { lvm: { bstype: sg } }', 'config: storage.lvm.bstype: expected one of aio, rdwr, got string "sg"'],
+    ['storage: { file: { bstype: aio } }\niscsi: { bstype: rdwr }', 'config: iscsi.bstype: is the old spelling of storage.file.bstype, which says aio; keep one'],
     ['iscsi: { controlPort: 32768 }', 'config: iscsi.controlPort: 32768 is out of range 0..32767'],
     ['iscsi: { checkIntervalMs: 100 }', 'config: iscsi.checkIntervalMs: 100 is out of range 200..600000'],
     ['iscsi: { chapSecret: x }', 'config: iscsi.chapSecret: unknown key'],

@@ -16,6 +16,7 @@ import { parseMac } from '../../src/net/mac.js';
 import type { IscsiReconciler } from '../../src/reconcile.js';
 import { openStore } from '../../src/store/db.js';
 import { NotFoundError } from '../../src/storage/backend.js';
+import { guarded } from '../../src/storage/guarded.js';
 import { LvmBackend } from '../../src/storage/lvm.js';
 import { memoryLogger } from '../helpers/memory-logger.js';
 
@@ -51,7 +52,7 @@ function lvmStandIn(lvs: Lv[], fail: ReadonlySet<string> = new Set()) {
     }
     return { stdout: '', stderr: '', code: 0 };
   };
-  return { calls, backend: new LvmBackend({ vg: 'vg0', pool: 'pool', runner }) };
+  return { calls, backend: guarded(new LvmBackend({ vg: 'vg0', pool: 'pool', runner })) };
 }
 
 
@@ -78,7 +79,7 @@ async function setup(t: Test, lvs: Lv[], ops: OpRecord[], fail?: ReadonlySet<str
   ]);
   const { calls, backend } = lvmStandIn(lvs, fail);
   const mem = memoryLogger();
-  const svc = new DiskService({ backend, store, reconciler: noReconciler, iqnPrefix: PREFIX, bstype: 'aio', mutualChap: false, log: mem.log, clock: () => 1000 });
+  const svc = new DiskService({ backend, store, reconciler: noReconciler, iqnPrefix: PREFIX, mutualChap: false, log: mem.log, clock: () => 1000 });
   return { svc, store, calls, mem };
 }
 

@@ -12,12 +12,12 @@ const blocked = (ops: readonly PlanOp[]) => ops.filter((o) => o.type === 'blocke
 /** The desired state that fixture show-targets.txt was built from. */
 const VM1: DesiredTarget = {
   iqn: `${P}vm1`, tid: 1,
-  luns: [{ lun: 1, path: '/tmp/tgtx/disk1.img', bstype: 'rdwr', readonly: false }, { lun: 2, path: '/tmp/tgtx/golden.img', bstype: 'aio', readonly: true }],
+  luns: [{ lun: 1, backingStore: '/tmp/tgtx/disk1.img', bstype: 'rdwr', readonly: false }, { lun: 2, backingStore: '/tmp/tgtx/golden.img', bstype: 'aio', readonly: true }],
   initiatorNames: ['iqn.2026-11.lab.init:vm1'], initiatorAddresses: ['127.0.0.1'], incomingUsers: ['vm1user'], outgoingUser: 'vm1mutual',
 };
 const VM2: DesiredTarget = {
   iqn: `${P}vm2`, tid: 2,
-  luns: [{ lun: 1, path: '/tmp/tgtx/disk2.img', bstype: 'aio', readonly: false }, { lun: 3, path: '/tmp/tgtx/with space.img', bstype: 'rdwr', readonly: false }],
+  luns: [{ lun: 1, backingStore: '/tmp/tgtx/disk2.img', bstype: 'aio', readonly: false }, { lun: 3, backingStore: '/tmp/tgtx/with space.img', bstype: 'rdwr', readonly: false }],
   initiatorNames: [], initiatorAddresses: ['10.99.0.12', '10.99.0.0/24', 'fd99::12'], incomingUsers: ['vm2user'],
 };
 
@@ -33,7 +33,7 @@ function simulate(start: readonly TgtTarget[], ops: readonly TgtadmOp[]): TgtTar
         m.set(op.tid, { tid: op.tid, iqn: op.iqn, driver: 'iscsi', state: 'ready', sessions: [], luns: [{ lun: 0, path: null }], accounts: [], initiatorAddresses: [], initiatorNames: [] });
         break;
       case 'delete-target': if (!op.force && x.sessions.length) throw new Error('busy'); m.delete(op.tid); break;
-      case 'new-lun': x.luns.push({ lun: op.lun, path: op.path, bstype: op.bstype, readonly: false }); break;
+      case 'new-lun': x.luns.push({ lun: op.lun, path: op.backingStore, bstype: op.bstype, readonly: false }); break;
       case 'lun-readonly': x.luns.find((l: any) => l.lun === op.lun).readonly = op.readonly; break;
       case 'delete-lun': x.luns = x.luns.filter((l: any) => l.lun !== op.lun); break;
       case 'bind-name': x.initiatorNames.push(op.iqn); break;
@@ -93,7 +93,7 @@ t.test('a target with an open session is never removed, nor its LUNs; tightening
   t.match(blocked(ops), [{ tid: 1, iqn: `${P}vm1`, reason: /2 session\(s\) open \(iqn.2026-11.lab.init:vm1, iqn.2026-11.lab.init:extra\)/ }]);
 
   const drift: DesiredTarget = {
-    ...VM1, luns: [{ lun: 1, path: '/tmp/tgtx/other.img', bstype: 'rdwr', readonly: false }], initiatorAddresses: [], outgoingUser: null,
+    ...VM1, luns: [{ lun: 1, backingStore: '/tmp/tgtx/other.img', bstype: 'rdwr', readonly: false }], initiatorAddresses: [], outgoingUser: null,
   };
   const ops2 = diffTargets(live, [drift, VM2], ours);
   t.same(runs(ops2), [
@@ -110,9 +110,9 @@ t.test('drift without sessions: LUN, readonly, ACL and account drift fixed in a 
   const want: DesiredTarget = {
     ...VM1,
     luns: [
-      { lun: 1, path: '/tmp/tgtx/disk1.img', bstype: 'aio', readonly: false }, // bstype drift
-      { lun: 2, path: '/tmp/tgtx/golden.img', bstype: 'aio', readonly: true },
-      { lun: 4, path: '/tmp/tgtx/new.img', bstype: 'rdwr', readonly: true },
+      { lun: 1, backingStore: '/tmp/tgtx/disk1.img', bstype: 'aio', readonly: false }, // bstype drift
+      { lun: 2, backingStore: '/tmp/tgtx/golden.img', bstype: 'aio', readonly: true },
+      { lun: 4, backingStore: '/tmp/tgtx/new.img', bstype: 'rdwr', readonly: true },
     ],
     initiatorNames: ['iqn.2026-11.lab.init:vm1b'], initiatorAddresses: ['127.0.0.2'], incomingUsers: ['vm1user', 'spare'], outgoingUser: null,
   };
@@ -122,8 +122,8 @@ t.test('drift without sessions: LUN, readonly, ACL and account drift fixed in a 
     { op: 'unbind-name', tid: 1, iqn: 'iqn.2026-11.lab.init:vm1' },
     { op: 'unbind-address', tid: 1, address: '127.0.0.1' },
     { op: 'delete-lun', tid: 1, lun: 1 },
-    { op: 'new-lun', tid: 1, lun: 1, path: '/tmp/tgtx/disk1.img', bstype: 'aio' },
-    { op: 'new-lun', tid: 1, lun: 4, path: '/tmp/tgtx/new.img', bstype: 'rdwr' },
+    { op: 'new-lun', tid: 1, lun: 1, backingStore: '/tmp/tgtx/disk1.img', bstype: 'aio' },
+    { op: 'new-lun', tid: 1, lun: 4, backingStore: '/tmp/tgtx/new.img', bstype: 'rdwr' },
     { op: 'lun-readonly', tid: 1, lun: 4, readonly: true },
     { op: 'bind-account', tid: 1, user: 'spare', outgoing: false },
     { op: 'bind-name', tid: 1, iqn: 'iqn.2026-11.lab.init:vm1b' },
@@ -168,8 +168,8 @@ t.test('bad desired state is refused before any op is planned', async (t) => {
     [[{ ...VM1, iqn: 'IQN.2026-11.lab.metalboot:vm1' }], /not normalised/],
     [[VM1, VM1], /listed twice/],
     [[{ ...VM1, luns: [VM1.luns[0]!, VM1.luns[0]!] }], /LUN 1 listed twice/],
-    [[{ ...VM1, luns: [{ lun: 0, path: '/a', bstype: 'rdwr', readonly: true }] }], /LUN 0/],
-    [[{ ...VM1, luns: [{ lun: 1, path: 'rel', bstype: 'rdwr', readonly: true }] }], /absolute/],
+    [[{ ...VM1, luns: [{ lun: 0, backingStore: '/a', bstype: 'rdwr', readonly: true }] }], /LUN 0/],
+    [[{ ...VM1, luns: [{ lun: 1, backingStore: 'rel', bstype: 'rdwr', readonly: true }] }], /absolute/],
     [[{ ...VM1, incomingUsers: ['vm1mutual'] }], /both incoming and outgoing/],
     [[{ ...VM1, tid: 0 }], /tid/],
   ];
@@ -194,14 +194,14 @@ t.test('applyPlan runs in order, skips blocked, rolls back a LUN whose readonly 
   const res = await applyPlan(ok, [
     { type: 'run', op: { op: 'new-target', tid: 1, iqn: `${P}x` }, why: '' },
     { type: 'blocked', tid: 2, iqn: `${P}y`, reason: 'busy' },
-    { type: 'run', op: { op: 'new-lun', tid: 1, lun: 1, path: '/g', bstype: 'aio' }, why: '' },
+    { type: 'run', op: { op: 'new-lun', tid: 1, lun: 1, backingStore: '/g', bstype: 'aio' }, why: '' },
   ]);
   t.same(res, { ran: 2, blocked: 1 });
   t.same(done, ['new-target', 'new-lun']);
   const done2: string[] = [];
   const failing = { run: async (op: TgtadmOp) => { done2.push(op.op); if (op.op === 'lun-readonly') throw new Error('nope'); return ''; } };
   await t.rejects(applyPlan(failing, [
-    { type: 'run', op: { op: 'new-lun', tid: 1, lun: 1, path: '/g', bstype: 'aio' }, why: '' },
+    { type: 'run', op: { op: 'new-lun', tid: 1, lun: 1, backingStore: '/g', bstype: 'aio' }, why: '' },
     { type: 'run', op: { op: 'lun-readonly', tid: 1, lun: 1, readonly: true }, why: '' },
     { type: 'run', op: { op: 'bind-name', tid: 1, iqn: 'iqn.2026-11.a:b' }, why: '' },
   ]), /nope/);
@@ -211,7 +211,7 @@ t.test('applyPlan runs in order, skips blocked, rolls back a LUN whose readonly 
 t.test('applyPlan: one target failing does not leave the others undone; every failure is named', async (t) => {
   // Three fresh machine targets, as the disks service describes them (LUN 1 on an LV, IQN + CHAP).
   const m = (n: number): DesiredTarget => ({
-    iqn: `${P}m${n}`, tid: n, luns: [{ lun: 1, path: `/dev/vg/mbd-m${n}`, bstype: 'aio', readonly: false }],
+    iqn: `${P}m${n}`, tid: n, luns: [{ lun: 1, backingStore: `/dev/vg/mbd-m${n}`, bstype: 'aio', readonly: false }],
     initiatorNames: [`iqn.2026-11.lab.init:m${n}`], initiatorAddresses: [], incomingUsers: [`mb-i${n}`],
   });
   const targets = [m(1), m(2), m(3)];
@@ -252,4 +252,40 @@ t.test('applyPlan: one target failing does not leave the others undone; every fa
   // The next plan (a fresh show) only has m1's and m3's steps left.
   const again = diffTargets(built, targets, ours, { actual: ['mb-i1', 'mb-i2'], desired: accounts });
   t.same([...new Set(again.flatMap((o) => (o.type === 'run' && o.target ? [o.target] : [])))].sort(), [`${P}m1`, `${P}m3`]);
+});
+
+t.test('a LUN is compared by its export: bstype and backing store (rbd pool/image too); bsopts go to new-lun', async (t) => {
+  // `show` as tgt prints an rbd LUN (usr/target.c: the backstore's name, the path as given).
+  const shown = (bstype: string, store: string): TgtTarget[] => parseTargetShow([
+    `Target 5: ${P}rbd1`, '    System information:', '        Driver: iscsi', '        State: ready', '    I_T nexus information:',
+    '    LUN information:', '        LUN: 0', '            Type: controller', '            Backing store type: null', '            Backing store path: None',
+    '        LUN: 1', '            Type: disk', '            Size: 1024 MB, Block size: 512', '            Readonly: No',
+    `            Backing store type: ${bstype}`, `            Backing store path: ${store}`, '            Backing store flags: ',
+    '    Account information:', '        mb-i5', '    ACL information:', '        iqn.2026-11.lab.init:rbd1', '',
+  ].join('\n'));
+  const want = (lun: DesiredTarget['luns'][number]): DesiredTarget => ({
+    iqn: `${P}rbd1`, tid: 5, luns: [lun], initiatorNames: ['iqn.2026-11.lab.init:rbd1'], initiatorAddresses: [], incomingUsers: ['mb-i5'],
+  });
+  const rbd = { lun: 1, bstype: 'rbd', backingStore: 'metalboot/mbd-n5', bsopts: 'conf=/etc/ceph/ceph.conf;id=metalboot', readonly: false } as const;
+
+  t.same(diffTargets(shown('rbd', 'metalboot/mbd-n5'), [want(rbd)], ours), [], 'same bstype and pool/image: nothing to do');
+  t.same(diffTargets(shown('rbd', 'metalboot/mbd-n5'), [want({ ...rbd, bsopts: 'id=other' })], ours), [],
+    'bsopts are not in show: not drift the plan can see (documented in plan.ts)');
+  t.same(runs(diffTargets(shown('rbd', 'metalboot/mbd-old'), [want(rbd)], ours)), [
+    { op: 'delete-lun', tid: 5, lun: 1 },
+    { op: 'new-lun', tid: 5, lun: 1, bstype: 'rbd', backingStore: 'metalboot/mbd-n5', bsopts: 'conf=/etc/ceph/ceph.conf;id=metalboot' },
+  ], 'another image: the LUN is made again, with its bsopts');
+  t.same(runs(diffTargets(shown('aio', 'metalboot/mbd-n5'), [want(rbd)], ours)).map((o) => o.op), ['delete-lun', 'new-lun'], 'same string, other bstype: drift');
+  const file = { lun: 1, bstype: 'rdwr', backingStore: '/srv/mb/disks/n5.raw', readonly: false } as const;
+  t.same(runs(diffTargets(shown('rbd', 'metalboot/mbd-n5'), [want(file)], ours)), [
+    { op: 'delete-lun', tid: 5, lun: 1 },
+    { op: 'new-lun', tid: 5, lun: 1, bstype: 'rdwr', backingStore: '/srv/mb/disks/n5.raw' },
+  ], 'moved to a path backend: no bsopts key on the op');
+  t.same(runs(diffTargets([], [want(rbd)], ours)).find((o) => o.op === 'new-lun'),
+    { op: 'new-lun', tid: 5, lun: 1, bstype: 'rbd', backingStore: 'metalboot/mbd-n5', bsopts: 'conf=/etc/ceph/ceph.conf;id=metalboot' }, 'a new target: new-lun carries the export');
+
+  t.throws(() => diffTargets([], [want({ ...rbd, backingStore: '/dev/rbd0' })], ours), PlanError, 'rbd with a path: refused before any step');
+  t.throws(() => diffTargets([], [want({ ...rbd, bsopts: 'cephx_key=AQB' })], ours), PlanError, 'a secret in bsopts: refused');
+  t.throws(() => diffTargets([], [want({ ...file, bsopts: 'id=x' })], ours), PlanError, 'bsopts on a path backend: refused');
+  t.throws(() => diffTargets([], [want({ ...file, bstype: 'sg' as 'rdwr' })], ours), /bstype/, 'an unknown bstype: refused');
 });

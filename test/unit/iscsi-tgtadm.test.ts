@@ -1,10 +1,11 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import {
-  classifyTgtadmFailure, dataLuns, parseAccountShow, parsePortalShow, parseTargetShow, portalArg, redactArgv, tgtadmArgv,
-  TgtadmArgError, TgtadmParseError, type TgtadmOp,
+  checkVolumeExport, classifyTgtadmFailure, dataLuns, parseAccountShow, parsePortalShow, parseTargetShow, portalArg, redactArgv,
+  redactSecret, tgtadmArgv, TgtadmArgError, TgtadmParseError, type TgtadmOp,
 } from '../../src/iscsi/tgtadm.js';
 import { CommandError, type Runner } from '../../src/exec/run.js';
+import { applyPlan, ApplyPlanError } from '../../src/iscsi/plan.js';
 import { Tgtd, TgtadmError } from '../../src/iscsi/tgtd.js';
 
 /** Captured from tgt 1.0.85 (Debian 12); see test/fixtures/tgtadm/README.md. */
@@ -151,7 +152,7 @@ t.test('argv for every operation', async (t) => {
     [{ op: 'delete-target', tid: 3, force: false }, [...C, '--mode', 'target', '--op', 'delete', '--tid', '3']],
     [{ op: 'delete-target', tid: 3, force: true }, [...C, '--mode', 'target', '--op', 'delete', '--force', '--tid', '3']],
     [{ op: 'target-state', tid: 3, state: 'offline' }, [...C, '--mode', 'target', '--op', 'update', '--tid', '3', '--name', 'state', '--value', 'offline']],
-    [{ op: 'new-lun', tid: 3, lun: 1, path: '/srv/a b.img', bstype: 'rdwr' }, [...C, '--mode', 'logicalunit', '--op', 'new', '--tid', '3', '--lun', '1', '--backing-store', '/srv/a b.img', '--bstype', 'rdwr']],
+    [{ op: 'new-lun', tid: 3, lun: 1, backingStore: '/srv/a b.img', bstype: 'rdwr' }, [...C, '--mode', 'logicalunit', '--op', 'new', '--tid', '3', '--lun', '1', '--backing-store', '/srv/a b.img', '--bstype', 'rdwr']],
     [{ op: 'lun-readonly', tid: 3, lun: 1, readonly: true }, [...C, '--mode', 'logicalunit', '--op', 'update', '--tid', '3', '--lun', '1', '--params', 'readonly=1']],
     [{ op: 'lun-readonly', tid: 3, lun: 1, readonly: false }, [...C, '--mode', 'logicalunit', '--op', 'update', '--tid', '3', '--lun', '1', '--params', 'readonly=0']],
     [{ op: 'delete-lun', tid: 3, lun: 2 }, [...C, '--mode', 'logicalunit', '--op', 'delete', '--tid', '3', '--lun', '2']],
@@ -174,6 +175,44 @@ t.test('argv for every operation', async (t) => {
   for (const bad of [32768, 65535, -1, 1.5]) t.throws(() => tgtadmArgv({ op: 'show-targets' }, { controlPort: bad }), TgtadmArgError, `control port ${bad}`);
 });
 
+t.test('new-lun exports what the backend describes: rbd pool/image with bsopts', async (t) => {
+  const C = ['tgtadm', '-C', '0', '--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'new', '--tid', '4', '--lun', '1'];
+  t.same(tgtadmArgv({ op: 'new-lun', tid: 4, lun: 1, bstype: 'rbd', backingStore: 'metalboot/mbd-node-01' }),
+    [...C, '--backing-store', 'metalboot/mbd-node-01', '--bstype', 'rbd'], 'rbd without options');
+  t.same(tgtadmArgv({ op: 'new-lun', tid: 4, lun: 1, bstype: 'rbd', backingStore: 'rbd_pool.2/disk-1', bsopts: 'conf=/etc/ceph/lab.conf;id=metalboot;cluster=lab' }),
+    [...C, '--backing-store', 'rbd_pool.2/disk-1', '--bstype', 'rbd', '--bsopts', 'conf=/etc/ceph/lab.conf;id=metalboot;cluster=lab'], 'rbd with conf, id and cluster');
+  t.same(tgtadmArgv({ op: 'new-lun', tid: 4, lun: 1, bstype: 'aio', backingStore: '/dev/vg0/mbd-n1' }),
+    [...C, '--backing-store', '/dev/vg0/mbd-n1', '--bstype', 'aio'], 'a path backend: no --bsopts');
+  const refused: [TgtadmOp & { op: 'new-lun' }, RegExp][] = [
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: '/dev/rbd0' }, /pool\/image, not a path/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'image-only' }, /pool\/image, not a path/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/ns/image' }, /pool\/image, not a path/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/image@snap' }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/-image' }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/.image' }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/a,path=x' }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/a b' }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'pool/a\nTarget 9: x' }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: `pool/${'x'.repeat(251)}` }, /pool and image names/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'p/i', bsopts: 'cephx_key=AQBsecretsecret==' }, /option cephx_key refused/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'p/i', bsopts: 'virsecretuuid=1234' }, /option virsecretuuid refused/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'p/i', bsopts: 'id=a,path=/etc/shadow' }, /id: 1-255 of/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'p/i', bsopts: 'id=a;id=b' }, /id given twice/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'p/i', bsopts: 'conf=/etc/ceph/a b.conf' }, /conf: 1-255 of/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rbd', backingStore: 'p/i', bsopts: '' }, /key=value/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rdwr', backingStore: '/a', bsopts: 'id=a' }, /bstype rdwr takes no options/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'aio', backingStore: 'pool/image' }, /absolute path/],
+    [{ op: 'new-lun', tid: 1, lun: 1, bstype: 'rdwr', backingStore: '/srv/a,b.img' }, /comma/],
+  ];
+  for (const [op, why] of refused) {
+    const e = t.throws(() => tgtadmArgv(op), TgtadmArgError, JSON.stringify(op)) as unknown;
+    t.match((e as Error).message, why, `${JSON.stringify(op)}: ${String((e as Error).message)}`);
+  }
+  const key = (() => { try { checkVolumeExport({ bstype: 'rbd', backingStore: 'p/i', bsopts: 'id=a;cephx_key=AQBsecretsecret==' }); } catch (e) { return (e as Error).message; } return ''; })();
+  t.match(key, /cephx_key/, 'the refusal names the option');
+  t.notMatch(key, /AQBsecret/, 'but not its value (a Ceph key)');
+});
+
 t.test('builders refuse what must never reach tgtd', async (t) => {
   const bad: TgtadmOp[] = [
     { op: 'bind-address', tid: 1, address: 'ALL' },
@@ -187,11 +226,11 @@ t.test('builders refuse what must never reach tgtd', async (t) => {
     { op: 'new-target', tid: 1.5, iqn: 'iqn.2026-11.a:b' },
     { op: 'new-target', tid: 1, iqn: 'IQN.2026-11.a:b' },
     { op: 'new-target', tid: 1, iqn: 'iqn.2026-11.a:b c' },
-    { op: 'new-lun', tid: 1, lun: 0, path: '/a', bstype: 'rdwr' },
-    { op: 'new-lun', tid: 1, lun: 1, path: 'relative.img', bstype: 'rdwr' },
-    { op: 'new-lun', tid: 1, lun: 1, path: '/a\nTarget 9: iqn.x:y', bstype: 'rdwr' },
-    { op: 'new-lun', tid: 1, lun: 1, path: '/a ', bstype: 'rdwr' },
-    { op: 'new-lun', tid: 1, lun: 1, path: '/a', bstype: 'sg' as 'rdwr' },
+    { op: 'new-lun', tid: 1, lun: 0, backingStore: '/a', bstype: 'rdwr' },
+    { op: 'new-lun', tid: 1, lun: 1, backingStore: 'relative.img', bstype: 'rdwr' },
+    { op: 'new-lun', tid: 1, lun: 1, backingStore: '/a\nTarget 9: iqn.x:y', bstype: 'rdwr' },
+    { op: 'new-lun', tid: 1, lun: 1, backingStore: '/a ', bstype: 'rdwr' },
+    { op: 'new-lun', tid: 1, lun: 1, backingStore: '/a', bstype: 'sg' as 'rdwr' },
     { op: 'delete-lun', tid: 1, lun: 0 },
     { op: 'bind-name', tid: 1, iqn: 'nonsense' },
     { op: 'new-account', user: 'u', secret: 'short' },
@@ -213,6 +252,8 @@ t.test('builders refuse what must never reach tgtd', async (t) => {
 t.test('redaction and failure classification', async (t) => {
   t.same(redactArgv(['tgtadm', '--user', 'u', '--password', 'sekret-12chars']), ['tgtadm', '--user', 'u', '--password', '<redacted>']);
   t.same(redactArgv(['x', '--password=abc']), ['x', '--password=<redacted>']);
+  t.equal(redactSecret({ op: 'new-account', user: 'u', secret: 'Sekret-123456' }, 'refused Sekret-123456 (Sekret-123456)'), 'refused <redacted> (<redacted>)');
+  t.equal(redactSecret({ op: 'delete-account', user: 'Sekret-123456' }, 'Sekret-123456'), 'Sekret-123456', 'only new-account carries a secret');
   // Messages captured from tgtadm 1.0.85 (exit 22 unless noted).
   const cases: [number, string, string][] = [
     [22, 'tgtadm: this target already exists', 'exists'],
@@ -234,7 +275,7 @@ t.test('redaction and failure classification', async (t) => {
   for (const [code, stderr, kind] of cases) t.equal(classifyTgtadmFailure(code, stderr), kind, stderr);
 });
 
-t.test('Tgtd: a failing createAccount never exposes the secret', async (t) => {
+t.test('Tgtd: a failing new-account never exposes the secret', async (t) => {
   const secret = 'TopSecret-123456';
   const seen: (readonly string[])[] = [];
   const runner: Runner = async (argv) => {
@@ -243,7 +284,7 @@ t.test('Tgtd: a failing createAccount never exposes the secret', async (t) => {
     throw new CommandError(argv, 'exit', 22, `tgtadm: this account already exists (${argv.join(' ')})`);
   };
   const tgtd = new Tgtd({ runner, controlPort: 4242, chapSecretsVia: 'argv' });
-  const err = await tgtd.createAccount('u1', secret).catch((e: unknown) => e);
+  const err = await tgtd.run({ op: 'new-account', user: 'u1', secret }).catch((e: unknown) => e);
   t.type(err, TgtadmError);
   t.type(err, CommandError, 'still a CommandError for generic callers');
   const e = err as TgtadmError;
@@ -264,8 +305,11 @@ t.test('Tgtd: timeouts, spawn failures and a readonly failure roll the LUN back'
     return { stdout: '', stderr: '', code: 0 };
   };
   const tgtd = new Tgtd({ runner, controlPort: 1 });
-  const err = (await tgtd.addLun(1, 1, '/golden.img', 'aio', true).catch((e: unknown) => e)) as TgtadmError;
-  t.equal(err.kind, 'timeout');
+  const err = (await applyPlan(tgtd, [
+    { type: 'run', op: { op: 'new-lun', tid: 1, lun: 1, backingStore: '/golden.img', bstype: 'aio' }, why: '' },
+    { type: 'run', op: { op: 'lun-readonly', tid: 1, lun: 1, readonly: true }, why: '' },
+  ]).catch((e: unknown) => e)) as ApplyPlanError;
+  t.match(err.failures, [{ step: 'lun-readonly 1=1', error: /^tgtadm lun-readonly failed \(timeout\)/ }]);
   t.match(calls, [/logicalunit --op new/, /--params readonly=1/, /logicalunit --op delete --tid 1 --lun 1/]);
 
   const noTgtd = new Tgtd({ runner: async (argv) => { throw new CommandError(argv, 'exit', 107, 'tgtadm: failed to send request hdr to tgt daemon, Transport endpoint is not connected'); } });

@@ -7,6 +7,7 @@ import t from 'tap';
 import type { RunOptions, Runner } from '../../src/exec/run.js';
 import { CommandError } from '../../src/exec/run.js';
 import { BackendError, BusyError, InUseError, NotFoundError, PoolFullError } from '../../src/storage/backend.js';
+import { guarded } from '../../src/storage/guarded.js';
 import { LvmBackend } from '../../src/storage/lvm.js';
 
 interface Lv { name: string; attr?: string; size?: number; pool?: string; origin?: string; data?: string; meta?: string; tags: string[] }
@@ -28,7 +29,7 @@ function fake(lvs: Lv[], poolData = '10.00', poolMeta = '5.00', fail?: (argv: re
     if (fail?.(argv)) throw new CommandError(argv, 'exit', 5, '  device-mapper: reload ioctl failed');
     return { stdout: '', stderr: '  WARNING: Sum of all thin volume sizes exceeds the size of thin pool', code: 0 };
   };
-  return { calls, backend: new LvmBackend({ vg: 'vg0', pool: 'pool', runner, thresholdPercent: 80 }) };
+  return { calls, backend: guarded(new LvmBackend({ vg: 'vg0', pool: 'pool', runner }), { thresholdPercent: 80 }) };
 }
 
 const IMG: Lv = { name: 'mbi-deb', attr: 'Vri-a-tz--', tags: ['mb-image', 'metalboot', 'mb-sha256=ab', 'mb-bytes=1000'] };
@@ -39,7 +40,7 @@ const FOREIGN: Lv = { name: 'mbd-x', tags: ['mb-disk'] };
 t.test('clone is a thin snapshot with tags, through env', async (t) => {
   const { calls, backend } = fake([IMG, FOREIGN]);
   const d = await backend.clone('deb', 'n2');
-  t.same(d, { id: 'n2', imageId: 'deb', sizeBytes: 67108864, devicePath: '/dev/vg0/mbd-n2' });
+  t.same(d, { id: 'n2', imageId: 'deb', sizeBytes: 67108864, export: { bstype: 'aio', backingStore: '/dev/vg0/mbd-n2' } });
   const create = calls.find((c) => c[2] === 'lvcreate');
   t.same(create, ['env', 'LVM_SUPPRESS_FD_WARNINGS=1', 'lvcreate', '-y', '-s', '-kn', '-p', 'rw', '-n', 'mbd-n2',
     '--addtag', 'metalboot', '--addtag', 'mb-disk', '--addtag', 'mb-from=deb', 'vg0/mbi-deb']);
@@ -79,7 +80,7 @@ t.test('a failing lvm command is a BackendError naming lvcreate, not env', async
     if (argv[2] === 'lvs') return { stdout: report(argv[argv.length - 1] === 'vg0/pool' ? [{ name: 'pool', attr: 'twi-aotz--', pool: '', data: '1.00', meta: '1.00', tags: [] }] : [IMG]), stderr: '', code: 0 };
     throw new CommandError(argv, 'exit', 5, '  Insufficient free space');
   };
-  const e = await new LvmBackend({ vg: 'vg0', pool: 'pool', runner }).clone('deb', 'n3').catch((x: unknown) => x);
+  const e = await guarded(new LvmBackend({ vg: 'vg0', pool: 'pool', runner })).clone('deb', 'n3').catch((x: unknown) => x);
   t.ok(e instanceof BackendError);
   t.match((e as Error).message, /^clone disk n3: lvcreate exited with 5: +Insufficient free space/);
 });
@@ -88,7 +89,7 @@ t.test('activateDisks: only our inactive disks, with -K; one failure does not st
   const off = (name: string): Lv => ({ ...DISK, name, attr: 'Vwi---tz--', tags: ['mb-disk', 'metalboot', 'mb-from=deb'] });
   const { calls, backend } = fake([IMG, DISK, off('mbd-n2'), off('mbd-n3'), off('mbd-n4'), { ...CKPT, attr: 'Vwi---tz--' }, { ...FOREIGN, attr: 'Vwi---tz--' }],
     '10.00', '5.00', (argv) => argv.includes('vg0/mbd-n3'));
-  const r = await backend.activateDisks();
+  const r = await backend.activateDisks!();
   t.same(r.activated, ['n2', 'n4']);
   t.same(r.failed.map((e) => [e.name, e.volume, e.op]), [['BackendError', 'disk n3', 'activate']]);
   t.same(calls.filter((c) => c[2] !== 'lvs').map((c) => c.slice(2).join(' ')), [

@@ -2,6 +2,7 @@ import t from 'tap';
 import { checkId, InvalidNameError, isAboveThreshold, MAX_ID_LENGTH, PoolFullError, SerialQueue, StorageError, validateId } from '../../src/storage/backend.js';
 import { LvmBackend } from '../../src/storage/lvm.js';
 import { FileBackend } from '../../src/storage/files.js';
+import { guarded } from '../../src/storage/guarded.js';
 import type { Runner } from '../../src/exec/run.js';
 
 t.test('ids: safe charset and length', async (t) => {
@@ -20,16 +21,17 @@ t.test('validateId throws an InvalidNameError naming the kind, the id and the op
 t.test('backends validate before running anything', async (t) => {
   const calls: string[][] = [];
   const runner: Runner = async (argv) => { calls.push([...argv]); return { stdout: '', stderr: '', code: 0 }; };
-  const lvm = new LvmBackend({ vg: 'vg0', pool: 'pool', runner });
+  const lvm = guarded(new LvmBackend({ vg: 'vg0', pool: 'pool', runner }));
   await t.rejects(lvm.clone('img', 'a b'), InvalidNameError);
   await t.rejects(lvm.checkpoint('d1', '../x'), InvalidNameError);
   await t.rejects(lvm.removeImage('-y'), InvalidNameError);
-  t.throws(() => lvm.devicePath('x/y'), InvalidNameError);
-  t.equal(lvm.devicePath('node-01'), '/dev/vg0/mbd-node-01');
+  t.throws(() => lvm.exportOf('x/y'), InvalidNameError);
+  t.same(lvm.exportOf('node-01'), { bstype: 'aio', backingStore: '/dev/vg0/mbd-node-01' });
   t.same(calls, [], 'no lvm command ran');
   t.throws(() => new LvmBackend({ vg: '-vg', pool: 'p', runner }), StorageError);
-  const fb = new FileBackend({ root: '/srv/mb', runner });
-  t.equal(fb.devicePath('node-01'), '/srv/mb/disks/node-01.raw');
+  const fb = guarded(new FileBackend({ root: '/srv/mb', runner }));
+  t.same(fb.exportOf('node-01'), { bstype: 'rdwr', backingStore: '/srv/mb/disks/node-01.raw' });
+  t.same(guarded(new FileBackend({ root: '/srv/mb', runner, bstype: 'aio' })).exportOf('n'), { bstype: 'aio', backingStore: '/srv/mb/disks/n.raw' }, 'bstype from the config');
   await t.rejects(fb.importImage('a/b', '/dev/null'), InvalidNameError);
 });
 

@@ -3,7 +3,7 @@ import { formatIpv4 } from '../../net/ipv4.js';
 import { DEFAULT_ISCSI, LIMITS } from '../defaults.js';
 import { ConfigError } from '../error.js';
 import { bool, int, key, mapping, oneOf, opt, readAbsolutePath, readIpv4HostPort, str } from '../readers.js';
-import type { DhcpConfig, IscsiConfig, StorageConfig } from '../types.js';
+import type { DhcpConfig, IscsiConfig } from '../types.js';
 
 /** The portal machines can reach: the DHCP server address, else publicUrl's host when it is an IPv4 address or loopback. */
 export function portalDefault(dhcp: DhcpConfig, publicUrl: string): string | undefined {
@@ -16,7 +16,8 @@ export function portalDefault(dhcp: DhcpConfig, publicUrl: string): string | und
 /** RFC 3720 §3.2.6.3.1: "iqn." yyyy-mm "." reversed domain, lower case, no spaces. */
 const IQN_PREFIX = /^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[a-z0-9.-]+)?$/;
 
-export function readIscsi(v: unknown, path: string, storage: StorageConfig, portalHost: string | undefined): IscsiConfig {
+export function readIscsi(v: unknown, path: string, portalHost: string | undefined): IscsiConfig {
+  // bstype: the old spelling of storage.<backend>.bstype, read by sections/storage.ts.
   const m = mapping(v, path, ['enabled', 'portal', 'iqnPrefix', 'tgtadm', 'bstype', 'manageTgtd', 'controlPort', 'checkIntervalMs', 'mutualChap', 'chapSecretsVia']);
   const enabled = opt(m, 'enabled', path, bool) ?? DEFAULT_ISCSI.enabled;
   let portal = opt(m, 'portal', path, readIpv4HostPort);
@@ -35,7 +36,6 @@ export function readIscsi(v: unknown, path: string, storage: StorageConfig, port
   return {
     enabled, portal, iqnPrefix,
     tgtadm: opt(m, 'tgtadm', path, readAbsolutePath) ?? DEFAULT_ISCSI.tgtadm,
-    bstype: opt(m, 'bstype', path, (x, p) => oneOf(x, p, ['aio', 'rdwr'] as const)) ?? (storage.backend === 'lvm' ? 'aio' : 'rdwr'),
     manageTgtd: opt(m, 'manageTgtd', path, bool) ?? DEFAULT_ISCSI.manageTgtd,
     controlPort: opt(m, 'controlPort', path, (x, p) => int(x, p, LIMITS.tgtdControlPort)) ?? DEFAULT_ISCSI.controlPort,
     checkIntervalMs: opt(m, 'checkIntervalMs', path, (x, p) => int(x, p, LIMITS.iscsiCheckIntervalMs)) ?? DEFAULT_ISCSI.checkIntervalMs,
