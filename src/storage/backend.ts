@@ -128,6 +128,11 @@ export interface VolumeBackend {
   removeCheckpoint(diskId: string, name: string): Promise<void>;
 
   usage(): Promise<Usage>;
+  /**
+   * The storage cluster's own health where the backend has one (rbd: "HEALTH_WARN OSD_DOWN"),
+   * the same string as Usage.health; absent for backends without a cluster. Never throws.
+   */
+  health?(): Promise<string>;
   /** Pure: how tgtd exports the disk (bstype, backing store, options); does not check that it exists. */
   exportOf(diskId: string): VolumeExport;
   /** Call after init(). */
@@ -150,6 +155,11 @@ export interface VolumeBackend {
 export interface BackendCore extends Omit<VolumeBackend, 'usage' | 'diskExists'> {
   /** Without the threshold: the wrapper adds it. */
   usage(): Promise<PoolUsage>;
+  /**
+   * The storage cluster's own health where it has one (rbd), for Usage.health. Kept out of
+   * usage() so the threshold check before every clone does not pay for it; never throws.
+   */
+  health?(): Promise<string>;
 }
 
 // ---- names ---------------------------------------------------------------

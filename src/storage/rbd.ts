@@ -26,9 +26,8 @@
  * All commands go through the runner with `--format json` where they print anything; the cephx
  * key stays in its keyring file (named with --keyring or by the conf), never on argv.
  *
- * Over 400 lines because, like files.ts and lvm.ts today, every verb still repeats the name
- * checks, the serial queue and the threshold; the storage seam of issue 15 (storage/guarded.ts)
- * takes those out of every backend, and this one then shrinks to its RBD work.
+ * A BackendCore: storage/guarded.ts validates names, serialises mutations and applies the
+ * refusal threshold to usage(); health() (the cluster's own state) is shown, never a refusal.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -36,9 +35,9 @@ import { stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { CommandError, type Runner } from '../exec/run.js';
 import {
-  AlreadyExistsError, BackendError, BusyError, InUseError, isAboveThreshold, NotFoundError, PoolFullError, SerialQueue,
-  SizeError, StorageError, validateId,
-  type BackendDescription, type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions, type RestoreResult, type Usage, type VolumeBackend,
+  AlreadyExistsError, BackendError, BusyError, InUseError, NotFoundError, SizeError, StorageError,
+  type BackendCore, type BackendDescription, type CheckpointInfo, type DiskInfo, type ImageInfo, type ImportOptions,
+  type PoolUsage, type RestoreResult,
 } from './backend.js';
 import type { VolumeExport } from './export.js';
 import {
@@ -56,8 +55,6 @@ export interface RbdBackendOptions {
   /** The user's keyring file; when absent the conf (or Ceph's default path) names it. */
   readonly keyring?: string;
   readonly runner: Runner;
-  /** Clone, checkpoint and import are refused above this pool used% (default 90). */
-  readonly thresholdPercent?: number;
   /** Limit for one rbd/ceph command (default 60 s). */
   readonly commandTimeoutMs?: number;
   /** Limit for one import (default 6 h). */
@@ -71,24 +68,26 @@ const GOLDEN = 'golden';
 const BASE = 'mb_base';
 const META = 'metalboot';
 const META_ROLLBACK = 'metalboot.rollback';
-/** Ceph pool names as we accept them in argv (we never create the pool). */
-const POOL_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
-const USER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 
 interface ImageMeta { sha256: string; bytes: number; readOnly: boolean }
 
-export class RbdBackend implements VolumeBackend {
-  readonly kind = 'rbd' as const;
-  private readonly queue = new SerialQueue();
-  private readonly threshold: number;
+/**
+ * The pool, cephx id and conf path as they go into argv and tgtd's --bsopts (`conf=…;id=…`).
+ * The config reader (config/sections/storage.ts) checks them with these; the constructor again,
+ * since a bad one would end up inside another program's option string.
+ */
+export const CEPH_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
+export const CEPH_PATH_RE = /^\/[^;=\s]*$/;
+
+export class RbdBackend implements BackendCore {
+  readonly kind = 'rbd';
   private readonly timeoutMs: number;
   private seq = 0;
 
   constructor(private readonly opts: RbdBackendOptions) {
-    if (!POOL_RE.test(opts.pool)) throw new StorageError(`pool ${JSON.stringify(opts.pool)}`, 'configure', 'invalid pool name');
-    if (!USER_RE.test(opts.user)) throw new StorageError(`pool ${opts.pool}`, 'configure', `invalid cephx id ${JSON.stringify(opts.user)}`);
-    if (!opts.cephConf.startsWith('/') || /[;=\s]/.test(opts.cephConf)) throw new StorageError(`pool ${opts.pool}`, 'configure', 'cephConf must be an absolute path without blanks, ";" or "="');
-    this.threshold = opts.thresholdPercent ?? 90;
+    if (!CEPH_NAME_RE.test(opts.pool)) throw new StorageError(`pool ${JSON.stringify(opts.pool)}`, 'configure', 'invalid pool name');
+    if (!CEPH_NAME_RE.test(opts.user)) throw new StorageError(`pool ${opts.pool}`, 'configure', `invalid cephx id ${JSON.stringify(opts.user)}`);
+    if (!CEPH_PATH_RE.test(opts.cephConf)) throw new StorageError(`pool ${opts.pool}`, 'configure', 'cephConf must be an absolute path without blanks, ";" or "="');
     this.timeoutMs = opts.commandTimeoutMs ?? 60_000;
   }
 
@@ -114,40 +113,36 @@ export class RbdBackend implements VolumeBackend {
   // ---- images ------------------------------------------------------------
 
   async importImage(id: string, source: Readable | string, opts: ImportOptions = {}): Promise<ImageInfo> {
-    validateId('image', id, 'import');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      if (await this.exists(P_IMAGE + id)) throw new AlreadyExistsError(vol, 'import');
-      await this.refuseIfFull(vol, 'import');
-      let limit = opts.sizeBytes;
-      if (typeof source === 'string') {
-        const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
-        if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
-        limit = st.size;
-      }
-      const stage = this.stageName(id);
-      const counted = countingHash(limit);
-      const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
-      input.on('error', (e: Error) => counted.destroy(e));
-      try {
-        // rbd import skips zero runs (--sparse-size, 4 KiB by default): a mostly empty image stays thin.
-        await this.rbd(['import', '--no-progress', '--image-format', '2', '-', this.spec(stage)],
-          { timeoutMs: this.opts.importTimeoutMs ?? 6 * 3600_000, stdin: input.pipe(counted) });
-        const r = counted.result();
-        if (opts.sizeBytes !== undefined && r.bytes !== opts.sizeBytes) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${opts.sizeBytes}`);
-        if (r.bytes === 0) throw new SizeError(vol, 'import', 'image is empty');
-        const meta: ImageMeta = { sha256: r.sha256, bytes: r.bytes, readOnly: opts.readOnly ?? true };
-        await this.rbd(['image-meta', 'set', this.spec(stage), META, JSON.stringify(meta)]);
-        await this.rbd(['snap', 'create', '--no-progress', this.spec(stage, GOLDEN)]);
-        await this.rbd(['snap', 'protect', this.spec(stage, GOLDEN)]);
-        await this.rbd(['rename', this.spec(stage), this.spec(P_IMAGE + id)]);
-        return { id, sizeBytes: meta.bytes, sha256: meta.sha256, readOnly: meta.readOnly };
-      } catch (e) {
-        await this.purge(stage, undefined, 'import').catch(() => undefined);
-        if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
-        throw wrap(e, vol, 'import');
-      }
-    });
+    if (await this.exists(P_IMAGE + id)) throw new AlreadyExistsError(vol, 'import');
+    let limit = opts.sizeBytes;
+    if (typeof source === 'string') {
+      const st = await stat(source).catch((e: unknown) => { throw new BackendError(vol, 'import', e); });
+      if (!st.isFile()) throw new SizeError(vol, 'import', `${source} is not a regular file`);
+      limit = st.size;
+    }
+    const stage = this.stageName(id);
+    const counted = countingHash(limit);
+    const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
+    input.on('error', (e: Error) => counted.destroy(e));
+    try {
+      // rbd import skips zero runs (--sparse-size, 4 KiB by default): a mostly empty image stays thin.
+      await this.rbd(['import', '--no-progress', '--image-format', '2', '-', this.spec(stage)],
+        { timeoutMs: this.opts.importTimeoutMs ?? 6 * 3600_000, stdin: input.pipe(counted) });
+      const r = counted.result();
+      if (opts.sizeBytes !== undefined && r.bytes !== opts.sizeBytes) throw new SizeError(vol, 'import', `got ${r.bytes} bytes, expected ${opts.sizeBytes}`);
+      if (r.bytes === 0) throw new SizeError(vol, 'import', 'image is empty');
+      const meta: ImageMeta = { sha256: r.sha256, bytes: r.bytes, readOnly: opts.readOnly ?? true };
+      await this.rbd(['image-meta', 'set', this.spec(stage), META, JSON.stringify(meta)]);
+      await this.rbd(['snap', 'create', '--no-progress', this.spec(stage, GOLDEN)]);
+      await this.rbd(['snap', 'protect', this.spec(stage, GOLDEN)]);
+      await this.rbd(['rename', this.spec(stage), this.spec(P_IMAGE + id)]);
+      return { id, sizeBytes: meta.bytes, sha256: meta.sha256, readOnly: meta.readOnly };
+    } catch (e) {
+      await this.purge(stage, undefined, 'import').catch(() => undefined);
+      if (e instanceof TooLongError) throw new SizeError(vol, 'import', `more than the announced ${e.limit} bytes`);
+      throw wrap(e, vol, 'import');
+    }
   }
 
   async listImages(): Promise<ImageInfo[]> {
@@ -161,40 +156,31 @@ export class RbdBackend implements VolumeBackend {
   }
 
   async getImage(id: string): Promise<ImageInfo | undefined> {
-    validateId('image', id, 'get');
     return this.imageInfo(id);
   }
 
   async removeImage(id: string): Promise<void> {
-    validateId('image', id, 'remove');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      const list = await this.list();
-      if (!list.some((e) => e.image === P_IMAGE + id && e.snapshot === undefined)) throw new NotFoundError(vol, 'remove');
-      const users = list.filter((e) => e.snapshot === undefined && e.image.startsWith(P_DISK) && e.parent?.image === P_IMAGE + id).map((e) => e.image.slice(P_DISK.length));
-      if (users.length > 0) throw new InUseError(vol, 'remove', users);
-      // Ceph refuses to unprotect a snapshot with clones anyway: the check above only names them.
-      await this.purge(P_IMAGE + id, list, 'remove').catch((e: unknown) => { throw wrap(e, vol, 'remove'); });
-    });
+    const list = await this.list();
+    if (!list.some((e) => e.image === P_IMAGE + id && e.snapshot === undefined)) throw new NotFoundError(vol, 'remove');
+    const users = list.filter((e) => e.snapshot === undefined && e.image.startsWith(P_DISK) && e.parent?.image === P_IMAGE + id).map((e) => e.image.slice(P_DISK.length));
+    if (users.length > 0) throw new InUseError(vol, 'remove', users);
+    // Ceph refuses to unprotect a snapshot with clones anyway: the check above only names them.
+    await this.purge(P_IMAGE + id, list, 'remove').catch((e: unknown) => { throw wrap(e, vol, 'remove'); });
   }
 
   async setImageReadOnly(id: string): Promise<void> {
-    validateId('image', id, 'set-read-only');
     const vol = `image ${id}`;
-    return this.queue.run(async () => {
-      const info = await this.imageInfo(id);
-      if (!info) throw new NotFoundError(vol, 'set-read-only');
-      const meta: ImageMeta = { sha256: info.sha256, bytes: info.sizeBytes, readOnly: true };
-      await this.rbd(['image-meta', 'set', this.spec(P_IMAGE + id), META, JSON.stringify(meta)]).catch((e: unknown) => { throw wrap(e, vol, 'set-read-only'); });
-    });
+    const info = await this.imageInfo(id);
+    if (!info) throw new NotFoundError(vol, 'set-read-only');
+    const meta: ImageMeta = { sha256: info.sha256, bytes: info.sizeBytes, readOnly: true };
+    await this.rbd(['image-meta', 'set', this.spec(P_IMAGE + id), META, JSON.stringify(meta)]).catch((e: unknown) => { throw wrap(e, vol, 'set-read-only'); });
   }
 
   // ---- disks -------------------------------------------------------------
 
   async clone(imageId: string, diskId: string): Promise<DiskInfo> {
-    validateId('image', imageId, 'clone');
-    validateId('disk', diskId, 'clone');
-    return this.queue.run(() => this.cloneLocked(imageId, diskId));
+    return this.cloneLocked(imageId, diskId);
   }
 
   private async cloneLocked(imageId: string, diskId: string): Promise<DiskInfo> {
@@ -202,7 +188,6 @@ export class RbdBackend implements VolumeBackend {
     const list = await this.list();
     if (!list.some((e) => e.image === P_IMAGE + imageId && e.snapshot === GOLDEN)) throw new NotFoundError(`image ${imageId}`, 'clone');
     if (list.some((e) => e.image === P_DISK + diskId)) throw new AlreadyExistsError(vol, 'clone');
-    await this.refuseIfFull(vol, 'clone');
     const stage = this.stageName(diskId);
     try {
       await this.rbd(['clone', this.spec(P_IMAGE + imageId, GOLDEN), this.spec(stage)]);
@@ -218,22 +203,17 @@ export class RbdBackend implements VolumeBackend {
   }
 
   async removeDisk(diskId: string): Promise<void> {
-    validateId('disk', diskId, 'remove');
     const vol = `disk ${diskId}`;
-    return this.queue.run(async () => {
-      const list = await this.list();
-      if (!list.some((e) => e.image === P_DISK + diskId)) throw new NotFoundError(vol, 'remove');
-      await this.purge(P_DISK + diskId, list, 'remove').catch((e: unknown) => { throw wrap(e, vol, 'remove'); });
-    });
+    const list = await this.list();
+    if (!list.some((e) => e.image === P_DISK + diskId)) throw new NotFoundError(vol, 'remove');
+    await this.purge(P_DISK + diskId, list, 'remove').catch((e: unknown) => { throw wrap(e, vol, 'remove'); });
   }
 
   async diskExists(diskId: string): Promise<boolean> {
-    validateId('disk', diskId, 'exists');
     return this.exists(P_DISK + diskId);
   }
 
   async getDisk(diskId: string): Promise<DiskInfo | undefined> {
-    validateId('disk', diskId, 'get');
     return this.getDiskLocked(diskId);
   }
 
@@ -250,19 +230,15 @@ export class RbdBackend implements VolumeBackend {
 
   /** Rolls the disk back to its `mb_base` snapshot (the image's content); checkpoints are kept. */
   async reset(diskId: string): Promise<DiskInfo> {
-    validateId('disk', diskId, 'reset');
     const vol = `disk ${diskId}`;
-    return this.queue.run(async () => {
-      const d = await this.getDiskLocked(diskId);
-      if (!d) throw new NotFoundError(vol, 'reset');
-      await this.refuseIfOpen(diskId, 'reset');
-      await this.rollback(P_DISK + diskId, BASE, vol, 'reset');
-      return d;
-    });
+    const d = await this.getDiskLocked(diskId);
+    if (!d) throw new NotFoundError(vol, 'reset');
+    await this.refuseIfOpen(diskId, 'reset');
+    await this.rollback(P_DISK + diskId, BASE, vol, 'reset');
+    return d;
   }
 
   devicePath(diskId: string): string {
-    validateId('disk', diskId, 'device-path');
     return `${this.opts.pool}/${P_DISK}${diskId}`;
   }
 
@@ -274,45 +250,31 @@ export class RbdBackend implements VolumeBackend {
   // ---- checkpoints -------------------------------------------------------
 
   async checkpoint(diskId: string, name: string): Promise<CheckpointInfo> {
-    validateId('disk', diskId, 'checkpoint');
-    validateId('checkpoint', name, 'checkpoint');
     const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      if (!(await this.exists(P_DISK + diskId))) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
-      if ((await this.snaps(P_DISK + diskId)).includes(name)) throw new AlreadyExistsError(vol, 'checkpoint');
-      await this.refuseIfFull(vol, 'checkpoint');
-      await this.rbd(['snap', 'create', '--no-progress', this.spec(P_DISK + diskId, name)]).catch((e: unknown) => { throw wrap(e, vol, 'checkpoint'); });
-      return { diskId, name };
-    });
+    if (!(await this.exists(P_DISK + diskId))) throw new NotFoundError(`disk ${diskId}`, 'checkpoint');
+    if ((await this.snaps(P_DISK + diskId)).includes(name)) throw new AlreadyExistsError(vol, 'checkpoint');
+    await this.rbd(['snap', 'create', '--no-progress', this.spec(P_DISK + diskId, name)]).catch((e: unknown) => { throw wrap(e, vol, 'checkpoint'); });
+    return { diskId, name };
   }
 
   async restore(diskId: string, name: string): Promise<RestoreResult> {
-    validateId('disk', diskId, 'restore');
-    validateId('checkpoint', name, 'restore');
     const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      if (!(await this.exists(P_DISK + diskId))) throw new NotFoundError(`disk ${diskId}`, 'restore');
-      if (!(await this.snaps(P_DISK + diskId)).includes(name)) throw new NotFoundError(vol, 'restore');
-      await this.refuseIfOpen(diskId, 'restore');
-      await this.rollback(P_DISK + diskId, name, `disk ${diskId}`, 'restore');
-      return { method: 'rollback' };
-    });
+    if (!(await this.exists(P_DISK + diskId))) throw new NotFoundError(`disk ${diskId}`, 'restore');
+    if (!(await this.snaps(P_DISK + diskId)).includes(name)) throw new NotFoundError(vol, 'restore');
+    await this.refuseIfOpen(diskId, 'restore');
+    await this.rollback(P_DISK + diskId, name, `disk ${diskId}`, 'restore');
+    return { method: 'rollback' };
   }
 
   async listCheckpoints(diskId: string): Promise<CheckpointInfo[]> {
-    validateId('disk', diskId, 'list-checkpoints');
     if (!(await this.exists(P_DISK + diskId))) return [];
     return (await this.snaps(P_DISK + diskId)).filter((n) => n !== BASE).sort().map((name) => ({ diskId, name }));
   }
 
   async removeCheckpoint(diskId: string, name: string): Promise<void> {
-    validateId('disk', diskId, 'remove-checkpoint');
-    validateId('checkpoint', name, 'remove-checkpoint');
     const vol = `checkpoint ${diskId}/${name}`;
-    return this.queue.run(async () => {
-      if (!(await this.exists(P_DISK + diskId)) || !(await this.snaps(P_DISK + diskId)).includes(name)) throw new NotFoundError(vol, 'remove-checkpoint');
-      await this.rbd(['snap', 'rm', '--no-progress', this.spec(P_DISK + diskId, name)]).catch((e: unknown) => { throw wrap(e, vol, 'remove-checkpoint'); });
-    });
+    if (!(await this.exists(P_DISK + diskId)) || !(await this.snaps(P_DISK + diskId)).includes(name)) throw new NotFoundError(vol, 'remove-checkpoint');
+    await this.rbd(['snap', 'rm', '--no-progress', this.spec(P_DISK + diskId, name)]).catch((e: unknown) => { throw wrap(e, vol, 'remove-checkpoint'); });
   }
 
   // ---- usage and health ----------------------------------------------------
@@ -320,26 +282,26 @@ export class RbdBackend implements VolumeBackend {
   /**
    * The pool's quota when it has one (stored bytes against quota_max_bytes), else the pool's
    * share of the cluster as `ceph df` reports it (percent_used: used / (used + max_avail),
-   * replication included).
+   * replication included). The guard's threshold reads this before every clone: no health call here.
    */
-  async usage(): Promise<Usage> {
-    const h = await this.health().then((x) => [x.status, ...Object.keys(x.checks)].join(' '), () => 'unknown (ceph health failed)');
-    return { ...(await this.capacity()), health: h };
-  }
-
-  /** usage() without the health reading: what the refusal threshold needs (one ceph call fewer per clone). */
-  private async capacity(): Promise<Usage> {
+  async usage(): Promise<PoolUsage> {
     const q = parseQuota(await this.ceph(['osd', 'pool', 'get-quota', this.opts.pool]));
-    if (q.maxBytes > 0) {
-      return { backend: 'rbd', dataPercent: (q.bytes / q.maxBytes) * 100, totalBytes: q.maxBytes, thresholdPercent: this.threshold };
-    }
+    if (q.maxBytes > 0) return { dataPercent: (q.bytes / q.maxBytes) * 100, totalBytes: q.maxBytes };
     const p = parsePoolDf(await this.ceph(['df']), this.opts.pool);
-    return { backend: 'rbd', dataPercent: p.percentUsed * 100, totalBytes: p.stored + p.maxAvail, thresholdPercent: this.threshold };
+    return { dataPercent: p.percentUsed * 100, totalBytes: p.stored + p.maxAvail };
   }
 
-  /** The cluster's health (HEALTH_OK, HEALTH_WARN, HEALTH_ERR) and its checks, for the status page and the reconcile. */
-  async health(): Promise<CephHealth> {
-    return cephHealth(await this.ceph(['health']));
+  /**
+   * The cluster's health for the status page and the reconcile's log: its state and the names of
+   * its checks, e.g. "HEALTH_WARN OSD_DOWN". A cluster that does not answer says so.
+   */
+  async health(): Promise<string> {
+    try {
+      const h: CephHealth = cephHealth(await this.ceph(['health']));
+      return [h.status, ...Object.keys(h.checks)].join(' ');
+    } catch {
+      return 'unknown (ceph health failed)';
+    }
   }
 
   // ---- helpers -----------------------------------------------------------
@@ -408,11 +370,6 @@ export class RbdBackend implements VolumeBackend {
     const id = e.image.slice(P_DISK.length);
     const parent = e.parent?.image ?? '';
     return { id, imageId: parent.startsWith(P_IMAGE) ? parent.slice(P_IMAGE.length) : parent, sizeBytes: e.size, export: this.exportOf(id) };
-  }
-
-  private async refuseIfFull(vol: string, op: string): Promise<void> {
-    const u = await this.capacity();
-    if (isAboveThreshold(u)) throw new PoolFullError(vol, op, u);
   }
 
   private spec(image: string, snap?: string): string {

@@ -5,16 +5,18 @@
  * and writes through iSCSI land in the clone, never in the golden image (rbd diff, rbd export).
  * tgtd, the Ceph cluster and the initiators share one test namespace.
  *
- * The LUN is made here with tgtadm's own argv from RbdBackend.exportOf(): until the storage
- * seam (issue 15) lets the daemon's planner take a VolumeExport, this is the tgtd half of the
- * rbd backend, tested on its own.
+ * The backend comes from the factory (storage.backend: rbd) and the target from the project's
+ * own plan (iscsi/plan.ts diffTargets + applyPlan) over the disk's VolumeExport, as the daemon's
+ * reconcile makes it. Teardown deletes the target and stops tgtd before the cluster stops: a
+ * tgtd whose rbd LUN lost its cluster cannot close it, and a tgtd left running kept the shared
+ * test lock's fd.
  */
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runCommand } from '../../src/exec/run.js';
-import { RbdBackend } from '../../src/storage/rbd.js';
+import { applyPlan, diffTargets, type DesiredTarget } from '../../src/iscsi/plan.js';
+import { createBackend } from '../../src/storage/factory.js';
 import { PrivateTgtd, tgtdUnavailable } from '../helpers/tgtd.js';
 import { cephUnavailable, startCephLab } from '../helpers/ceph.js';
 import { toolMissing } from '../helpers/tools.js';
@@ -30,7 +32,9 @@ const SECRET = `Rbd.${randomBytes(9).toString('hex')}`;
 t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone only', { skip, timeout: 600_000 }, async (t) => {
   const tgt = await PrivateTgtd.start(t, 'rbdi', 500);
   const ceph = await startCephLab(t, { netns: tgt.ns });
-  const backend = new RbdBackend({ pool: ceph.pool, cephConf: ceph.conf, user: ceph.user, keyring: ceph.keyring, runner: ceph.runner });
+  // LIFO teardown: this runs before the cluster stops.
+  t.teardown(() => tgt.destroy());
+  const backend = createBackend({ backend: 'rbd', pool: ceph.pool, cephConf: ceph.conf, user: ceph.user, keyring: ceph.keyring, maxPoolPercent: 90 }, { runner: ceph.runner });
   await backend.init();
   const image = randomBytes(16 * MB);
   const imgFile = path.join(ceph.dir, 'golden.raw');
@@ -38,15 +42,18 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
   await backend.importImage('golden', imgFile);
   await backend.clone('golden', 'node-1');
 
-  const ex = backend.exportOf('node-1');
-  const tgtadm = (args: readonly string[]) => runCommand(['tgtadm', '-C', String(tgt.controlPort), '--lld', 'iscsi', ...args], { timeoutMs: 30_000 });
-  await tgtadm(['--mode', 'target', '--op', 'new', '--tid', '1', '--targetname', TARGET]);
-  await tgtadm(['--mode', 'logicalunit', '--op', 'new', '--tid', '1', '--lun', '1', '--bstype', ex.bstype, '--backing-store', ex.backingStore, '--bsopts', ex.bsopts!]);
-  await tgtadm(['--mode', 'target', '--op', 'bind', '--tid', '1', '--initiator-name', INIT]);
-  await tgtadm(['--mode', 'account', '--op', 'new', '--user', USER, '--password', SECRET]);
-  await tgtadm(['--mode', 'account', '--op', 'bind', '--tid', '1', '--user', USER]);
-  const shown = (await tgtadm(['--mode', 'target', '--op', 'show'])).stdout;
-  t.match(shown, /Backing store type: rbd\s+Backing store path: metalboot\/mbd-node-1/, 'LUN 1 is the RBD clone');
+  const disk = await backend.getDisk('node-1');
+  const desired: DesiredTarget[] = [{
+    iqn: TARGET, tid: 1, luns: [{ lun: 1, ...disk!.export, readonly: false }],
+    initiatorNames: [INIT], initiatorAddresses: [], incomingUsers: [USER],
+  }];
+  const owned = (iqn: string): boolean => iqn === TARGET;
+  const accounts = { desired: [{ user: USER, secret: SECRET }], owned: (u: string) => u === USER };
+  const ops = diffTargets(await tgt.tgtd.show(), desired, owned, { ...accounts, actual: await tgt.tgtd.accounts() });
+  t.same(await applyPlan(tgt.tgtd, ops), { ran: ops.length, blocked: 0 }, `the plan's ${ops.length} steps ran`);
+  t.same(diffTargets(await tgt.tgtd.show(), desired, owned, { ...accounts, actual: await tgt.tgtd.accounts() }), [], 'and a second plan has nothing to do');
+  const lun = (await tgt.tgtd.show())[0]?.luns.find((l) => l.lun === 1);
+  t.match(lun, { bstype: 'rbd', path: 'metalboot/mbd-node-1', readonly: false }, 'LUN 1 is the RBD clone');
 
   const secretFile = path.join(ceph.dir, 'chap');
   await writeFile(secretFile, SECRET, { mode: 0o600 });
@@ -87,6 +94,7 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
   });
 
   await t.test('one OSD stopped while the disk is exported: reads and writes go on, health is HEALTH_WARN', async (t) => {
+    t.match((await backend.usage()).health, /^HEALTH_OK/, 'healthy before');
     await ceph.stopOsd(1);
     let u = await backend.usage();
     for (let i = 0; i < 40 && !/OSD_DOWN/.test(u.health ?? ''); i++) { await new Promise((r) => setTimeout(r, 500)); u = await backend.usage(); }
@@ -97,5 +105,7 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
     await ceph.startOsd(1);
   });
 
-  await tgtadm(['--mode', 'target', '--op', 'delete', '--force', '--tid', '1']);
+  const down = diffTargets(await tgt.tgtd.show(), [], owned, { ...accounts, desired: [], actual: await tgt.tgtd.accounts() });
+  t.same(await applyPlan(tgt.tgtd, down), { ran: down.length, blocked: 0 });
+  t.same([await tgt.tgtd.show(), await tgt.tgtd.accounts()], [[], []], 'target and account removed by the plan');
 });

@@ -10,8 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { RbdBackend } from '../../src/storage/rbd.js';
-import { AlreadyExistsError, BusyError, InUseError, NotFoundError, SizeError } from '../../src/storage/backend.js';
+import { createBackend } from '../../src/storage/factory.js';
+import type { RbdStorageConfig } from '../../src/config/types.js';
+import { AlreadyExistsError, BusyError, InUseError, NotFoundError, PoolFullError, SizeError } from '../../src/storage/backend.js';
 import { cephUnavailable, startCephLab, type CephLab } from '../helpers/ceph.js';
 
 const MB = 1 << 20;
@@ -29,8 +30,10 @@ async function exported(ceph: CephLab, spec: string): Promise<string> {
 t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_000 }, async (t) => {
   const ceph = await startCephLab(t);
   t.comment(`cluster started in ${ceph.startSeconds.toFixed(1)} s`);
-  const backend = new RbdBackend({ pool: ceph.pool, cephConf: ceph.conf, user: ceph.user, keyring: ceph.keyring, runner: ceph.runner });
+  const settings: RbdStorageConfig = { backend: 'rbd', pool: ceph.pool, cephConf: ceph.conf, user: ceph.user, keyring: ceph.keyring, maxPoolPercent: 90 };
+  const backend = createBackend(settings, { runner: ceph.runner });
   await backend.init();
+  t.same(backend.describe().fields, { pool: 'metalboot', cephConf: ceph.conf, user: 'metalboot' });
 
   const image = Buffer.concat([randomBytes(3 * MB), Buffer.alloc(4 * MB), randomBytes(MB + 512)]);
   const imgFile = path.join(ceph.dir, 'golden.raw');
@@ -54,7 +57,7 @@ t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_
 
   await t.test('clone, write, checkpoint, restore, reset: by rollback, the golden image untouched', async (t) => {
     const d = await backend.clone('golden', 'node-1');
-    t.match(d, { id: 'node-1', imageId: 'golden', devicePath: 'metalboot/mbd-node-1' });
+    t.match(d, { id: 'node-1', imageId: 'golden', export: { bstype: 'rbd', backingStore: 'metalboot/mbd-node-1' } });
     t.same(backend.exportOf('node-1'), { bstype: 'rbd', backingStore: 'metalboot/mbd-node-1', bsopts: `conf=${ceph.conf};id=metalboot` });
     t.same((await backend.listDisks()).map((x) => x.id), ['node-1']);
     t.equal(await exported(ceph, 'metalboot/mbd-node-1'), sha(image), 'a fresh clone reads the image');
@@ -110,8 +113,13 @@ t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_
     const q = await backend.usage();
     t.equal(q.totalBytes, 64 * MB, 'quota is the total');
     await ceph.admin(['ceph', 'osd', 'pool', 'set-quota', 'metalboot', 'max_bytes', '0']);
-    const h = await backend.health();
-    t.match(h.status, /^HEALTH_(OK|WARN)$/);
+    t.match((await backend.usage()).health, /^HEALTH_(OK|WARN)/, 'usage carries the cluster\'s health');
+    // The threshold refuses a clone from the pool's figures (a quota just above what is stored).
+    await ceph.admin(['ceph', 'osd', 'pool', 'set-quota', 'metalboot', 'max_bytes', String(MB)]);
+    const full = await backend.usage();
+    if (full.dataPercent > 90) await t.rejects(backend.clone('golden', 'node-full'), PoolFullError, `refused at ${full.dataPercent.toFixed(0)}%`);
+    else t.fail(`a 1 MiB quota should be over 90% (${full.dataPercent}%)`);
+    await ceph.admin(['ceph', 'osd', 'pool', 'set-quota', 'metalboot', 'max_bytes', '0']);
   });
 
   await t.test('one OSD stopped: disks still read and written (replica 2), health says HEALTH_WARN', async (t) => {
@@ -135,7 +143,7 @@ t.test('rbd backend on a real cluster', { skip: cephUnavailable(), timeout: 600_
     await ceph.admin(['rbd', 'bench', '--io-type', 'write', '--io-size', '64K', '--io-total', '1M', '--io-pattern', 'rand', 'metalboot/mbd-node-1']);
     t.not(await exported(ceph, 'metalboot/mbd-node-1'), sha(image));
     await ceph.admin(['rbd', 'image-meta', 'set', 'metalboot/mbd-node-1', 'metalboot.rollback', 'mb_base']);
-    const fresh = new RbdBackend({ pool: ceph.pool, cephConf: ceph.conf, user: ceph.user, keyring: ceph.keyring, runner: ceph.runner });
+    const fresh = createBackend(settings, { runner: ceph.runner });
     await fresh.init();
     const names = JSON.parse(await ceph.admin(['rbd', 'ls', '--format', 'json', 'metalboot'])) as string[];
     t.same(names.sort(), ['mbd-node-1', 'mbi-golden'], 'the staging clone is gone');
