@@ -15,7 +15,9 @@ import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { applyPlan, diffTargets, type DesiredTarget } from '../../src/iscsi/plan.js';
+import { ApplyPlanError, applyPlan, diffTargets, type DesiredTarget } from '../../src/iscsi/plan.js';
+import { IscsiReconciler } from '../../src/reconcile.js';
+import { memoryLogger } from '../helpers/memory-logger.js';
 import { createBackend } from '../../src/storage/factory.js';
 import { PrivateTgtd, tgtdUnavailable } from '../helpers/tgtd.js';
 import { cephUnavailable, startCephLab } from '../helpers/ceph.js';
@@ -93,18 +95,51 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
     t.equal(sha(await readFile(goldenFile)), sha(image), 'rbd export of the golden snapshot: the imported bytes');
   });
 
+  // The daemon's reconciler over rbd disks: one of them has lost its RBD image (removed behind
+  // metalboot's back); tgtd refuses that LUN, the reconcile names it and makes the other.
+  const RP = 'iqn.2026-12.test.rbdrec';
+  const { log, lines } = memoryLogger();
+  await backend.clone('golden', 'node-2');
+  const recTarget = (id: string, tid: number): DesiredTarget => ({
+    iqn: `${RP}:${id}`, tid, luns: [{ lun: 1, ...backend.exportOf(id), readonly: false }],
+    initiatorNames: [`${INIT}-${id}`], initiatorAddresses: [], incomingUsers: [`rc-${id}`],
+  });
+  const reconciler = new IscsiReconciler({
+    tgtd: tgt.tgtd, manageTgtd: false, iqnPrefix: RP, userPrefix: 'rc-', intervalMs: 60_000, log, healthIntervalMs: 0,
+    desired: () => ({ targets: [recTarget('node-gone', 11), recTarget('node-2', 12)], accounts: [{ user: 'rc-node-gone', secret: SECRET }, { user: 'rc-node-2', secret: SECRET }] }),
+    storageHealth: backend.health!,
+  });
+
+  await t.test('reconcile: a target whose RBD image is missing is named and skipped, the other is made', async (t) => {
+    const err = await reconciler.reconcile('start').catch((e: unknown) => e);
+    t.type(err, ApplyPlanError, 'the reconcile reports the refused step');
+    t.same(lines().filter((l) => l.event === 'iscsi.step-failed').map((l) => [l.target, l.step]), [[`${RP}:node-gone`, 'new-lun 1']], 'one line, naming the target');
+    const shown = await tgt.tgtd.show();
+    t.match(shown.find((x) => x.iqn === `${RP}:node-2`)?.luns.find((l) => l.lun === 1), { bstype: 'rbd', path: 'metalboot/mbd-node-2' }, 'node-2 made, its RBD clone as LUN 1');
+    t.same(shown.find((x) => x.iqn === `${RP}:node-gone`)?.luns.filter((l) => l.lun > 0) ?? [], [], 'node-gone has no LUN (and so no access rule)');
+    t.same(lines().filter((l) => l.event === 'storage.health').map((l) => l.health), ['HEALTH_OK'], 'the cluster\'s health logged once');
+    t.equal(reconciler.storageHealth(), 'HEALTH_OK');
+  });
+
   await t.test('one OSD stopped while the disk is exported: reads and writes go on, health is HEALTH_WARN', async (t) => {
     t.match((await backend.usage()).health, /^HEALTH_OK/, 'healthy before');
     await ceph.stopOsd(1);
     let u = await backend.usage();
     for (let i = 0; i < 40 && !/OSD_DOWN/.test(u.health ?? ''); i++) { await new Promise((r) => setTimeout(r, 500)); u = await backend.usage(); }
     t.match(u.health, /^HEALTH_WARN .*OSD_DOWN/);
+    // The reconcile reports the state and still makes targets: only node-gone is refused, as before.
+    const again = await reconciler.reconcile('periodic').catch((e: unknown) => e);
+    t.match((again as ApplyPlanError).failures?.map((f) => f.target), [`${RP}:node-gone`], 'with an OSD down, only the missing image is refused');
+    t.match(lines().filter((l) => l.event === 'storage.health').at(-1), { level: 'warn', health: /^HEALTH_WARN .*OSD_DOWN/, was: 'HEALTH_OK' }, 'storage.health logged as a warning');
+    t.ok((await tgt.tgtd.show()).some((x) => x.iqn === `${RP}:node-2` && x.luns.some((l) => l.lun === 1)), 'node-2 still exported');
     const io = await tgt.exec(['qemu-io', ...opts(INIT), '-c', 'write -P 0xcd 4M 1M', '-c', 'read -P 0xcd 4M 1M', '-c', 'read -P 0xab 1M 2M'], 120_000);
     t.notMatch(io.stdout + io.stderr, /verification failed|error/i, 'written and read back through tgtd with an OSD down');
     t.equal((io.stdout.match(/^read 1048576\/1048576 bytes|^read 2097152\/2097152 bytes/gm) ?? []).length, 2, 'both reads completed');
     await ceph.startOsd(1);
   });
 
+  for (const x of await tgt.tgtd.show()) if (x.iqn.startsWith(RP)) await tgt.tgtd.run({ op: 'delete-target', tid: x.tid, force: true });
+  for (const u of await tgt.tgtd.accounts()) if (u.startsWith('rc-')) await tgt.tgtd.run({ op: 'delete-account', user: u });
   const down = diffTargets(await tgt.tgtd.show(), [], owned, { ...accounts, desired: [], actual: await tgt.tgtd.accounts() });
   t.same(await applyPlan(tgt.tgtd, down), { ran: down.length, blocked: 0 });
   t.same([await tgt.tgtd.show(), await tgt.tgtd.accounts()], [[], []], 'target and account removed by the plan');
