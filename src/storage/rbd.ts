@@ -28,6 +28,8 @@
  *
  * A BackendCore: storage/guarded.ts validates names, serialises mutations and applies the
  * refusal threshold to usage(); health() (the cluster's own state) is shown, never a refusal.
+ * A little over 400 lines: the crash safety (staging names, the rollback marker, init's repair)
+ * belongs beside the verbs it guards.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
