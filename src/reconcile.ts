@@ -60,6 +60,7 @@ export class IscsiReconciler {
   /** Secrets changed since the last reconcile: those accounts are deleted and made again. */
   private readonly rotate = new Set<string>();
   private health: { value: string; at: number } | undefined;
+  private healthReading = false;
   readonly counters = { runs: 0, repairs: 0, operations: 0, failures: 0, tgtdStarts: 0 };
 
   constructor(private readonly o: ReconcilerOptions) {}
@@ -147,11 +148,20 @@ export class IscsiReconciler {
     return this.health?.value;
   }
 
-  /** Reads the cluster's health when due and logs a change; never throws. */
+  /**
+   * Reads the cluster's health when due and logs a change; never throws. The reconcile awaits it
+   * only up to a bound: a cluster whose monitors do not answer must not hold back tgtd's repair.
+   */
   private async checkHealth(reason: string): Promise<void> {
     const read = this.o.storageHealth;
     const now = Date.now();
-    if (!read || (this.health && now - this.health.at < (this.o.healthIntervalMs ?? 30_000))) return;
+    if (!read || this.healthReading || (this.health && now - this.health.at < (this.o.healthIntervalMs ?? 30_000))) return;
+    this.healthReading = true;
+    const reading = this.readHealth(read, reason, now).finally(() => { this.healthReading = false; });
+    await Promise.race([reading, new Promise((r) => setTimeout(r, 2000).unref())]);
+  }
+
+  private async readHealth(read: () => Promise<string>, reason: string, now: number): Promise<void> {
     const value = await read().catch((e: unknown) => `unknown (${errorMessage(e)})`);
     const before = this.health?.value;
     this.health = { value, at: now };

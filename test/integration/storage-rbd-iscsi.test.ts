@@ -104,6 +104,11 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
     iqn: `${RP}:${id}`, tid, luns: [{ lun: 1, ...backend.exportOf(id), readonly: false }],
     initiatorNames: [`${INIT}-${id}`], initiatorAddresses: [], incomingUsers: [`rc-${id}`],
   });
+  // The reconcile waits at most 2 s for the health reading; it is logged when it arrives.
+  const healthLines = async (n: number): Promise<Record<string, unknown>[]> => {
+    for (let i = 0; i < 100 && lines().filter((l) => l.event === 'storage.health').length < n; i++) await new Promise((r) => setTimeout(r, 100));
+    return lines().filter((l) => l.event === 'storage.health');
+  };
   const reconciler = new IscsiReconciler({
     tgtd: tgt.tgtd, manageTgtd: false, iqnPrefix: RP, userPrefix: 'rc-', intervalMs: 60_000, log, healthIntervalMs: 0,
     desired: () => ({ targets: [recTarget('node-gone', 11), recTarget('node-2', 12)], accounts: [{ user: 'rc-node-gone', secret: SECRET }, { user: 'rc-node-2', secret: SECRET }] }),
@@ -117,7 +122,7 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
     const shown = await tgt.tgtd.show();
     t.match(shown.find((x) => x.iqn === `${RP}:node-2`)?.luns.find((l) => l.lun === 1), { bstype: 'rbd', path: 'metalboot/mbd-node-2' }, 'node-2 made, its RBD clone as LUN 1');
     t.same(shown.find((x) => x.iqn === `${RP}:node-gone`)?.luns.filter((l) => l.lun > 0) ?? [], [], 'node-gone has no LUN (and so no access rule)');
-    t.same(lines().filter((l) => l.event === 'storage.health').map((l) => l.health), ['HEALTH_OK'], 'the cluster\'s health logged once');
+    t.same((await healthLines(1)).map((l) => l.health), ['HEALTH_OK'], 'the cluster\'s health logged once');
     t.equal(reconciler.storageHealth(), 'HEALTH_OK');
   });
 
@@ -130,7 +135,7 @@ t.test('tgtd exports an RBD clone: IQN + CHAP, golden bytes, writes in the clone
     // The reconcile reports the state and still makes targets: only node-gone is refused, as before.
     const again = await reconciler.reconcile('periodic').catch((e: unknown) => e);
     t.match((again as ApplyPlanError).failures?.map((f) => f.target), [`${RP}:node-gone`], 'with an OSD down, only the missing image is refused');
-    t.match(lines().filter((l) => l.event === 'storage.health').at(-1), { level: 'warn', health: /^HEALTH_WARN .*OSD_DOWN/, was: 'HEALTH_OK' }, 'storage.health logged as a warning');
+    t.match((await healthLines(2)).at(-1), { level: 'warn', health: /^HEALTH_WARN .*OSD_DOWN/, was: 'HEALTH_OK' }, 'storage.health logged as a warning');
     t.ok((await tgt.tgtd.show()).some((x) => x.iqn === `${RP}:node-2` && x.luns.some((l) => l.lun === 1)), 'node-2 still exported');
     const io = await tgt.exec(['qemu-io', ...opts(INIT), '-c', 'write -P 0xcd 4M 1M', '-c', 'read -P 0xcd 4M 1M', '-c', 'read -P 0xab 1M 2M'], 120_000);
     t.notMatch(io.stdout + io.stderr, /verification failed|error/i, 'written and read back through tgtd with an OSD down');
