@@ -7,19 +7,25 @@
 # shows each one booting its own disk: the boot timeline per machine (power on → DHCP → TFTP →
 # script → iSCSI login → marker on serial) and the status page URL.
 # Ctrl-C, or --once after both have booted, tears everything down.
+# --storage rbd: the disks on a real single-host Ceph cluster (scripts/ceph-lab.sh, in the lab's
+# namespace) instead of files: the golden image an RBD image, each machine's disk an RBD clone
+# exported by tgtd's rbd backing store (tgt-rbd).
 #
 # Everything stays inside the namespace "mbdemo"; the status page is forwarded to
 # 127.0.0.1:18080 on this host only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-ONCE=0 INSTALL=1
-for a in "$@"; do
-  case $a in
+ONCE=0 INSTALL=1 STORAGE=file
+usage() { echo "usage: scripts/demo.sh [--once] [--no-install] [--storage file|rbd]" >&2; exit 2; }
+while (($#)); do
+  case $1 in
     --once) ONCE=1 ;;
     --no-install) INSTALL=0 ;;   # already installed and built (development)
-    *) echo "usage: scripts/demo.sh [--once] [--no-install]" >&2; exit 2 ;;
+    --storage) [[ ${2:-} == file || ${2:-} == rbd ]] || usage; STORAGE=$2; shift ;;
+    *) usage ;;
   esac
+  shift
 done
 [[ $(id -u) == 0 ]] || { echo "demo: run as root (it creates a network namespace)" >&2; exit 1; }
 
@@ -53,6 +59,8 @@ cleanup() {
   fi
   [[ -s $RUN/data/tgtd.pid ]] && kill -9 "$(cat "$RUN/data/tgtd.pid")" 2>/dev/null
   rm -f "/var/run/tgtd/socket.$CTL" "/var/run/tgtd/socket.$CTL.lock"
+  # The cluster after tgtd: a tgtd whose rbd LUNs lost their cluster cannot close them.
+  [[ $STORAGE == rbd ]] && bash scripts/ceph-lab.sh stop --dir "$RUN/ceph" >/dev/null 2>&1
   "$LAB/lab-net" down "$LAB_NS" >/dev/null 2>&1
   echo "demo: torn down (logs are in $RUN)"
 }
@@ -63,6 +71,13 @@ rm -rf "$RUN"; mkdir -p "$RUN"
 "$LAB/lab-net" up "$LAB_NS" >/dev/null
 ns() { ip netns exec "$LAB_NS" "$@"; }
 "$LAB/make-bootdisk" "$RUN/golden.img" demo golden >/dev/null
+
+STORAGE_YAML="{ backend: file, file: { dir: $RUN/volumes } }"
+if [[ $STORAGE == rbd ]]; then
+  echo "demo: starting a single-host Ceph cluster in namespace $LAB_NS"
+  bash scripts/ceph-lab.sh start --dir "$RUN/ceph" --netns "$LAB_NS" >/dev/null
+  STORAGE_YAML="{ backend: rbd, rbd: { pool: metalboot, cephConf: $RUN/ceph/ceph.conf, user: metalboot, keyring: $RUN/ceph/client.metalboot.keyring } }"
+fi
 
 # The embedded default configuration.
 cat >"$RUN/metalboot.yaml" <<YAML
@@ -77,7 +92,7 @@ dhcp:
       router: 10.77.0.1
       leaseTime: 3600
 tftp: { enabled: true }
-storage: { backend: file, file: { dir: $RUN/volumes } }
+storage: $STORAGE_YAML
 iscsi: { portal: "10.77.0.1:3260", manageTgtd: true, controlPort: $CTL, checkIntervalMs: 1000 }
 machines: { unknown: local }
 YAML
@@ -108,10 +123,18 @@ for vm in vm-bios vm-uefi; do
   for _ in $(seq 150); do st=$(api GET "/api/v1/operations/$op" | json status); [[ $st != running ]] && break; sleep 0.2; done
   [[ $st == succeeded ]] || { echo "demo: provisioning $vm: $st" >&2; exit 1; }
   # Each clone gets its own id, so the marker on the console says which disk booted.
-  "$LAB/stamp-disk" "$RUN/volumes/disks/m-${mac//:/}.raw" "$vm-disk" >/dev/null
+  if [[ $STORAGE == rbd ]]; then
+    # The id block is in the first KiB: stamp a copy of the image's first 4 KiB (the clone's too,
+    # before it boots) and write it into the RBD clone through QEMU's rbd driver, as client.admin.
+    head -c 4096 "$RUN/golden.img" >"$RUN/$vm.head"
+    "$LAB/stamp-disk" "$RUN/$vm.head" "$vm-disk" >/dev/null
+    ns qemu-io -f raw -c "write -s $RUN/$vm.head 0 4096" "rbd:metalboot/mbd-m-${mac//:/}:conf=$RUN/ceph/ceph.conf:id=admin" >/dev/null
+  else
+    "$LAB/stamp-disk" "$RUN/volumes/disks/m-${mac//:/}.raw" "$vm-disk" >/dev/null
+  fi
   "$LAB/lab-bmc" start "$vm" "$mac" "${FW[$vm]}" "${PORT[$vm]}" >/dev/null
   api PUT "/api/v1/machines/$mac" "{\"bmc\":{\"host\":\"127.0.0.1\",\"port\":${PORT[$vm]},\"user\":\"admin\",\"password\":\"$BMC_PASS\"}}" >/dev/null
-  echo "demo: $vm ($mac, ${FW[$vm]}) provisioned from image golden"
+  echo "demo: $vm ($mac, ${FW[$vm]}) provisioned from image golden ($STORAGE)"
 done
 
 declare -A T0=()

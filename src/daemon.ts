@@ -107,6 +107,7 @@ async function startStorage(config: Config, store: RecordStore, bus: EventBus, l
     tgtd, manageTgtd: i.manageTgtd, iqnPrefix: i.iqnPrefix, userPrefix: CHAP_USER_PREFIX,
     desired: () => disks!.desired(), intervalMs: i.checkIntervalMs, log: ilog,
     onSession: (kind, target, sess) => bus.publish(sessionEvent(kind, target, sess, disks?.macOfTarget(target))),
+    ...(backend.health ? { storageHealth: backend.health } : {}),
   });
   disks = new DiskService({
     backend, store, reconciler, iqnPrefix: i.iqnPrefix, mutualChap: i.mutualChap, log: ilog, clock,

@@ -35,6 +35,14 @@ export interface ReconcilerOptions {
   readonly log: Logger;
   /** Logins and logouts, as seen between two looks at tgtd (at most one interval late). */
   readonly onSession?: (kind: 'login' | 'logout', target: string, s: TgtSession) => void;
+  /**
+   * The storage cluster's health where the backend has one (rbd): read with a reconcile at most
+   * once per `healthIntervalMs` (default 30 s: a `ceph health` is a process and a monitor round
+   * trip) and logged when it changes. Reported, never a reason to fail or skip a target: with an
+   * OSD down the cluster still serves (replica 2).
+   */
+  readonly storageHealth?: () => Promise<string>;
+  readonly healthIntervalMs?: number;
 }
 
 export class IscsiUnavailableError extends Error {
@@ -51,6 +59,8 @@ export class IscsiReconciler {
   private failing = false;
   /** Secrets changed since the last reconcile: those accounts are deleted and made again. */
   private readonly rotate = new Set<string>();
+  private health: { value: string; at: number } | undefined;
+  private healthReading = false;
   readonly counters = { runs: 0, repairs: 0, operations: 0, failures: 0, tgtdStarts: 0 };
 
   constructor(private readonly o: ReconcilerOptions) {}
@@ -133,7 +143,36 @@ export class IscsiReconciler {
     this.failing = false;
   }
 
+  /** The storage cluster's health as last read (undefined: no cluster, or not read yet). */
+  storageHealth(): string | undefined {
+    return this.health?.value;
+  }
+
+  /**
+   * Reads the cluster's health when due and logs a change; never throws. The reconcile awaits it
+   * only up to a bound: a cluster whose monitors do not answer must not hold back tgtd's repair.
+   */
+  private async checkHealth(reason: string): Promise<void> {
+    const read = this.o.storageHealth;
+    const now = Date.now();
+    if (!read || this.healthReading || (this.health && now - this.health.at < (this.o.healthIntervalMs ?? 30_000))) return;
+    this.healthReading = true;
+    const reading = this.readHealth(read, reason, now).finally(() => { this.healthReading = false; });
+    await Promise.race([reading, new Promise((r) => setTimeout(r, 2000).unref())]);
+  }
+
+  private async readHealth(read: () => Promise<string>, reason: string, now: number): Promise<void> {
+    const value = await read().catch((e: unknown) => `unknown (${errorMessage(e)})`);
+    const before = this.health?.value;
+    this.health = { value, at: now };
+    if (value === before) return;
+    const ok = value.startsWith('HEALTH_OK');
+    this.o.log[ok ? 'info' : 'warn']({ event: 'storage.health', reason, health: value, ...(before !== undefined ? { was: before } : {}) },
+      ok ? 'storage cluster healthy' : 'storage cluster not healthy; targets are still made');
+  }
+
   private async once(reason: string): Promise<ReconcileResult> {
+    await this.checkHealth(reason);
     this.counters.runs++;
     const log = this.o.log;
     let started = false;

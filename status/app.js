@@ -236,7 +236,7 @@ function renderList() {
       </section>
       <section><h2>Storage pool</h2>
         ${pool ? html`<p>Data ${bar(pool.dataPercent, pool.thresholdPercent)}</p>${pool.metadataPercent !== null ? html`<p>Metadata ${bar(pool.metadataPercent, pool.thresholdPercent)}</p>` : ''}
-          <p class="muted">${pool.backend}, ${fmtBytes(pool.totalBytes)}, new disks refused above ${pool.thresholdPercent} %</p>` : html`<p class="muted">No storage (iSCSI disabled).</p>`}
+          <p class="muted">${pool.backend}, ${fmtBytes(pool.totalBytes)}, new disks refused above ${pool.thresholdPercent} %</p>${pool.health ? html`<p class="pool-health">Cluster: <span class="mono">${pool.health}</span></p>` : ''}` : html`<p class="muted">No storage (iSCSI disabled).</p>`}
       </section>
     </div>
     <h2>Recent events</h2>

@@ -162,10 +162,25 @@ export interface LvmStorageConfig extends StorageCommon {
 }
 
 /**
+ * `storage.backend: rbd` with `storage.rbd`: a Ceph pool and a cephx user the administrator made
+ * (README "Disks on Ceph RBD"); disks are exported by tgtd's rbd backing store (tgt-rbd).
+ */
+export interface RbdStorageConfig extends StorageCommon {
+  readonly backend: 'rbd';
+  readonly pool: string;
+  /** ceph.conf naming the monitors; tgtd's librbd reads it too (`--bsopts conf=…`). */
+  readonly cephConf: string;
+  /** cephx id without "client." (`storage.rbd.user`, default `metalboot`). */
+  readonly user: string;
+  /** The user's keyring; absent: the one the conf names (tgtd finds it the same way). */
+  readonly keyring?: string;
+}
+
+/**
  * The chosen backend's settings, told apart by `backend`. A new backend adds its member here,
  * its section reader in config/sections/storage.ts and its line in storage/factory.ts.
  */
-export type StorageConfig = FileStorageConfig | LvmStorageConfig;
+export type StorageConfig = FileStorageConfig | LvmStorageConfig | RbdStorageConfig;
 
 export interface IscsiConfig {
   readonly enabled: boolean;

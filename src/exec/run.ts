@@ -4,6 +4,7 @@
  * that names the command.
  */
 import { execFile } from 'node:child_process';
+import type { Readable } from 'node:stream';
 
 export interface RunResult {
   readonly stdout: string;
@@ -16,6 +17,11 @@ export interface RunOptions {
   /** Exit codes that are not an error (default [0]). */
   readonly okCodes?: readonly number[];
   readonly maxBuffer?: number;
+  /**
+   * Streamed to the command's stdin (e.g. `rbd import -`); without it stdin is a pipe nobody writes to. A
+   * source that fails ends the command: it is killed and the call rejects with the source's error.
+   */
+  readonly stdin?: Readable;
 }
 
 export class CommandError extends Error {
@@ -36,8 +42,10 @@ export const runCommand: Runner = (argv, opts) =>
   new Promise((resolve, reject) => {
     const [file, ...args] = argv;
     if (!file) { reject(new CommandError(argv, 'spawn', undefined, 'empty argv')); return; }
-    execFile(file, args, { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: opts.maxBuffer ?? 1 << 20, encoding: 'utf8' },
+    let sourceError: Error | undefined;
+    const child = execFile(file, args, { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: opts.maxBuffer ?? 1 << 20, encoding: 'utf8' },
       (err, stdout, stderr) => {
+        if (sourceError) { reject(sourceError); return; }
         if (!err) { resolve({ stdout, stderr, code: 0 }); return; }
         const e = err as NodeJS.ErrnoException & { code?: number | string; killed?: boolean; signal?: string };
         if (typeof e.code === 'string') { reject(new CommandError(argv, 'spawn', undefined, e.message)); return; }
@@ -46,4 +54,10 @@ export const runCommand: Runner = (argv, opts) =>
         if ((opts.okCodes ?? [0]).includes(code)) { resolve({ stdout, stderr, code }); return; }
         reject(new CommandError(argv, 'exit', code, stderr));
       });
+    if (opts.stdin && child.stdin) {
+      // EPIPE when the command exits early is reported by the command's own exit status.
+      child.stdin.on('error', () => undefined);
+      opts.stdin.on('error', (e) => { sourceError = e; child.kill('SIGKILL'); });
+      opts.stdin.pipe(child.stdin);
+    }
   });

@@ -78,7 +78,7 @@ export interface StatusSnapshot {
   leases: { mac: string | null; ip: string; state: string; expiresAt: number; hostname: string | null }[];
   transfers: { client: string; mac: string | null; file: string; size: number; bytes: number; startedAt: number; retransmits: number }[];
   sessions: { target: string; initiator: string; addresses: string[]; mac: string | null }[];
-  pool: { backend: string; dataPercent: number; metadataPercent: number | null; thresholdPercent: number; totalBytes: number } | null;
+  pool: { backend: string; dataPercent: number; metadataPercent: number | null; thresholdPercent: number; totalBytes: number; health: string | null } | null;
   counters: Record<string, Record<string, number>>;
 }
 
@@ -162,7 +162,7 @@ export class StatusModel {
     let pool: StatusSnapshot['pool'] = null;
     try {
       const u = await this.s.poolUsage?.();
-      if (u) pool = { backend: u.backend, dataPercent: u.dataPercent, metadataPercent: u.metadataPercent ?? null, thresholdPercent: u.thresholdPercent, totalBytes: u.totalBytes };
+      if (u) pool = { backend: u.backend, dataPercent: u.dataPercent, metadataPercent: u.metadataPercent ?? null, thresholdPercent: u.thresholdPercent, totalBytes: u.totalBytes, health: u.health ?? null };
     } catch { /* pool unreadable right now: shown as unknown */ }
     const d = probes.dhcp?.counters;
     const counters: Record<string, Record<string, number>> = {

@@ -42,7 +42,7 @@ export interface CheckpointInfo {
 
 /** How full a backend's pool is, as the backend measures it. */
 export interface PoolUsage {
-  /** Thin pool data% (lvm) or filesystem used% (file), 0..100. */
+  /** Thin pool data% (lvm), filesystem used% (file) or pool used% / quota (rbd), 0..100. */
   readonly dataPercent: number;
   /** A second figure that fills up on its own, e.g. the lvm thin pool's metadata%. */
   readonly metadataPercent?: number;
@@ -54,6 +54,11 @@ export interface Usage extends PoolUsage {
   readonly backend: string;
   /** Percent above which clone, checkpoint and import are refused. */
   readonly thresholdPercent: number;
+  /**
+   * The storage cluster's own health where it has one (rbd: HEALTH_OK, HEALTH_WARN, HEALTH_ERR and
+   * the names of its checks, e.g. "HEALTH_WARN OSD_DOWN"); shown, never a reason to refuse.
+   */
+  readonly health?: string;
 }
 
 export interface ImportOptions {
@@ -129,6 +134,11 @@ export interface VolumeBackend {
   removeCheckpoint(diskId: string, name: string): Promise<void>;
 
   usage(): Promise<Usage>;
+  /**
+   * The storage cluster's own health where the backend has one (rbd: "HEALTH_WARN OSD_DOWN"),
+   * the same string as Usage.health; absent for backends without a cluster. Never throws.
+   */
+  health?(): Promise<string>;
   /** Pure: how tgtd exports the disk (bstype, backing store, options); does not check that it exists. */
   exportOf(diskId: string): VolumeExport;
   /** Call after init(). */
@@ -151,6 +161,11 @@ export interface VolumeBackend {
 export interface BackendCore extends Omit<VolumeBackend, 'usage' | 'diskExists'> {
   /** Without the threshold: the wrapper adds it. */
   usage(): Promise<PoolUsage>;
+  /**
+   * The storage cluster's own health where it has one (rbd), for Usage.health. Kept out of
+   * usage() so the threshold check before every clone does not pay for it; never throws.
+   */
+  health?(): Promise<string>;
 }
 
 // ---- names ---------------------------------------------------------------

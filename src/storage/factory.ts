@@ -10,6 +10,7 @@ import type { BackendCore, VolumeBackend } from './backend.js';
 import { FileBackend } from './files.js';
 import { guarded } from './guarded.js';
 import { LvmBackend } from './lvm.js';
+import { RbdBackend } from './rbd.js';
 
 export interface BackendDeps {
   readonly runner: Runner;
@@ -20,6 +21,7 @@ type Settings<B extends StorageConfig['backend']> = Extract<StorageConfig, { bac
 const BACKENDS: { readonly [B in StorageConfig['backend']]: (s: Settings<B>, d: BackendDeps) => BackendCore } = {
   file: (s, d) => new FileBackend({ root: s.dir, runner: d.runner, bstype: s.bstype }),
   lvm: (s, d) => new LvmBackend({ vg: s.vg, pool: s.thinPool, runner: d.runner, bstype: s.bstype }),
+  rbd: (s, d) => new RbdBackend({ pool: s.pool, cephConf: s.cephConf, user: s.user, ...(s.keyring ? { keyring: s.keyring } : {}), runner: d.runner }),
 };
 
 /** The configured backend, guarded; call its init() before use. */

@@ -24,6 +24,8 @@ class GuardedBackend implements VolumeBackend {
   readonly kind: string;
   /** Present when the core has it (lvm: disks a crash left inactive); queued like a mutation. */
   readonly activateDisks?: () => Promise<{ activated: string[]; failed: StorageError[] }>;
+  /** Present when the core has it (rbd: the Ceph cluster's state); a read, not queued. */
+  readonly health?: () => Promise<string>;
   private readonly queue = new SerialQueue();
   private readonly threshold: number;
 
@@ -32,6 +34,8 @@ class GuardedBackend implements VolumeBackend {
     this.threshold = opts.thresholdPercent ?? 90;
     const activate = core.activateDisks?.bind(core);
     if (activate) this.activateDisks = () => this.queue.run(activate);
+    const health = core.health?.bind(core);
+    if (health) this.health = health;
   }
 
   init(): Promise<void> {
@@ -43,6 +47,12 @@ class GuardedBackend implements VolumeBackend {
   }
 
   async usage(): Promise<Usage> {
+    const [u, health] = await Promise.all([this.capacity(), this.health?.()]);
+    return health === undefined ? u : { ...u, health };
+  }
+
+  /** usage() without the cluster's health: what the threshold needs. */
+  private async capacity(): Promise<Usage> {
     return { backend: this.kind, ...(await this.core.usage()), thresholdPercent: this.threshold };
   }
 
@@ -145,7 +155,7 @@ class GuardedBackend implements VolumeBackend {
   /** A mutation that takes space: queued, then refused when the pool is above the threshold. */
   private mutate<T>(volume: string, op: string, fn: () => Promise<T>): Promise<T> {
     return this.queue.run(async () => {
-      const u = await this.usage();
+      const u = await this.capacity();
       if (isAboveThreshold(u)) throw new PoolFullError(volume, op, u);
       return fn();
     });

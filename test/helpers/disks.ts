@@ -40,17 +40,18 @@ export interface DiskLab {
   exec(argv: readonly string[], timeoutMs?: number, ok?: readonly number[]): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
-export function config(dataDir: string, controlPort: number, extra = '', tgtadm?: string): string {
+export function config(dataDir: string, controlPort: number, extra = '', tgtadm?: string, storage = '{ backend: file }'): string {
   return `dataDir: ${dataDir}
 http: { listen: "127.0.0.1:8080", publicUrl: "http://127.0.0.1:8080" }
 dhcp: { mode: off }
 tftp: { enabled: false }
-storage: { backend: file }
+storage: ${storage}
 iscsi: { portal: "${PORTAL}", manageTgtd: true, controlPort: ${controlPort}, checkIntervalMs: 500${tgtadm ? `, tgtadm: ${tgtadm}` : ''} }
 ${extra}`;
 }
 
-export async function buildDiskLab(t: Test, prefix: string, extraYaml = ''): Promise<DiskLab> {
+/** `storage`: the daemon's `storage:` value, read at each start (e.g. an rbd section naming a cluster started after the lab). */
+export async function buildDiskLab(t: Test, prefix: string, extraYaml = '', { storage }: { storage?: () => string } = {}): Promise<DiskLab> {
   const net = new TestNet(prefix);
   const dir = await mkdtemp(path.join(tmpdir(), `mbt-${prefix}-`));
   net.removeOnDestroy(dir);
@@ -74,7 +75,7 @@ export async function buildDiskLab(t: Test, prefix: string, extraYaml = ''): Pro
       const saved = { ...process.env };
       Object.assign(process.env, env);
       try {
-        daemon = await startDaemon(net, ns, config(dataDir, controlPort, extraYaml, opts.tgtadm), { dataDir, readyTimeoutMs: 30_000 });
+        daemon = await startDaemon(net, ns, config(dataDir, controlPort, extraYaml, opts.tgtadm, storage?.()), { dataDir, readyTimeoutMs: 30_000 });
       } finally {
         for (const k of Object.keys(env)) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
       }

@@ -17,6 +17,18 @@ export function netnsUnavailable(): string | false {
   return process.getuid?.() === 0 ? false : 'needs root for network namespaces';
 }
 
+/**
+ * `spawn(...withoutInheritedFds(argv))`: argv run with only stdin/out/err open. Node's children
+ * inherit every fd the test process got without close-on-exec, among them the fd of
+ * `flock /tmp/mb-heavy.lock` (the shared test lock): a tgtd or a daemon that outlives its test
+ * (killed test process, `timeout` still counting) would keep everyone else's tests waiting.
+ * The shell execs argv, so the pid stays the one spawn returns.
+ */
+export function withoutInheritedFds(argv: readonly string[]): [string, string[]] {
+  const script = 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; case $fd in 0|1|2) ;; *) eval "exec $fd>&-" 2>/dev/null ;; esac; done; exec "$@"';
+  return ['bash', ['-c', script, 'bash', ...argv]];
+}
+
 let seq = 0;
 
 export class TestNet {
@@ -70,7 +82,7 @@ export class TestNet {
 
   /** A long-running process in ns, killed at teardown at the latest (and by `timeout` after ttlSec). */
   spawn(ns: string, argv: readonly string[], ttlSec = 600, cwd?: string): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', ns, 'timeout', '-k', '5', String(ttlSec), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    const p = spawn(...withoutInheritedFds(['ip', 'netns', 'exec', ns, 'timeout', '-k', '5', String(ttlSec), ...argv]), { stdio: ['ignore', 'pipe', 'pipe'], cwd });
     this.procs.push(p);
     return p;
   }

@@ -15,7 +15,7 @@ import type { Test } from 'tap';
 import { runCommand, type RunResult, type Runner } from '../../src/exec/run.js';
 import { CONTROL_PORT_MAX } from '../../src/iscsi/tgtadm.js';
 import { Tgtd } from '../../src/iscsi/tgtd.js';
-import { TestNet } from './netns.js';
+import { TestNet, withoutInheritedFds } from './netns.js';
 import { toolMissing } from './tools.js';
 
 export const TGT_SOCKET_DIR = '/var/run/tgtd';
@@ -43,9 +43,17 @@ export async function removeControlSocket(port: number): Promise<void> {
   await rm(`${TGT_SOCKET_DIR}/socket.${port}.lock`, { force: true });
 }
 
-/** A Runner that runs `tgtd` (only) inside a namespace; everything else as is. */
+/**
+ * A Runner that runs `tgtd` (only) inside a namespace, without the test's inherited fds (a
+ * daemonised tgtd that outlives a killed test must not hold the shared test lock); everything
+ * else as is.
+ */
 export function nsTgtdRunner(ns: string, base: Runner = runCommand): Runner {
-  return (argv, opts) => base(argv[0] === 'tgtd' ? ['ip', 'netns', 'exec', ns, ...argv] : argv, opts);
+  return (argv, opts) => {
+    if (argv[0] !== 'tgtd') return base(argv, opts);
+    const [cmd, args] = withoutInheritedFds(['ip', 'netns', 'exec', ns, ...argv]);
+    return base([cmd, ...args], opts);
+  };
 }
 
 export class PrivateTgtd {
@@ -87,7 +95,7 @@ export class PrivateTgtd {
 
   /** A long-running process in the namespace (bounded by `timeout`), killed at teardown. */
   spawnInNs(argv: readonly string[], ttlSec = 120): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', this.ns, 'timeout', '-k', '2', String(ttlSec), ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(...withoutInheritedFds(['ip', 'netns', 'exec', this.ns, 'timeout', '-k', '2', String(ttlSec), ...argv]), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.net.track(p);
     return p;
   }
@@ -129,8 +137,8 @@ export class PrivateTgtd {
   }
 
   private async launch(): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', this.ns, 'timeout', '-k', '2', String(this.ttlSec),
-      'tgtd', '-f', '-C', String(this.controlPort), '--iscsi', `portal=${this.portal.address}:${this.portal.port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(...withoutInheritedFds(['ip', 'netns', 'exec', this.ns, 'timeout', '-k', '2', String(this.ttlSec),
+      'tgtd', '-f', '-C', String(this.controlPort), '--iscsi', `portal=${this.portal.address}:${this.portal.port}`]), { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = p;
     const collect = (d: Buffer): void => { this.log = (this.log + d.toString('utf8')).slice(-20_000); };
     p.stdout?.on('data', collect);

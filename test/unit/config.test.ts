@@ -389,6 +389,11 @@ t.test('storage and iscsi: defaults follow the backend, the DHCP address and dat
   const lvm = parseConfig(`${MIN}storage: { backend: lvm, lvm: { vg: vg0, thinPool: pool0 }, maxPoolPercent: 80 }\n`, env);
   t.same(lvm.storage, { backend: 'lvm', vg: 'vg0', thinPool: 'pool0', maxPoolPercent: 80 });
   t.same(exportOf(lvm), { bstype: 'aio', backingStore: '/dev/vg0/mbd-d1' }, 'aio for block devices');
+  const rbd = parseConfig(`${MIN}storage: { backend: rbd, rbd: { pool: mb-pool, cephConf: /etc/ceph/lab.conf, user: mb, keyring: /etc/ceph/mb.keyring, maxPoolPercent: 70 } }\n`, env);
+  t.same(rbd.storage, { backend: 'rbd', pool: 'mb-pool', cephConf: '/etc/ceph/lab.conf', user: 'mb', keyring: '/etc/ceph/mb.keyring', maxPoolPercent: 70 });
+  t.same(exportOf(rbd), { bstype: 'rbd', backingStore: 'mb-pool/mbd-d1', bsopts: 'conf=/etc/ceph/lab.conf;id=mb' }, 'rbd: pool/image, conf and id in --bsopts');
+  t.same(parseConfig(`${MIN}storage: { backend: rbd, rbd: { pool: p1 } }\n`, env).storage,
+    { backend: 'rbd', pool: 'p1', cephConf: '/etc/ceph/ceph.conf', user: 'metalboot', maxPoolPercent: 90 }, 'rbd defaults: Ceph\'s conf, user metalboot');
   // bstype is the backend's: storage.<backend>.bstype, and iscsi.bstype as its old spelling.
   const bs = (yaml: string) => exportOf(parseConfig(`${MIN}${yaml}\n`, env)).bstype;
   t.equal(bs('storage: { file: { bstype: aio } }'), 'aio', 'storage.file.bstype');
@@ -417,7 +422,13 @@ t.test('storage and iscsi: defaults follow the backend, the DHCP address and dat
 
 t.test('storage and iscsi: each mistake is named precisely', async (t) => {
   const cases: [string, string][] = [
-    ['storage: { backend: zfs }', 'config: storage.backend: expected one of file, lvm, got string "zfs"'],
+    ['storage: { backend: zfs }', 'config: storage.backend: expected one of file, lvm, rbd, got string "zfs"'],
+    ['storage: { backend: rbd }', 'config: storage.rbd.pool: is required when storage.backend is rbd'],
+    ['storage: { rbd: { pool: "a/b" } }', 'config: storage.rbd.pool: "a/b" is not a valid Ceph pool name (letters, digits, "_", "." and "-", at most 100)'],
+    ['storage: { rbd: { pool: p, user: "client.x;y" } }', 'config: storage.rbd.user: "client.x;y" is not a valid cephx id (letters, digits, "_", "." and "-", at most 100)'],
+    ['storage: { rbd: { pool: p, cephConf: "/etc/a;b=c" } }', 'config: storage.rbd.cephConf: must not contain blanks, ";" or "=" (it goes into tgtd\'s --bsopts)'],
+    ['storage: { rbd: { pool: p, cephConf: etc/ceph.conf } }', 'config: storage.rbd.cephConf: "etc/ceph.conf" must be an absolute path'],
+    ['storage: { backend: rbd, rbd: { pool: p } }\niscsi: { bstype: rdwr }', 'config: iscsi.bstype: the rbd backend has no bstype choice'],
     ['storage: { backend: lvm }', 'config: storage.lvm.vg: is required when storage.backend is lvm'],
     ['storage: { backend: lvm, lvm: { vg: vg0 } }', 'config: storage.lvm.thinPool: is required when storage.backend is lvm'],
     ['storage: { lvm: { vg: "-vg" } }', 'config: storage.lvm.vg: "-vg" is not a valid LVM name'],

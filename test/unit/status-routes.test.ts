@@ -154,7 +154,7 @@ t.test('status JSON: public prefix only when public; /api needs a token; no secr
   }]);
   t.same(s.leases, [{ mac: MAC, ip: '10.0.0.100', state: 'bound', expiresAt: 1_060_000, hostname: HOSTILE }]);
   t.same(s.sessions, [{ target: 'iqn.2026-11.org.metalboot:m1', initiator: 'iqn.x:i', addresses: ['10.0.0.100'], mac: MAC }]);
-  t.same(s.pool, { backend: 'file', dataPercent: 12.5, metadataPercent: null, thresholdPercent: 90, totalBytes: 1000 });
+  t.same(s.pool, { backend: 'file', dataPercent: 12.5, metadataPercent: null, thresholdPercent: 90, totalBytes: 1000, health: null });
   t.same(s.transfers, []);
   t.equal(s.lastSeq, 2);
   t.ok(s.counters.events.published >= 2);

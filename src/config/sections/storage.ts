@@ -4,6 +4,7 @@
  * StorageConfig (types.ts), its reader here and its line in STORAGE_SECTIONS.
  */
 import { PATH_BS_TYPES, type PathBsType } from '../../storage/export.js';
+import { CEPH_NAME_RE, CEPH_PATH_RE } from '../../storage/rbd.js';
 import { DEFAULT_STORAGE, LIMITS } from '../defaults.js';
 import { ConfigError } from '../error.js';
 import { int, key, mapping, oneOf, opt, readAbsolutePath, str, underDataDir, type Obj } from '../readers.js';
@@ -30,6 +31,7 @@ type SectionReader<B extends BackendName> = (v: unknown, path: string, ctx: Sect
 const STORAGE_SECTIONS: { readonly [B in BackendName]: SectionReader<B> } = {
   file: readFileSection,
   lvm: readLvmSection,
+  rbd: readRbdSection,
 };
 
 const readPoolPercent = (x: unknown, p: string): number => int(x, p, LIMITS.maxPoolPercent);
@@ -103,4 +105,32 @@ function readLvmSection(v: unknown, path: string, ctx: SectionContext): Section<
   // storage.lvm.maxPoolPercent is the documented spelling for the thin pool; storage.maxPoolPercent
   // (either backend) is kept. Both given: the lvm one wins for the lvm backend.
   return { backend: 'lvm', vg, thinPool, ...(bstype ? { bstype } : {}), ...(maxPoolPercent !== undefined ? { maxPoolPercent } : {}) };
+}
+
+/**
+ * `storage.rbd`: the pool and cephx user the administrator made. The pool, the id and the conf
+ * path go into argv and into tgtd's `--bsopts conf=…;id=…`, hence the narrow charsets.
+ */
+function readRbdSection(v: unknown, path: string, ctx: SectionContext): Section<'rbd'> | undefined {
+  const m = mapping(v, path, ['pool', 'cephConf', 'user', 'keyring', 'maxPoolPercent']);
+  const maxPoolPercent = opt(m, 'maxPoolPercent', path, readPoolPercent);
+  const cephName = (what: string) => (x: unknown, p: string) => {
+    const s = str(x, p);
+    if (!CEPH_NAME_RE.test(s)) throw new ConfigError(p, `${JSON.stringify(s)} is not a valid ${what} (letters, digits, "_", "." and "-", at most 100)`);
+    return s;
+  };
+  const confPath = (x: unknown, p: string) => {
+    const s = readAbsolutePath(x, p);
+    if (!CEPH_PATH_RE.test(s)) throw new ConfigError(p, 'must not contain blanks, ";" or "=" (it goes into tgtd\'s --bsopts)');
+    return s;
+  };
+  const pool = opt(m, 'pool', path, cephName('Ceph pool name'));
+  const user = opt(m, 'user', path, cephName('cephx id')) ?? 'metalboot';
+  const cephConf = opt(m, 'cephConf', path, confPath) ?? '/etc/ceph/ceph.conf';
+  const keyring = opt(m, 'keyring', path, readAbsolutePath);
+  if (pool === undefined) {
+    if (ctx.chosen) throw new ConfigError(key(path, 'pool'), 'is required when storage.backend is rbd');
+    return undefined;
+  }
+  return { backend: 'rbd', pool, cephConf, user, ...(keyring ? { keyring } : {}), ...(maxPoolPercent !== undefined ? { maxPoolPercent } : {}) };
 }
