@@ -7,7 +7,7 @@ import type { DiskService } from '../disks/service.js';
 import type { Logger } from '../log.js';
 import type { Mac } from '../net/mac.js';
 import type { BootTarget, NextBoot, PowerAction, PowerState } from '../power/driver.js';
-import type { PowerSettings } from '../power/drivers.js';
+import { acceptPowerCertificate, publicPowerSettings, type PowerSettings } from '../power/drivers.js';
 import type { PowerPool } from '../power/pool.js';
 import type { Machine } from './model.js';
 import { MachineError } from './record.js';
@@ -18,6 +18,7 @@ export interface MachinePowerOptions {
   readonly pool: PowerPool;
   readonly disks?: DiskService;
   readonly log: Logger;
+  readonly clock: () => number;
 }
 
 export class MachinePower {
@@ -68,6 +69,36 @@ export class MachinePower {
     const state = await this.o.pool.powerState(m.mac, m.power);
     await this.o.pool.power(m.mac, m.power, state === 'on' ? 'cycle' : 'on');
     this.last.set(m.mac, 'on');
+  }
+
+  /**
+   * Stores settings the machine's driver learned (a certificate pinned on first use), unless the
+   * record's power settings changed meanwhile (the admin's change wins; the driver is not trusted).
+   */
+  async keepLearned(mac: Mac, prev: PowerSettings, next: PowerSettings): Promise<void> {
+    const m = this.o.records.require(mac);
+    if (JSON.stringify(m.power) !== JSON.stringify(prev)) throw new MachineError(mac, 'conflict', 'its power settings changed while its BMC was being asked; what the driver learned is not stored');
+    await this.o.records.write({ ...m, power: next, updatedAt: this.o.clock() });
+    this.o.log.info({ event: 'machines.power-learned', mac, power: publicPowerSettings(next) }, 'power settings learned from the BMC stored');
+  }
+
+  /** Trusts the BMC certificate with this SHA-256 fingerprint from now on (a changed certificate, or a first one set ahead). */
+  async acceptCertificate(mac: Mac, sha256: string, actor: string): Promise<Machine> {
+    const m = this.o.records.require(mac);
+    const s = this.settings(m);
+    let next: PowerSettings | undefined;
+    try {
+      next = acceptPowerCertificate(s, sha256);
+    } catch {
+      throw MachineError.invalid(mac, 'sha256', 'not a SHA-256 fingerprint (64 hex digits, colons allowed)');
+    }
+    if (!next) throw new MachineError(mac, 'conflict', `its ${s.driver} BMC has no certificate to accept`);
+    const updated: Machine = { ...m, power: next, updatedAt: this.o.clock() };
+    await this.o.records.write(updated);
+    this.o.log.info({ event: 'machines.power-certificate', mac, power: publicPowerSettings(next), actor }, 'BMC certificate accepted');
+    // The driver holding the old pin (or CA) goes; the next command makes one with this pin.
+    await this.o.pool.drop(mac);
+    return updated;
   }
 
   /** The machine's power settings changed or went: its driver is closed (a new one is made on next use). */

@@ -70,7 +70,9 @@ export function acceptCertificate(s: RedfishPowerSettings, fingerprint: string):
 export interface RedfishLimits {
   readonly timeoutMs?: number;
   readonly retries?: number;
+  readonly maxConcurrent?: number;
   readonly maxRequestsPerSecond?: number;
+  readonly taskTimeoutMs?: number;
 }
 
 /** The driver for stored settings; `onPinned` stores a certificate pinned on first use. */

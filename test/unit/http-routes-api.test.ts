@@ -28,7 +28,7 @@ import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
 import { PowerPool } from '../../src/power/pool.js';
 import { createPowerDriver } from '../../src/power/drivers.js';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 import { LeaseTable } from '../../src/leases/table.js';
 import { LeaseService } from '../../src/leases/service.js';
 import { noConflictCheck } from '../../src/net/ping.js';
@@ -85,7 +85,7 @@ async function setup(t: Test, statusPublic = true) {
   const log = createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logged += c.toString(); cb(); } }) });
   const leases = new LeaseService(new LeaseTable({ subnets: [subnet], reservations: [{ mac: parseMac('52:54:00:00:00:0c'), ip: parseIpv4('10.60.0.12') }], offerHoldMs: 30_000, quarantineMs: 600_000 }), store, noConflictCheck, Date.now);
   const operations = new Operations(store, bus, Date.now);
-  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const pool = new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, redfish: { ...DEFAULT_REDFISH, timeoutMs: 500, retries: 0 } }, log: { debug() {}, warn() {} }, keep }), bus);
   const backend = guarded(new FileBackend({ root: path.join(dir, 'volumes'), runner: runCommand }));
   await backend.init();
   const tgtd = new StandinTgtd();
@@ -145,6 +145,7 @@ const BODIES: Record<string, unknown> = {
   'PUT /api/v1/machines/:mac': { name: 'x' },
   'POST /api/v1/machines/:mac/power': { action: 'on' },
   'POST /api/v1/machines/:mac/bootdev': { device: 'pxe' },
+  'POST /api/v1/machines/:mac/power/certificate': { sha256: 'AB'.repeat(32) },
   'POST /api/v1/machines/:mac/provision': { image: 'img1' },
   'POST /api/v1/machines/:mac/checkpoint': { name: 'c1' },
   'POST /api/v1/machines/:mac/restore': { checkpoint: 'c1' },
@@ -167,7 +168,7 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
   // The app really has the routes the audit found untested (a harness missing a dep would skip them).
   for (const must of ['GET /api/v1/machines/:mac/timeline', 'GET /api/v1/images', 'GET /api/v1/images/:id', 'PUT /api/v1/images/:id', 'DELETE /api/v1/images/:id',
     'GET /api/v1/reservations', 'DELETE /api/v1/reservations/:mac', 'GET /api/v1/disks', 'DELETE /api/v1/disks/:mac', 'GET /api/v1/storage',
-    'GET /api/v1/status/machines/:mac', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
+    'GET /api/v1/status/machines/:mac', 'POST /api/v1/machines/:mac/power/certificate', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
   // Fail closed: every route declares its access (a route added without one answers 500).
   for (const r of routes) t.ok(r.access, `${r.method} ${r.url} declares its access (${r.access})`);
   let api = 0, writes = 0;
@@ -339,7 +340,7 @@ t.test('validation: every route with a MAC, bodies, enums, query strings and con
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, port: 0 } }, 400, /^body\.power\.port: must be >= 1/],
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, secret: 1 } }, 400, /^body\.power\.secret: unknown field/],
     ['PUT', m, { power: { driver: 'ipmi', host: 'h', user: 'u' } }, 400, /^body\.power\.password: must have required property/],
-    ['PUT', m, { power: { driver: 'telnet', ...bmc } }, 400, /^body\.power\.driver: must be equal to one of the allowed values \(ipmi\)/],
+    ['PUT', m, { power: { driver: 'telnet', ...bmc } }, 400, /^body\.power\.driver: must be equal to one of the allowed values \(ipmi, redfish\)/],
     ['PUT', m, { power: { ...bmc } }, 400, /^body\.power\.driver: must have required property/],
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, host: 'bmc one' } }, 400, /^body\.power\.host: not a host name or address/],
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, password: 'ü'.repeat(11) } }, 400, /^body\.power\.password: at most 20 bytes/],
