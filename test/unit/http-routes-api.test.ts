@@ -374,6 +374,33 @@ t.test('validation: every route with a MAC, bodies, enums, query strings and con
   t.notOk((await call('GET', m)).json().image, 'no image was set by a refused name');
 });
 
+t.test('Redfish power settings through the API: enrolled, shown without the password and with the pin; the certificate route needs the read-write token', async (t) => {
+  const { call } = await setup(t);
+  const m = `/api/v1/machines/${MAC}`;
+  const power = { driver: 'redfish', host: '127.0.0.1', port: 8443, user: 'root', password: 'rf-pw-never-shown', system: '1' };
+  const put = await call('PUT', m, { name: 'rf1', power });
+  t.equal(put.statusCode, 201, put.body);
+  t.same(put.json().power, { driver: 'redfish', host: '127.0.0.1', port: 8443, user: 'root', system: '1', passwordSet: true, certSha256: null }, 'no password; nothing pinned yet');
+  t.equal(put.json().bmc, undefined, 'the bmc alias is for IPMI only');
+  const fp = Array(32).fill('5A').join(':');
+  const url = `${m}/power/certificate`;
+  t.equal((await call('POST', url, { sha256: fp }, null)).statusCode, 401, 'without a token: 401');
+  const ro = await call('POST', url, { sha256: fp }, RO);
+  t.equal(ro.statusCode, 403, 'a read-only token: 403');
+  t.match(ro.json().error, /read-only/);
+  t.equal((await call('GET', m)).json().power.certSha256, null, 'nothing accepted by the refused calls');
+  t.match((await call('POST', url, { sha256: 'xyz' })).json().error, /^body\.sha256: must match pattern/);
+  const ok = await call('POST', url, { sha256: '5a'.repeat(32) });
+  t.equal(ok.statusCode, 200, ok.body);
+  t.equal(ok.json().power.certSha256, fp, 'accepted, normalised, shown');
+  t.same((await call('GET', m)).json().power, { driver: 'redfish', host: '127.0.0.1', port: 8443, user: 'root', system: '1', passwordSet: true, certSha256: fp });
+  await call('PUT', `/api/v1/machines/52:54:00:00:bb:02`, { name: 'ip2', power: { driver: 'ipmi', host: '127.0.0.1', user: 'u', password: 'p' } });
+  const ipmi = await call('POST', '/api/v1/machines/52:54:00:00:bb:02/power/certificate', { sha256: fp });
+  t.equal(ipmi.statusCode, 409);
+  t.match(ipmi.json().error, /its ipmi BMC has no certificate to accept/);
+  t.equal((await call('POST', '/api/v1/machines/52:54:00:00:bb:03/power/certificate', { sha256: fp })).statusCode, 404, 'an unknown machine: 404');
+});
+
 t.test('provision: an unknown image is 404 naming it before any operation starts; a running provision refuses delete, deprovision, reset and a second provision (409 naming provisioning)', async (t) => {
   const { call, dir, tgtd, bodies } = await setup(t);
   const m = `/api/v1/machines/${MAC}`;
