@@ -207,7 +207,6 @@ export interface MachinesConfig {
   readonly proxyBootWindowSec: number;
 }
 
-/** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */
 /** Defaults of the Redfish driver (HTTPS to the BMC); per BMC. */
 export interface RedfishConfig {
   /** One HTTPS request's bound. */
@@ -222,6 +221,7 @@ export interface RedfishConfig {
   readonly taskTimeoutMs: number;
 }
 
+/** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */
 export interface IpmiConfig {
   /** First wait for a BMC reply; doubles per retry up to 4×. */
   readonly timeoutMs: number;

@@ -9,7 +9,7 @@
 import type { Config } from '../config/types.js';
 import type { PowerDriver } from './driver.js';
 import { IPMI_SETTINGS_SCHEMA, IpmiPowerDriver, checkIpmiSettings, publicIpmiSettings } from './ipmi.js';
-import { REDFISH_SETTINGS_SCHEMA, acceptCertificate, checkRedfishSettings, createRedfishDriver, publicRedfishSettings } from './redfish-settings.js';
+import { REDFISH_SETTINGS_SCHEMA, acceptCertificate, carryPin, checkRedfishSettings, createRedfishDriver, publicRedfishSettings } from './redfish-settings.js';
 
 /** The config sections drivers take their defaults from (timeouts, retries, …). */
 export type PowerDefaults = Pick<Config, 'ipmi' | 'redfish'>;
@@ -39,11 +39,13 @@ export interface PowerDriverEntry<S extends { readonly driver: string }> {
   create(s: S, ctx: DriverContext<S>): PowerDriver;
   /** For drivers that check the BMC's certificate: the settings trusting the one with this SHA-256 fingerprint. */
   acceptCertificate?(s: S, sha256: string): S;
+  /** New settings from the API with what the driver learned under the old ones kept, where it still holds. */
+  carryLearned?(prev: S, next: S): S;
 }
 
 function entry<S extends { readonly driver: string }, R>(e: {
   schema: object; parse: (raw: R, bad: SettingsFault) => S; publicView: (s: S) => object; create: (s: S, ctx: DriverContext<S>) => PowerDriver;
-  acceptCertificate?: (s: S, sha256: string) => S;
+  acceptCertificate?: (s: S, sha256: string) => S; carryLearned?: (prev: S, next: S) => S;
 }): PowerDriverEntry<S> {
   return e as PowerDriverEntry<S>;
 }
@@ -51,7 +53,7 @@ function entry<S extends { readonly driver: string }, R>(e: {
 const DRIVERS = {
   ipmi: entry({ schema: IPMI_SETTINGS_SCHEMA, parse: checkIpmiSettings, publicView: publicIpmiSettings, create: (s, c) => new IpmiPowerDriver(s, c.defaults.ipmi, c.log) }),
   redfish: entry({
-    schema: REDFISH_SETTINGS_SCHEMA, parse: checkRedfishSettings, publicView: publicRedfishSettings, acceptCertificate,
+    schema: REDFISH_SETTINGS_SCHEMA, parse: checkRedfishSettings, publicView: publicRedfishSettings, acceptCertificate, carryLearned: carryPin,
     // The pin is kept (stored) before the driver trusts the certificate and sends the password.
     create: (s, c) => createRedfishDriver(s, c.defaults.redfish, (fp) => c.keep({ ...s, certSha256: fp })),
   }),
@@ -90,4 +92,13 @@ export function createPowerDriver(s: PowerSettings, ctx: DriverContext): PowerDr
 /** The settings trusting the BMC certificate with this fingerprint; undefined when the driver checks no certificate. */
 export function acceptPowerCertificate(s: PowerSettings, sha256: string): PowerSettings | undefined {
   return entryOf(s.driver)!.acceptCertificate?.(s, sha256);
+}
+
+/**
+ * Settings the API gave for a machine, with what its driver learned under `prev` kept (e.g. a new
+ * BMC password keeps the pinned certificate: dropping it would pin whatever is presented next).
+ */
+export function carryLearnedPower(prev: PowerSettings | undefined, next: PowerSettings): PowerSettings {
+  if (!prev || prev.driver !== next.driver) return next;
+  return entryOf(next.driver)!.carryLearned?.(prev, next) ?? next;
 }

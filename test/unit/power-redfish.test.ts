@@ -97,6 +97,13 @@ t.test('the daemon\'s wiring: the first certificate is pinned into the machine\'
   t.equal((m.power as { certSha256?: string }).certSha256, second, 'accepted (normalised)');
   t.equal(await machines.powerState(mac), 'off', 'the accepted certificate is trusted (the restarted simulator\'s machine is off)');
 
+  // New settings for the same BMC (a new password) keep the pin; another BMC starts without one.
+  const same = { driver: 'redfish', host: sim.host, port: sim.port, user: sim.user, password: sim.password } as const;
+  await machines.update(mac, { power: { ...same, password: 'rotated-pw' } }, 'test');
+  t.equal((machines.get(mac)!.power as { certSha256?: string }).certSha256, second, 'a new password keeps the pin');
+  await machines.update(mac, { power: { ...same, port: sim.port + 1 } }, 'test');
+  t.equal((machines.get(mac)!.power as { certSha256?: string }).certSha256, undefined, 'another port: nothing pinned');
+
   // A pin that cannot be stored stops the command before anything is sent with the password.
   const mac2 = parseMac('52:54:00:00:71:02');
   await machines.create(mac2, { name: 'rf2', power: { driver: 'redfish', host: sim.host, port: sim.port, user: sim.user, password: sim.password } }, 'test');
