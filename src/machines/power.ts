@@ -61,13 +61,13 @@ export class MachinePower {
 
   /** Next boot from the network, once, in the machine's firmware mode: what a provision sets. */
   nextBootNetwork(m: Machine & { power: PowerSettings }): Promise<NextBoot> {
-    return this.o.pool.setNextBoot(m.mac, m.power, { device: 'pxe', persistent: false, efi: m.firmware === 'uefi' });
+    return this.o.pool.setNextBoot(m.mac, this.current(m), { device: 'pxe', persistent: false, efi: m.firmware === 'uefi' });
   }
 
   /** On, or cycled when already on, so the machine boots what was just set up. */
   async startFresh(m: Machine & { power: PowerSettings }): Promise<void> {
-    const state = await this.o.pool.powerState(m.mac, m.power);
-    await this.o.pool.power(m.mac, m.power, state === 'on' ? 'cycle' : 'on');
+    const state = await this.o.pool.powerState(m.mac, this.current(m));
+    await this.o.pool.power(m.mac, this.current(m), state === 'on' ? 'cycle' : 'on');
     this.last.set(m.mac, 'on');
   }
 
@@ -77,6 +77,7 @@ export class MachinePower {
    */
   async keepLearned(mac: Mac, prev: PowerSettings, next: PowerSettings): Promise<void> {
     const m = this.o.records.require(mac);
+    if (JSON.stringify(m.power) === JSON.stringify(next)) return;
     if (JSON.stringify(m.power) !== JSON.stringify(prev)) throw new MachineError(mac, 'conflict', 'its power settings changed while its BMC was being asked; what the driver learned is not stored');
     await this.o.records.write({ ...m, power: next, updatedAt: this.o.clock() });
     this.o.log.info({ event: 'machines.power-learned', mac, power: publicPowerSettings(next) }, 'power settings learned from the BMC stored');
@@ -110,6 +111,15 @@ export class MachinePower {
   async forget(mac: Mac): Promise<void> {
     this.last.delete(mac);
     await this.o.pool.drop(mac);
+  }
+
+  /**
+   * The settings as stored now, not as in the caller's copy of the record: a provision holds its
+   * copy across commands, and the first of them may have stored a pin (an unpinned copy would make
+   * the pool replace the pinned driver and pin again).
+   */
+  private current(m: Machine & { power: PowerSettings }): PowerSettings {
+    return this.o.records.get(m.mac)?.power ?? m.power;
   }
 
   private settings(m: Machine): PowerSettings {

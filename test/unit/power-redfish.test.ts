@@ -14,6 +14,9 @@ import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 import { EventBus } from '../../src/events/bus.js';
 import { createLogger } from '../../src/log.js';
 import { MachineError } from '../../src/machines/record.js';
+import type { Machine } from '../../src/machines/model.js';
+import { MachinePower } from '../../src/machines/power.js';
+import { MachineRecords } from '../../src/machines/records.js';
 import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
 import { parseMac } from '../../src/net/mac.js';
@@ -121,4 +124,29 @@ t.test('the daemon\'s wiring: the first certificate is pinned into the machine\'
   const mac3 = parseMac('52:54:00:00:71:03');
   await machines.create(mac3, { name: 'ip3', power: { driver: 'ipmi', host: '127.0.0.1', user: 'u', password: 'p' } }, 'test');
   await t.rejects(machines.acceptPowerCertificate(mac3, second, 'test'), { code: 'conflict', message: /no certificate to accept/ });
+});
+
+t.test('a provision\'s copy of the record, taken before the pin: its later commands use the pinned settings (one driver, pinned once)', { skip: redfishSimUnavailable() }, async (t) => {
+  const sim = await startRedfishSim({ taskDelayMs: 10 });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-power-redfish-'));
+  const store = await openStore(dir);
+  const bus = new EventBus();
+  const log = createLogger({ level: 'fatal' });
+  const records = new MachineRecords({ store, bus, clock: Date.now, log });
+  let created = 0, kept = 0;
+  let mp: MachinePower | undefined;
+  const pool = new PowerPool((s, k): PowerDriver => { created++; return createPowerDriver(s, { defaults, log: quiet, keep: k }); }, bus, Date.now,
+    (mac, prev, next): Promise<void> => { kept++; return mp!.keepLearned(mac, prev, next); });
+  mp = new MachinePower({ records, pool, log, clock: Date.now });
+  t.teardown(async () => { await pool.closeAll(); await store.close(); await sim.destroy(); await rm(dir, { recursive: true, force: true }); });
+  const mac = parseMac('52:54:00:00:71:09');
+  const power = parsePowerSettings({ driver: 'redfish', host: sim.host, port: sim.port, user: sim.user, password: sim.password }, fault);
+  await records.write({ mac, name: 'rf9', state: 'enrolled', firmware: 'uefi', bootMode: 'sanboot', createdAt: 1, updatedAt: 1, power } as Machine);
+  const copy = records.require(mac) as Machine & { power: PowerSettings };
+  t.match(await mp.nextBootNetwork(copy), { device: 'pxe', persistent: false, efi: true }, 'bootdev (the first use: the pin)');
+  t.equal((records.require(mac).power as { certSha256?: string }).certSha256, sim.fingerprint(), 'pinned in the record');
+  await mp.startFresh(copy);
+  t.equal(mp.powerOf(mac), 'on');
+  t.equal(created, 1, 'the pinned driver served the copy\'s later commands');
+  t.equal(kept, 1, 'pinned once');
 });
