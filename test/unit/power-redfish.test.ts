@@ -6,7 +6,7 @@
  * stored in the machine's record (and in the store), a changed certificate refused until accepted,
  * and a pin that cannot be stored stopping the command.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +32,15 @@ const defaults = { ipmi: DEFAULT_IPMI, redfish: { ...DEFAULT_REDFISH, timeoutMs:
 const fault = (f: string, why: string) => new Error(`power.${f}: ${why}`);
 const FP = Array(32).fill('AB').join(':');
 
+/** The lab Redfish BMC on 127.0.0.1 and a store in a temporary directory, removed at the end of `t`. */
+async function labBmcAndStore(t: Test) {
+  const sim = await startRedfishSim({ taskDelayMs: 10 });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-power-redfish-'));
+  const store = await openStore(dir);
+  t.teardown(async () => { await store.close(); await sim.destroy(); await rm(dir, { recursive: true, force: true }); });
+  return { sim, store, bus: new EventBus(), log: createLogger({ level: 'fatal' }) };
+}
+
 t.test('settings through the factory: parsed per driver, faults name the field, the public view has no password', async (t) => {
   const s = parsePowerSettings({ driver: 'redfish', host: '10.0.0.5', user: 'root', password: 'secret-pw', system: '1' }, fault);
   t.same(s, { driver: 'redfish', host: '10.0.0.5', port: 443, user: 'root', password: 'secret-pw', system: '1' }, 'port defaulted, nothing pinned yet');
@@ -54,11 +63,7 @@ t.test('settings through the factory: parsed per driver, faults name the field, 
 });
 
 t.test('the daemon\'s wiring: the first certificate is pinned into the machine\'s record before the password goes; a changed one is refused until accepted', { skip: redfishSimUnavailable() }, async (t) => {
-  const sim = await startRedfishSim({ taskDelayMs: 10 });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-power-redfish-'));
-  const store = await openStore(dir);
-  const bus = new EventBus();
-  const log = createLogger({ level: 'fatal' });
+  const { sim, store, bus, log } = await labBmcAndStore(t);
   let created = 0;
   const wire = (keep?: KeepPowerSettings) => {
     const pool = new PowerPool((s, k): PowerDriver => { created++; return createPowerDriver(s, { defaults, log: quiet, keep: k }); }, bus, Date.now, keep);
@@ -67,7 +72,7 @@ t.test('the daemon\'s wiring: the first certificate is pinned into the machine\'
   let machines: MachineService | undefined;
   const pool = wire((mac, prev, next): Promise<void> => machines!.keepLearnedPower(mac, prev, next));
   machines = new MachineService({ store, bus, power: pool, operations: new Operations(store, bus, Date.now), clock: Date.now, log, discover: false });
-  t.teardown(async () => { await pool.closeAll(); await store.close(); await sim.destroy(); await rm(dir, { recursive: true, force: true }); });
+  t.teardown(() => pool.closeAll());
   await machines.load();
   const mac = parseMac('52:54:00:00:71:01');
   await machines.create(mac, { name: 'rf1', power: { driver: 'redfish', host: sim.host, port: sim.port, user: sim.user, password: sim.password } }, 'test');
@@ -127,18 +132,14 @@ t.test('the daemon\'s wiring: the first certificate is pinned into the machine\'
 });
 
 t.test('a provision\'s copy of the record, taken before the pin: its later commands use the pinned settings (one driver, pinned once)', { skip: redfishSimUnavailable() }, async (t) => {
-  const sim = await startRedfishSim({ taskDelayMs: 10 });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mb-power-redfish-'));
-  const store = await openStore(dir);
-  const bus = new EventBus();
-  const log = createLogger({ level: 'fatal' });
+  const { sim, store, bus, log } = await labBmcAndStore(t);
   const records = new MachineRecords({ store, bus, clock: Date.now, log });
   let created = 0, kept = 0;
   let mp: MachinePower | undefined;
   const pool = new PowerPool((s, k): PowerDriver => { created++; return createPowerDriver(s, { defaults, log: quiet, keep: k }); }, bus, Date.now,
     (mac, prev, next): Promise<void> => { kept++; return mp!.keepLearned(mac, prev, next); });
   mp = new MachinePower({ records, pool, log, clock: Date.now });
-  t.teardown(async () => { await pool.closeAll(); await store.close(); await sim.destroy(); await rm(dir, { recursive: true, force: true }); });
+  t.teardown(() => pool.closeAll());
   const mac = parseMac('52:54:00:00:71:09');
   const power = parsePowerSettings({ driver: 'redfish', host: sim.host, port: sim.port, user: sim.user, password: sim.password }, fault);
   await records.write({ mac, name: 'rf9', state: 'enrolled', firmware: 'uefi', bootMode: 'sanboot', createdAt: 1, updatedAt: 1, power } as Machine);
