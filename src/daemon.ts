@@ -204,9 +204,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<RunningD
     await operations.load();
     const mlog = log.child({ module: 'machines' });
     const plog = log.child({ module: 'power' });
-    const power = new PowerPool((s) => createPowerDriver(s, { defaults: config, log: plog }), bus, clock);
+    // Settings a driver learns (a pinned BMC certificate) go to the machine's record (machines is made below).
+    const power = new PowerPool((s, keep) => createPowerDriver(s, { defaults: config, log: plog, keep }), bus, clock, (mac, prev, next): Promise<void> => machines.keepLearnedPower(mac, prev, next));
     stops.push(() => power.closeAll());
-    const machines = new MachineService({
+    const machines: MachineService = new MachineService({
       store, bus, power, operations, clock, log: mlog, discover: config.machines.discover,
       ...(storage ? { disks: storage.disks } : {}), ...(leases ? { leases } : {}),
       ...(crashPoint ? { crashPoint } : {}),

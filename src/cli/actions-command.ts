@@ -15,6 +15,7 @@ const BOOTDEV = BOOT_TARGETS;
 
 export const ACTIONS_USAGE = [
   `  power MAC [${POWER.join('|')}]     through the machine's BMC (default status)`,
+  '  power MAC accept-certificate SHA256  trust the BMC\'s certificate with this fingerprint (Redfish: after it changed)',
   `  bootdev MAC ${BOOTDEV.join('|')} [--persistent] [--efi]`,
   '  provision MAC [--image I] [--wait [--timeout SECONDS]]   disk, target, sanboot, PXE, power; default timeout 600',
   '  inspect MAC [--wait]                 boot the agent ramdisk, collect the inventory (machines show MAC prints it)',
@@ -60,6 +61,15 @@ export async function runActionCommand(cmd: ActionCommand, argv: string[], io: C
     switch (cmd) {
       case 'power': {
         const action = args[0] ?? 'status';
+        if (action === 'accept-certificate') {
+          const sha256 = args[1];
+          if (sha256 === undefined) throw new UsageError('power MAC accept-certificate needs the SHA-256 fingerprint');
+          noMore(args.slice(2));
+          const api = await openClient(values, io);
+          const m = await api.post<MachineRow & { power?: { certSha256?: string } }>(`${base}/power/certificate`, { body: { sha256 } });
+          out(values.json ? json(m) : `${mac}: BMC certificate ${m.power?.certSha256 ?? sha256} accepted\n`);
+          return 0;
+        }
         noMore(args.slice(1));
         if (!(POWER as readonly string[]).includes(action)) throw new UsageError(`power needs one of ${POWER.join(', ')}`);
         const api = await openClient(values, io);

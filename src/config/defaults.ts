@@ -2,7 +2,7 @@
  * Defaults and bounds for the config file, in one place so the loader, the
  * docs and the tests agree on them.
  */
-import type { BootFilesConfig, ConflictCheckConfig, DhcpMode, IpmiConfig, LogLevel } from './types.js';
+import type { BootFilesConfig, ConflictCheckConfig, DhcpMode, IpmiConfig, LogLevel, RedfishConfig } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/metalboot/metalboot.yaml';
 
@@ -56,6 +56,8 @@ export const DEFAULT_IPMI: IpmiConfig = {
   timeoutMs: 1000, retries: 3, keepAliveMs: 20_000, maxCommandsPerSecond: 20, cipherSuite: 'auto', privilege: 'administrator',
 };
 
+export const DEFAULT_REDFISH: RedfishConfig = { timeoutMs: 10_000, retries: 3, maxConcurrent: 2, maxRequestsPerSecond: 20, taskTimeoutMs: 120_000 };
+
 export const DEFAULT_STORAGE = { backend: 'file', maxPoolPercent: 90 } as const;
 export const DEFAULT_ISCSI = {
   enabled: true, port: 3260, iqnPrefix: 'iqn.2026-11.org.metalboot', tgtadm: '/usr/sbin/tgtadm',
@@ -91,6 +93,13 @@ export const LIMITS = {
   /** IPMI v2.0 §6.12.15: sessions time out after 60 s ± 3 idle; a keep-alive must come before. */
   ipmiKeepAliveMs: [0, 55_000],
   ipmiMaxCommandsPerSecond: [0, 10_000],
+  /** HTTPS to a BMC: a TLS handshake plus a busy BMC's answer needs more than IPMI's bound. */
+  redfishTimeoutMs: [100, 120_000],
+  redfishRetries: [0, 10],
+  /** BMCs allow few connections and sessions; more than a handful in flight only gets 503s. */
+  redfishMaxConcurrent: [1, 16],
+  redfishMaxRequestsPerSecond: [0, 10_000],
+  redfishTaskTimeoutMs: [1000, 1_800_000],
   /** Below 50 % a pool is refused while mostly empty; at 100 % thin pools fail writes. */
   maxPoolPercent: [50, 99],
   /** tgtd and tgtadm refuse -C above 32767 (its socket is /var/run/tgtd/socket.N). */

@@ -21,6 +21,7 @@ import { readDhcp } from './sections/dhcp.js';
 import { completeHttp, readHttp } from './sections/http.js';
 import { readImages } from './sections/images.js';
 import { readIpmi } from './sections/ipmi.js';
+import { readRedfish } from './sections/redfish.js';
 import { portalDefault, readIscsi } from './sections/iscsi.js';
 import { readMachines } from './sections/machines.js';
 import { readStatus } from './sections/status.js';
@@ -34,7 +35,7 @@ export { DEFAULT_CONFIG_PATH, ConfigError, type ConfigEnv };
 // ---------------------------------------------------------------- entry points
 
 export function parseConfig(text: string, env: ConfigEnv): Config {
-  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'storage', 'iscsi', 'machines', 'syslog', 'status', 'images']);
+  const top = mapping(parseYaml(text) ?? {}, '', ['dataDir', 'logLevel', 'http', 'dhcp', 'tftp', 'ipmi', 'redfish', 'storage', 'iscsi', 'machines', 'syslog', 'status', 'images']);
   const dataDir = opt(top, 'dataDir', '', readAbsolutePath) ?? DEFAULT_DATA_DIR;
   const logLevel = opt(top, 'logLevel', '', (v, p) => oneOf(v, p, LOG_LEVELS)) ?? DEFAULT_LOG_LEVEL;
   const rawHttp = readHttp(top['http'] ?? {}, 'http');
@@ -47,7 +48,7 @@ export function parseConfig(text: string, env: ConfigEnv): Config {
   return {
     dataDir, logLevel, http,
     syslog: readSyslog(top['syslog'] ?? {}, 'syslog'), status: readStatus(top['status'] ?? {}, 'status'),
-    dhcp, tftp, ipmi, storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir),
+    dhcp, tftp, ipmi, redfish: readRedfish(top['redfish'] ?? {}, 'redfish'), storage, iscsi, machines: readMachines(top['machines'] ?? {}, 'machines', dataDir),
     images: readImages(top['images'] ?? {}, 'images', dataDir),
   };
 }

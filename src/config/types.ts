@@ -231,6 +231,20 @@ export interface MachinesConfig {
   readonly agentLldpSec: number;
 }
 
+/** Defaults of the Redfish driver (HTTPS to the BMC); per BMC. */
+export interface RedfishConfig {
+  /** One HTTPS request's bound. */
+  readonly timeoutMs: number;
+  /** Resends of idempotent requests (and of any request answered 503). */
+  readonly retries: number;
+  /** Requests in flight to one BMC. */
+  readonly maxConcurrent: number;
+  /** 0 = unlimited. */
+  readonly maxRequestsPerSecond: number;
+  /** Upper bound on following one task monitor (a Reset answered 202). */
+  readonly taskTimeoutMs: number;
+}
+
 /** Defaults for every BMC the daemon talks to (per-machine settings come with machines). */
 export interface IpmiConfig {
   /** First wait for a BMC reply; doubles per retry up to 4×. */
@@ -252,6 +266,7 @@ export interface Config {
   readonly dhcp: DhcpConfig;
   readonly tftp: TftpConfig;
   readonly ipmi: IpmiConfig;
+  readonly redfish: RedfishConfig;
   readonly storage: StorageConfig;
   readonly iscsi: IscsiConfig;
   readonly syslog: SyslogConfig;

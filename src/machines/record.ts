@@ -7,7 +7,7 @@
 import type { Mac } from '../net/mac.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { checkId } from '../storage/backend.js';
-import { parsePowerSettings } from '../power/drivers.js';
+import { carryLearnedPower, parsePowerSettings } from '../power/drivers.js';
 import { isMachineName, type BootMode, type Firmware, type Machine, type NetbootSettings } from './model.js';
 
 export type MachineErrorCode = 'not-found' | 'exists' | 'invalid' | 'conflict' | 'no-power' | 'no-disks';
@@ -63,7 +63,7 @@ export function applySpec(base: Machine, s: MachineSpec): Machine {
   };
   set('name', s.name, (n) => { if (!isMachineName(n)) throw bad('name', 'must be a host name label'); });
   set('ip', s.ip, (ip) => { try { parseIpv4(ip); } catch { throw bad('ip', `${JSON.stringify(ip)} is not an IPv4 address`); } });
-  set('power', s.power, (p) => parsePowerSettings(p, (field, why) => bad(`power.${field}`, why)));
+  set('power', s.power, (p) => carryLearnedPower(base.power, parsePowerSettings(p, (field, why) => bad(`power.${field}`, why))));
   set('image', s.image, (img) => { const c = checkId(img); if (!c.ok) throw bad('image', `${JSON.stringify(img.slice(0, 60))}: ${c.reason}`); });
   set('bootMode', s.bootMode);
   set('firmware', s.firmware);

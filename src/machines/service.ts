@@ -11,6 +11,7 @@ import type { RecordStore } from '../store/db.js';
 import { DiskError, type DiskService } from '../disks/service.js';
 import type { LeaseService } from '../leases/service.js';
 import type { BootTarget, NextBoot, PowerAction, PowerState } from '../power/driver.js';
+import type { PowerSettings } from '../power/drivers.js';
 import type { PowerPool } from '../power/pool.js';
 import { MachineClaims } from './claims.js';
 import { watchNetwork } from './discovery.js';
@@ -49,7 +50,7 @@ export class MachineService {
     this.records = new MachineRecords(o);
     this.claims = new MachineClaims(o.operations);
     this.claims.kind(PROVISION, 'provisioning');
-    this.power_ = new MachinePower({ records: this.records, pool: o.power, log: o.log, ...(o.disks ? { disks: o.disks } : {}) });
+    this.power_ = new MachinePower({ records: this.records, pool: o.power, log: o.log, clock: o.clock, ...(o.disks ? { disks: o.disks } : {}) });
     this.provisioning = {
       records: this.records, power: this.power_, operations: o.operations, claims: this.claims, clock: o.clock, log: o.log,
       ...(o.crashPoint ? { crashPoint: o.crashPoint } : {}),
@@ -203,6 +204,15 @@ export class MachineService {
 
   bootdev(mac: Mac, spec: { readonly device: BootTarget; readonly persistent?: boolean; readonly efi?: boolean }, actor: string): Promise<NextBoot> {
     return this.power_.bootdev(mac, spec, actor);
+  }
+
+  /** The power pool's keep: settings a driver learned (a pinned certificate) stored in the record. */
+  keepLearnedPower(mac: Mac, prev: PowerSettings, next: PowerSettings): Promise<void> {
+    return this.power_.keepLearned(mac, prev, next);
+  }
+
+  acceptPowerCertificate(mac: Mac, sha256: string, actor: string): Promise<Machine> {
+    return this.power_.acceptCertificate(mac, sha256, actor);
   }
 
   // ---------------------------------------------------------------- internals

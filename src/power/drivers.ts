@@ -2,22 +2,28 @@
  * The one list of power drivers: for each name stored in `power.driver`, the JSON schema of its
  * API settings, their parse into a record, their public view (no password) and the driver itself.
  * Adding a protocol is its file beside ipmi.ts, one line in DRIVERS and its config section.
+ * A driver may learn a setting as it works (Redfish pins the BMC's certificate on first use): it
+ * hands the settings to keep to `ctx.keep`, which stores them in the machine's record before the
+ * driver goes on.
  */
 import type { Config } from '../config/types.js';
 import type { PowerDriver } from './driver.js';
 import { IPMI_SETTINGS_SCHEMA, IpmiPowerDriver, checkIpmiSettings, publicIpmiSettings } from './ipmi.js';
+import { REDFISH_SETTINGS_SCHEMA, acceptCertificate, carryPin, checkRedfishSettings, createRedfishDriver, publicRedfishSettings } from './redfish-settings.js';
 
 /** The config sections drivers take their defaults from (timeouts, retries, …). */
-export type PowerDefaults = Pick<Config, 'ipmi'>;
+export type PowerDefaults = Pick<Config, 'ipmi' | 'redfish'>;
 
 export interface PowerLog {
   debug(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
 }
 
-export interface DriverContext {
+export interface DriverContext<S = PowerSettings> {
   readonly defaults: PowerDefaults;
   readonly log: PowerLog;
+  /** Stores settings the driver learned (e.g. a pinned certificate) in the machine's record; rejects when it cannot. */
+  readonly keep: (next: S) => Promise<void>;
 }
 
 /** `bad(field, why)` makes the error for one field of the settings (relative: "host", "password"). */
@@ -30,15 +36,27 @@ export interface PowerDriverEntry<S extends { readonly driver: string }> {
   parse(raw: never, bad: SettingsFault): S;
   /** What the API shows: never a password or other credential. */
   publicView(s: S): object;
-  create(s: S, ctx: DriverContext): PowerDriver;
+  create(s: S, ctx: DriverContext<S>): PowerDriver;
+  /** For drivers that check the BMC's certificate: the settings trusting the one with this SHA-256 fingerprint. */
+  acceptCertificate?(s: S, sha256: string): S;
+  /** New settings from the API with what the driver learned under the old ones kept, where it still holds. */
+  carryLearned?(prev: S, next: S): S;
 }
 
-function entry<S extends { readonly driver: string }, R>(e: { schema: object; parse: (raw: R, bad: SettingsFault) => S; publicView: (s: S) => object; create: (s: S, ctx: DriverContext) => PowerDriver }): PowerDriverEntry<S> {
+function entry<S extends { readonly driver: string }, R>(e: {
+  schema: object; parse: (raw: R, bad: SettingsFault) => S; publicView: (s: S) => object; create: (s: S, ctx: DriverContext<S>) => PowerDriver;
+  acceptCertificate?: (s: S, sha256: string) => S; carryLearned?: (prev: S, next: S) => S;
+}): PowerDriverEntry<S> {
   return e as PowerDriverEntry<S>;
 }
 
 const DRIVERS = {
   ipmi: entry({ schema: IPMI_SETTINGS_SCHEMA, parse: checkIpmiSettings, publicView: publicIpmiSettings, create: (s, c) => new IpmiPowerDriver(s, c.defaults.ipmi, c.log) }),
+  redfish: entry({
+    schema: REDFISH_SETTINGS_SCHEMA, parse: checkRedfishSettings, publicView: publicRedfishSettings, acceptCertificate, carryLearned: carryPin,
+    // The pin is kept (stored) before the driver trusts the certificate and sends the password.
+    create: (s, c) => createRedfishDriver(s, c.defaults.redfish, (fp) => c.keep({ ...s, certSha256: fp })),
+  }),
 };
 
 export type PowerDriverName = keyof typeof DRIVERS;
@@ -69,4 +87,18 @@ export function publicPowerSettings(s: PowerSettings): object {
 
 export function createPowerDriver(s: PowerSettings, ctx: DriverContext): PowerDriver {
   return entryOf(s.driver)!.create(s, ctx);
+}
+
+/** The settings trusting the BMC certificate with this fingerprint; undefined when the driver checks no certificate. */
+export function acceptPowerCertificate(s: PowerSettings, sha256: string): PowerSettings | undefined {
+  return entryOf(s.driver)!.acceptCertificate?.(s, sha256);
+}
+
+/**
+ * Settings the API gave for a machine, with what its driver learned under `prev` kept (e.g. a new
+ * BMC password keeps the pinned certificate: dropping it would pin whatever is presented next).
+ */
+export function carryLearnedPower(prev: PowerSettings | undefined, next: PowerSettings): PowerSettings {
+  if (!prev || prev.driver !== next.driver) return next;
+  return entryOf(next.driver)!.carryLearned?.(prev, next) ?? next;
 }

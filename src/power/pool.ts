@@ -2,17 +2,27 @@
  * One power driver per machine, made from its stored settings on first use and kept (a session is
  * reused), replaced when the settings change, closed when the machine goes or the daemon stops.
  * Every command is published as one `power.command` event (driver, target, latency, error kind);
- * credentials stay in the drivers.
+ * credentials stay in the drivers. Settings a driver learns as it works (a certificate pinned on
+ * first use) are handed to `keep` with the machine's MAC, to be stored in its record; the driver
+ * is then kept for the settings with what it learned.
  */
 import type { EventBus } from '../events/bus.js';
 import type { Mac } from '../net/mac.js';
 import { PowerError, type NextBoot, type PowerAction, type PowerDriver, type PowerState } from './driver.js';
 import type { PowerSettings } from './drivers.js';
 
-export class PowerPool {
-  private readonly drivers = new Map<Mac, { readonly key: string; readonly driver: PowerDriver }>();
+/** Stores `next` as the machine's power settings if they are still `prev`; rejects otherwise. */
+export type KeepPowerSettings = (mac: Mac, prev: PowerSettings, next: PowerSettings) => Promise<void>;
 
-  constructor(private readonly create: (s: PowerSettings) => PowerDriver, private readonly bus: EventBus, private readonly clock: () => number = Date.now) {}
+export class PowerPool {
+  private readonly drivers = new Map<Mac, { key: string; driver: PowerDriver }>();
+
+  constructor(
+    private readonly create: (s: PowerSettings, keep: (next: PowerSettings) => Promise<void>) => PowerDriver,
+    private readonly bus: EventBus,
+    private readonly clock: () => number = Date.now,
+    private readonly keep?: KeepPowerSettings,
+  ) {}
 
   powerState(mac: Mac, s: PowerSettings): Promise<PowerState> {
     return this.run(mac, s, 'power status', (d) => d.powerState());
@@ -55,13 +65,23 @@ export class PowerPool {
   }
 
   private driver(mac: Mac, s: PowerSettings): PowerDriver {
-    // Compared inside this process only; the key holds the password as the settings do.
-    const key = JSON.stringify(Object.entries(s).sort(([a], [b]) => a.localeCompare(b)));
+    const key = keyOf(s);
     const have = this.drivers.get(mac);
     if (have && have.key === key) return have.driver;
     if (have) void have.driver.close().catch(() => undefined);
-    const driver = this.create(s);
-    this.drivers.set(mac, { key, driver });
-    return driver;
+    const slot: { key: string; driver: PowerDriver } = { key, driver: undefined as unknown as PowerDriver };
+    slot.driver = this.create(s, async (next) => {
+      if (!this.keep) throw new PowerError(s.driver, slot.driver.target, 'refused', 'what the driver learned cannot be stored here (no machine records)');
+      await this.keep(mac, s, next);
+      // The record now holds `next`: the next command (made from it) finds this driver, not a new one.
+      if (this.drivers.get(mac) === slot) slot.key = keyOf(next);
+    });
+    this.drivers.set(mac, slot);
+    return slot.driver;
   }
+}
+
+/** Compared inside this process only; the key holds the password as the settings do. */
+function keyOf(s: PowerSettings): string {
+  return JSON.stringify(Object.entries(s).sort(([a], [b]) => a.localeCompare(b)));
 }

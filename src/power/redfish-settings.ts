@@ -67,10 +67,18 @@ export function acceptCertificate(s: RedfishPowerSettings, fingerprint: string):
   return { ...rest, certSha256: fp };
 }
 
+/** New settings for the same BMC (host and port) that name no CA and no pin keep the pin they had. */
+export function carryPin(prev: RedfishPowerSettings, next: RedfishPowerSettings): RedfishPowerSettings {
+  const same = prev.host === next.host && prev.port === next.port;
+  return same && next.caPem === undefined && next.certSha256 === undefined && prev.certSha256 !== undefined ? { ...next, certSha256: prev.certSha256 } : next;
+}
+
 export interface RedfishLimits {
   readonly timeoutMs?: number;
   readonly retries?: number;
+  readonly maxConcurrent?: number;
   readonly maxRequestsPerSecond?: number;
+  readonly taskTimeoutMs?: number;
 }
 
 /** The driver for stored settings; `onPinned` stores a certificate pinned on first use. */

@@ -22,7 +22,7 @@ export interface Recorded {
 
 export interface StandInMachine {
   mac: string; name: string; ip?: string; image?: string; bootMode: string; firmware: string; state: string; stateReason?: string;
-  power?: { driver: string; host: string; port: number; user: string; password?: string };
+  power?: { driver: string; host: string; port: number; user: string; password?: string; certSha256?: string };
   createdAt: number; updatedAt: number;
 }
 
@@ -119,6 +119,12 @@ export async function startStandIn(t: { teardown(fn: () => unknown): void }, tok
     if (!m) return reply.code(404).send({ error: `machine ${req.params.mac}: not known` });
     if (!m.power) return reply.code(409).send({ error: `machine ${m.mac}: has no BMC configured` });
     return { power: 'on' };
+  });
+  app.post<{ Params: { mac: string }; Body: { sha256: string } }>('/api/v1/machines/:mac/power/certificate', async (req, reply) => {
+    const m = needMachine(req.params.mac);
+    if (!m?.power) return reply.code(409).send({ error: `machine ${req.params.mac}: has no BMC configured` });
+    m.power.certSha256 = req.body.sha256.toUpperCase();
+    return publicMachine(m);
   });
   app.post<{ Params: { mac: string; what: string }; Body: Record<string, unknown> | undefined }>('/api/v1/machines/:mac/:what', async (req, reply) => {
     const m = needMachine(req.params.mac);

@@ -357,6 +357,15 @@ t.test('power, bootdev, reset, deprovision, checkpoint, restore, maintenance', a
   t.equal(r.out, `${MAC}: power cycle sent\n`);
   r = await run(act('power'), [MAC, 'explode']);
   t.equal(r.code, 2);
+  r = await run(act('power'), [MAC, 'accept-certificate', 'ab:cd']);
+  t.equal(r.code, 0, r.err);
+  t.equal(s.requests.at(-1)!.url, `/api/v1/machines/${MAC}/power/certificate`);
+  t.same(s.requests.at(-1)!.body, { sha256: 'ab:cd' });
+  t.equal(r.out, `${MAC}: BMC certificate AB:CD accepted\n`, 'prints the pin the daemon stored');
+  r = await run(act('power'), [MAC, 'accept-certificate']);
+  t.equal(r.code, 2, 'accept-certificate needs the fingerprint');
+  r = await run(act('power'), [MAC, 'accept-certificate', 'ab', 'extra']);
+  t.equal(r.code, 2);
 
   r = await run(act('bootdev'), [MAC, 'pxe', '--persistent', '--efi']);
   t.equal(r.code, 0, r.err);

@@ -377,6 +377,18 @@ t.test('ipmi: each mistake is named precisely', async (t) => {
   for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
 });
 
+t.test('redfish: defaults, explicit values, each mistake named', async (t) => {
+  t.same(parseConfig(MIN, env).redfish, { timeoutMs: 10_000, retries: 3, maxConcurrent: 2, maxRequestsPerSecond: 20, taskTimeoutMs: 120_000 });
+  const full = parseConfig(`${MIN}redfish: { timeoutMs: 2500, retries: 0, maxConcurrent: 1, maxRequestsPerSecond: 0, taskTimeoutMs: 5000 }\n`, env);
+  t.same(full.redfish, { timeoutMs: 2500, retries: 0, maxConcurrent: 1, maxRequestsPerSecond: 0, taskTimeoutMs: 5000 });
+  const cases: [string, string][] = [
+    ['redfish: { timeoutMs: 99 }', 'config: redfish.timeoutMs: 99 is out of range 100..120000'],
+    ['redfish: { maxConcurrent: 0 }', 'config: redfish.maxConcurrent: 0 is out of range 1..16'],
+    ['redfish: { password: x }', 'config: redfish.password: unknown key'],
+  ];
+  for (const [yaml, message] of cases) t.equal(errorOf(`${MIN}${yaml}\n`).message, message, yaml);
+});
+
 t.test('storage and iscsi: defaults follow the backend, the DHCP address and dataDir', async (t) => {
   const c = parseConfig(MIN, env);
   t.same(c.storage, { backend: 'file', dir: '/var/lib/metalboot/volumes', maxPoolPercent: 90 });

@@ -18,7 +18,7 @@ import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
 import { PowerPool } from '../../src/power/pool.js';
 import { createPowerDriver } from '../../src/power/drivers.js';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 
 const RW = 'rw-token-0123456789abcdef';
 const RO = 'ro-token-0123456789abcdef';
@@ -31,7 +31,7 @@ t.test('machine routes: auth, validation, status codes, no secrets', async (t) =
   const bus = new EventBus();
   const log = createLogger({ level: 'fatal' });
   const operations = new Operations(store, bus, Date.now);
-  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const pool = new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, redfish: { ...DEFAULT_REDFISH, timeoutMs: 500, retries: 0 } }, log: { debug() {}, warn() {} }, keep }), bus);
   const service = new MachineService({ store, bus, power: pool, operations, clock: Date.now, log, discover: false });
   await service.load();
   const app = buildHttpApp({ log, clock: Date.now, auth: staticAuth(RW, RO), bootAssetsDir: dir, bus, machines: { service, operations } });

@@ -28,7 +28,7 @@ import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
 import { PowerPool } from '../../src/power/pool.js';
 import { createPowerDriver } from '../../src/power/drivers.js';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 import { LeaseTable } from '../../src/leases/table.js';
 import { LeaseService } from '../../src/leases/service.js';
 import { noConflictCheck } from '../../src/net/ping.js';
@@ -86,7 +86,7 @@ async function setup(t: Test, statusPublic = true) {
   const log = createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logged += c.toString(); cb(); } }) });
   const leases = new LeaseService(new LeaseTable({ subnets: [subnet], reservations: [{ mac: parseMac('52:54:00:00:00:0c'), ip: parseIpv4('10.60.0.12') }], offerHoldMs: 30_000, quarantineMs: 600_000 }), store, noConflictCheck, Date.now);
   const operations = new Operations(store, bus, Date.now);
-  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const pool = new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, redfish: { ...DEFAULT_REDFISH, timeoutMs: 500, retries: 0 } }, log: { debug() {}, warn() {} }, keep }), bus);
   const backend = guarded(new FileBackend({ root: path.join(dir, 'volumes'), runner: runCommand }));
   await backend.init();
   const tgtd = new StandinTgtd();
@@ -150,6 +150,7 @@ const BODIES: Record<string, unknown> = {
   'PUT /api/v1/machines/:mac': { name: 'x' },
   'POST /api/v1/machines/:mac/power': { action: 'on' },
   'POST /api/v1/machines/:mac/bootdev': { device: 'pxe' },
+  'POST /api/v1/machines/:mac/power/certificate': { sha256: 'AB'.repeat(32) },
   'POST /api/v1/machines/:mac/provision': { image: 'img1' },
   'POST /api/v1/machines/:mac/checkpoint': { name: 'c1' },
   'POST /api/v1/machines/:mac/restore': { checkpoint: 'c1' },
@@ -175,7 +176,7 @@ t.test('every registered route: /api needs a token (401 without, 401 wrong), wri
   // The app really has the routes the audit found untested (a harness missing a dep would skip them).
   for (const must of ['GET /api/v1/machines/:mac/timeline', 'GET /api/v1/images', 'GET /api/v1/images/:id', 'PUT /api/v1/images/:id', 'DELETE /api/v1/images/:id',
     'GET /api/v1/reservations', 'DELETE /api/v1/reservations/:mac', 'GET /api/v1/disks', 'DELETE /api/v1/disks/:mac', 'GET /api/v1/storage',
-    'GET /api/v1/status/machines/:mac', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
+    'GET /api/v1/status/machines/:mac', 'POST /api/v1/machines/:mac/power/certificate', 'GET /healthz', 'GET /metrics', 'GET /boot/files/:name']) t.ok(seen.has(must), `registered: ${must}`);
   // Fail closed: every route declares its access (a route added without one answers 500).
   for (const r of routes) t.ok(r.access, `${r.method} ${r.url} declares its access (${r.access})`);
   let api = 0, writes = 0, agent = 0;
@@ -352,7 +353,7 @@ t.test('validation: every route with a MAC, bodies, enums, query strings and con
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, port: 0 } }, 400, /^body\.power\.port: must be >= 1/],
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, secret: 1 } }, 400, /^body\.power\.secret: unknown field/],
     ['PUT', m, { power: { driver: 'ipmi', host: 'h', user: 'u' } }, 400, /^body\.power\.password: must have required property/],
-    ['PUT', m, { power: { driver: 'telnet', ...bmc } }, 400, /^body\.power\.driver: must be equal to one of the allowed values \(ipmi\)/],
+    ['PUT', m, { power: { driver: 'telnet', ...bmc } }, 400, /^body\.power\.driver: must be equal to one of the allowed values \(ipmi, redfish\)/],
     ['PUT', m, { power: { ...bmc } }, 400, /^body\.power\.driver: must have required property/],
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, host: 'bmc one' } }, 400, /^body\.power\.host: not a host name or address/],
     ['PUT', m, { power: { driver: 'ipmi', ...bmc, password: 'ü'.repeat(11) } }, 400, /^body\.power\.password: at most 20 bytes/],
@@ -384,6 +385,33 @@ t.test('validation: every route with a MAC, bodies, enums, query strings and con
   }
   t.match((await call('GET', m)).json(), { name: 'node1', state: 'enrolled' }, 'the machine is unchanged by the refused writes');
   t.notOk((await call('GET', m)).json().image, 'no image was set by a refused name');
+});
+
+t.test('Redfish power settings through the API: enrolled, shown without the password and with the pin; the certificate route needs the read-write token', async (t) => {
+  const { call } = await setup(t);
+  const m = `/api/v1/machines/${MAC}`;
+  const power = { driver: 'redfish', host: '127.0.0.1', port: 8443, user: 'root', password: 'rf-pw-never-shown', system: '1' };
+  const put = await call('PUT', m, { name: 'rf1', power });
+  t.equal(put.statusCode, 201, put.body);
+  t.same(put.json().power, { driver: 'redfish', host: '127.0.0.1', port: 8443, user: 'root', system: '1', passwordSet: true, certSha256: null }, 'no password; nothing pinned yet');
+  t.equal(put.json().bmc, undefined, 'the bmc alias is for IPMI only');
+  const fp = Array(32).fill('5A').join(':');
+  const url = `${m}/power/certificate`;
+  t.equal((await call('POST', url, { sha256: fp }, null)).statusCode, 401, 'without a token: 401');
+  const ro = await call('POST', url, { sha256: fp }, RO);
+  t.equal(ro.statusCode, 403, 'a read-only token: 403');
+  t.match(ro.json().error, /read-only/);
+  t.equal((await call('GET', m)).json().power.certSha256, null, 'nothing accepted by the refused calls');
+  t.match((await call('POST', url, { sha256: 'xyz' })).json().error, /^body\.sha256: must match pattern/);
+  const ok = await call('POST', url, { sha256: '5a'.repeat(32) });
+  t.equal(ok.statusCode, 200, ok.body);
+  t.equal(ok.json().power.certSha256, fp, 'accepted, normalised, shown');
+  t.same((await call('GET', m)).json().power, { driver: 'redfish', host: '127.0.0.1', port: 8443, user: 'root', system: '1', passwordSet: true, certSha256: fp });
+  await call('PUT', `/api/v1/machines/52:54:00:00:bb:02`, { name: 'ip2', power: { driver: 'ipmi', host: '127.0.0.1', user: 'u', password: 'p' } });
+  const ipmi = await call('POST', '/api/v1/machines/52:54:00:00:bb:02/power/certificate', { sha256: fp });
+  t.equal(ipmi.statusCode, 409);
+  t.match(ipmi.json().error, /its ipmi BMC has no certificate to accept/);
+  t.equal((await call('POST', '/api/v1/machines/52:54:00:00:bb:03/power/certificate', { sha256: fp })).statusCode, 404, 'an unknown machine: 404');
 });
 
 t.test('provision: an unknown image is 404 naming it before any operation starts; a running provision refuses delete, deprovision, reset and a second provision (409 naming provisioning)', async (t) => {

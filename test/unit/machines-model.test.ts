@@ -13,7 +13,7 @@ import { EventBus } from '../../src/events/bus.js';
 import { openStore } from '../../src/store/db.js';
 import { parseMac } from '../../src/net/mac.js';
 import { createLogger } from '../../src/log.js';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 
 const ALL = MACHINE_STATES;
 const pairs = ALL.flatMap((from) => ALL.map((to) => [from, to] as const));
@@ -62,7 +62,7 @@ t.test('service: every allowed transition, through the one function all state ch
   const published: string[] = [];
   bus.subscribe((e) => { if (e.type === 'machine.state') published.push(`${e.mac} ${e.from}>${e.to} ${e.actor}`); });
   const log = createLogger({ level: 'fatal' });
-  const mk = () => new MachineService({ store, bus, power: new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI }, log: { debug() {}, warn() {} } }), bus), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
+  const mk = () => new MachineService({ store, bus, power: new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI, redfish: DEFAULT_REDFISH }, log: { debug() {}, warn() {} }, keep }), bus), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
   const svc = mk();
   await svc.load();
   // Shortest path of allowed transitions from enrolled to each state (discovered comes from DHCP).
@@ -142,7 +142,7 @@ t.test('service: every change is an event in the store; refused transitions chan
   const seen: string[] = [];
   bus.subscribe((e) => { if (e.type === 'machine.state') seen.push(`${e.from}>${e.to}`); });
   const log = createLogger({ level: 'fatal' });
-  const mk = () => new MachineService({ store, bus, power: new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI }, log: { debug() {}, warn() {} } }), bus), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
+  const mk = () => new MachineService({ store, bus, power: new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI, redfish: DEFAULT_REDFISH }, log: { debug() {}, warn() {} }, keep }), bus), operations: new Operations(store, bus, () => now), clock: () => ++now, log, discover: true });
   const svc = mk();
   await svc.load();
   const mac = parseMac('52:54:00:00:00:03');

@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import dgram from 'node:dgram';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 import { EventBus, type MetalbootEvent } from '../../src/events/bus.js';
 import {
   IpmiAuthError, IpmiClosedError, IpmiCompletionError, IpmiCorruptRepliesError, IpmiNegotiationError, IpmiPortClosedError, IpmiProtocolError, IpmiTimeoutError,
@@ -22,7 +22,7 @@ import { ipmiSimUnavailable, startIpmiSim } from '../helpers/ipmi-sim.js';
 const BMC = '10.0.0.5:623';
 const quiet = { debug() {}, warn() {} };
 const fast = { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0, keepAliveMs: 0 };
-const ctx = { defaults: { ipmi: fast }, log: quiet };
+const ctx = { defaults: { ipmi: fast, redfish: DEFAULT_REDFISH }, log: quiet, keep: async () => { throw new Error('nothing to keep in these tests'); } };
 const MAC = parseMac('52:54:00:00:70:01');
 /** The PowerError kind a command failed with. */
 const kindOf = (p: Promise<unknown>): Promise<string> => p.then(() => 'resolved', (e: unknown) => (e instanceof PowerError ? e.kind : String(e)));
@@ -86,7 +86,7 @@ t.test('settings: parsed per driver, faults name the field, the public view has 
   const fault = (f: string, why: string) => new Error(`power.${f}: ${why}`);
   t.same(ipmi(), { driver: 'ipmi', host: '127.0.0.1', port: 623, user: 'admin', password: 'pw' }, 'port defaults to 623');
   t.same(ipmi({ port: 6230, cipherSuite: 17, privilege: 'operator', extra: 1 }), { driver: 'ipmi', host: '127.0.0.1', port: 6230, user: 'admin', password: 'pw', cipherSuite: 17, privilege: 'operator' }, 'only the known fields are kept');
-  t.throws(() => parsePowerSettings({ driver: 'telnet' }, fault), /^power\.driver: "telnet" is not a power driver \(ipmi\)$/);
+  t.throws(() => parsePowerSettings({ driver: 'telnet' }, fault), /^power\.driver: "telnet" is not a power driver \(ipmi, redfish\)$/);
   t.throws(() => parsePowerSettings({ driver: 'ipmi', host: 'bmc 1', user: 'u', password: '' }, fault), /^power\.host: not a host name or address$/);
   t.throws(() => parsePowerSettings({ driver: 'ipmi', host: 'h', user: 'u', password: 'ü'.repeat(11) }, fault), /^power\.password: at most 20 bytes/, '11 characters, 22 bytes');
   const pub = publicPowerSettings(ipmi({ password: 'secret-pw' }));
@@ -143,7 +143,7 @@ t.test('against a real BMC (ipmi_sim): power and boot device through the pool; a
   const bus = new EventBus(() => 0);
   const events: MetalbootEvent[] = [];
   bus.subscribe((e) => { if (e.type === 'power.command') events.push(e); });
-  const pool = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, keepAliveMs: 0 } }, log: quiet }), bus);
+  const pool = new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, keepAliveMs: 0 }, redfish: DEFAULT_REDFISH }, log: quiet, keep }), bus);
   t.teardown(() => pool.closeAll());
   const s = ipmi({ port: sim.port, user: sim.user, password: 'sim-Pass-1' });
   await pool.power(MAC, s, 'on');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 import { EventBus } from '../../src/events/bus.js';
 import { createLogger } from '../../src/log.js';
 import { publicMachine } from '../../src/machines/model.js';
@@ -69,7 +69,7 @@ t.test('a store written by the code before the power seam: every BMC intact as p
   // The service loads the migrated records; the API's view hides the passwords.
   const bus = new EventBus();
   const svc = new MachineService({
-    store, bus, power: new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI }, log: { debug() {}, warn() {} } }), bus),
+    store, bus, power: new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: DEFAULT_IPMI, redfish: DEFAULT_REDFISH }, log: { debug() {}, warn() {} }, keep }), bus),
     operations: new Operations(store, bus, Date.now), clock: Date.now, log: createLogger({ level: 'fatal' }), discover: false,
   });
   await svc.load();

@@ -8,6 +8,7 @@
  *   DELETE /api/v1/machines/:mac[?force=true]    refused while a disk is provisioned unless forced
  *   GET    /api/v1/machines/:mac/power           {power: on|off}
  *   POST   /api/v1/machines/:mac/power           {action: on|off|cycle|reset|soft}
+ *   POST   /api/v1/machines/:mac/power/certificate  {sha256} trust this BMC certificate (Redfish: a changed one) → the machine
  *   POST   /api/v1/machines/:mac/bootdev         {device: pxe|disk|bios|cdrom|http, persistent?, efi?} → what the BMC reads back
  *   POST   /api/v1/machines/:mac/provision       {image?} → 202 {operation}; 404 for an image that does not exist
  *   POST   /api/v1/machines/:mac/reset           fresh disk from the image (same target and secret)
@@ -156,6 +157,9 @@ export function machineRoutes(app: FastifyInstance, d: MachineRouteDeps): void {
   post<{ action: PowerAction }>('power',
     { type: 'object', additionalProperties: false, required: ['action'], properties: { action: { enum: [...POWER_ACTIONS] } } },
     async (m, b, who) => { await machines.power(m, b.action, who); return { action: b.action }; });
+  post<{ sha256: string }>('power/certificate',
+    { type: 'object', additionalProperties: false, required: ['sha256'], properties: { sha256: { type: 'string', pattern: '^[0-9A-Fa-f:]{64,95}$' } } },
+    async (m, b, who) => view(await machines.acceptPowerCertificate(m, b.sha256, who)));
   post<{ device: BootTarget; persistent?: boolean; efi?: boolean }>('bootdev',
     { type: 'object', additionalProperties: false, required: ['device'], properties: { device: { enum: [...BOOT_TARGETS] }, persistent: { type: 'boolean' }, efi: { type: 'boolean' } } },
     (m, b, who) => machines.bootdev(m, b, who));
