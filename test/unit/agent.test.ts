@@ -17,7 +17,7 @@ import { MachineService } from '../../src/machines/service.js';
 import { Operations } from '../../src/machines/operations.js';
 import { PowerPool } from '../../src/power/pool.js';
 import { createPowerDriver } from '../../src/power/drivers.js';
-import { DEFAULT_IPMI } from '../../src/config/defaults.js';
+import { DEFAULT_IPMI, DEFAULT_REDFISH } from '../../src/config/defaults.js';
 import { parseMac } from '../../src/net/mac.js';
 import { AgentSessions, renderTask } from '../../src/agent/sessions.js';
 import { InventoryError, chooseDisk, parseInventory } from '../../src/agent/inventory.js';
@@ -139,7 +139,7 @@ async function setup(t: Test, unknown: 'ignore' | 'inspect' = 'ignore') {
   const bus = new EventBus();
   const { log, lines } = memoryLogger('debug');
   const operations = new Operations(store, bus, Date.now);
-  const bmcs = new PowerPool((s) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 } }, log: { debug() {}, warn() {} } }), bus);
+  const bmcs = new PowerPool((s, keep) => createPowerDriver(s, { defaults: { ipmi: { ...DEFAULT_IPMI, timeoutMs: 100, retries: 0 }, redfish: { ...DEFAULT_REDFISH, timeoutMs: 500, retries: 0 } }, log: { debug() {}, warn() {} }, keep }), bus);
   const machines = new MachineService({ store, bus, power: bmcs, operations, clock: Date.now, log, discover: true });
   await machines.load();
   const parts = machines.operationParts();
